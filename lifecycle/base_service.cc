@@ -1,0 +1,398 @@
+#include "lifecycle/base_service.h"
+
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/strings/str_join.h"
+
+namespace lifecycle {
+namespace {
+
+absl::Status ValidateName(std::string_view name) {
+  if (name.empty()) {
+    return absl::InvalidArgumentError("a service name must not be empty");
+  }
+  if (name.find('/') != std::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "service name '", name, "' contains '/', which separates paths"));
+  }
+  return absl::OkStatus();
+}
+
+[[noreturn]] void Die(const std::string& message) {
+  std::fprintf(stderr, "lifecycle: FATAL: %s\n", message.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+// Runs `body`, turning an exception into an InternalError with its message.
+template <typename Body>
+absl::Status CatchExceptions(std::string_view where, Body&& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("uncaught exception in ", where, ": ", e.what()));
+  } catch (...) {
+    return absl::InternalError(
+        absl::StrCat("uncaught exception in ", where, " (not a std::exception)"));
+  }
+}
+
+}  // namespace
+
+BaseService::BaseService(std::string name)
+    : name_(std::move(name)), name_error_(ValidateName(name_)) {
+  absl::MutexLock lock(&mu_);
+  since_ = absl::Now();
+}
+
+BaseService::~BaseService() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (running_) {
+      // Not Path(): the parent may be gone already.
+      Die(absl::StrCat("service '", name_,
+                       "' destroyed while running. The most derived class must "
+                       "call Stop() in its destructor."));
+    }
+    for (Service* child : children_) {
+      if (auto* base = dynamic_cast<BaseService*>(child)) {
+        absl::MutexLock child_lock(&base->mu_);
+        base->parent_ = nullptr;
+      }
+    }
+  }
+  JoinFinishedWorker();
+}
+
+std::string BaseService::Path() const {
+  const BaseService* parent;
+  {
+    absl::MutexLock lock(&mu_);
+    parent = parent_;
+  }
+  if (parent == nullptr) return name_;
+  return absl::StrCat(parent->Path(), "/", name_);
+}
+
+Signal BaseService::SetStateLocked(ServiceState state) {
+  state_ = state;
+  since_ = absl::Now();
+  Signal changed = change_;
+  change_ = Signal();
+  return changed;
+}
+
+absl::Status BaseService::OnStart(const Context&) { return absl::OkStatus(); }
+
+absl::Status BaseService::Start(const Context& ctx) {
+  if (!name_error_.ok()) return name_error_;
+  JoinFinishedWorker();  // the previous run's worker, if it ended by itself
+
+  Context run_ctx = Context::Background();
+  Signal started, stopped, changed;
+  {
+    absl::MutexLock lock(&mu_);
+    if (running_) return absl::OkStatus();
+    running_ = true;
+    if (started_.IsClosed()) started_ = Signal();
+    if (stopped_.IsClosed()) stopped_ = Signal();
+    started = started_;
+    stopped = stopped_;
+    run_context_ = std::make_unique<CancellableContext>(ctx);
+    run_ctx = run_context_->context();
+    status_ = absl::OkStatus();
+    degraded_ = false;
+    ++start_count_;
+    start_began_ = absl::Now();
+    changed = SetStateLocked(ServiceState::kStarting);
+  }
+  changed.Close();
+
+  absl::Status status = CatchExceptions(absl::StrCat("OnStart() of service '", Path(), "'"),
+                                        [&] { return OnStart(run_ctx); });
+  if (!status.ok()) {
+    status = AnnotateStartError(std::move(status), Path());
+    FinishRun(status, run_ctx, started, stopped);
+    return status;
+  }
+  absl::MutexLock join_lock(&join_mu_);
+  // The worker's FinishRun takes mu_, so it cannot end the run before this
+  // thread has stored it in worker_.
+  // A run started by a concurrent Start() may have ended already: reap it.
+  if (worker_.joinable()) worker_.join();
+  worker_ = std::thread(&BaseService::WorkerMain, this, run_ctx, started, stopped);
+  return absl::OkStatus();
+}
+
+void BaseService::WorkerMain(Context ctx, Signal started, Signal stopped) {
+  pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
+  {
+    absl::MutexLock lock(&mu_);
+    worker_id_ = std::this_thread::get_id();
+    worker_tid_ = static_cast<pid_t>(syscall(SYS_gettid));
+  }
+  absl::Status status =
+      CatchExceptions(absl::StrCat("service '", Path(), "'"), [&] {
+        return Run(ctx, [&] { MarkStarted(started); });
+      });
+  FinishRun(std::move(status), ctx, started, stopped);
+}
+
+void BaseService::MarkStarted(const Signal& started) {
+  Signal changed;
+  {
+    absl::MutexLock lock(&mu_);
+    if (started.IsClosed() || started != started_) return;
+    if (state_ == ServiceState::kStarting) {
+      startup_duration_ = absl::Now() - start_began_;
+      changed = SetStateLocked(ServiceState::kStarted);
+    }
+  }
+  started.Close();
+  changed.Close();
+}
+
+void BaseService::FinishRun(absl::Status status, const Context& ctx,
+                            const Signal& started, const Signal& stopped) {
+  // A run that returns its context's cause after the context was cancelled
+  // (by Stop() or by the caller's context) ended as asked: a clean stop.
+  bool clean = status.ok() || IsStopped(status) ||
+               (ctx.IsCancelled() && status == ctx.Cause());
+  std::string path = Path();
+  Signal changed;
+  {
+    absl::MutexLock lock(&mu_);
+    if (clean) {
+      changed = SetStateLocked(ServiceState::kStopped);
+    } else {
+      status_ = started.IsClosed()
+                    ? absl::Status(status.code(),
+                                   absl::StrCat("service '", path,
+                                                "' failed: ", status.message()))
+                    : AnnotateStartError(status, path);
+      ++failure_count_;
+      changed = SetStateLocked(ServiceState::kFailed);
+    }
+    running_ = false;
+    worker_id_ = std::thread::id();
+    worker_tid_ = 0;
+    degraded_ = false;
+  }
+  started.Close();
+  stopped.Close();
+  changed.Close();
+}
+
+void BaseService::JoinFinishedWorker() {
+  absl::MutexLock join_lock(&join_mu_);
+  if (worker_.joinable()) worker_.join();
+}
+
+Signal BaseService::RequestStop() {
+  Signal changed;
+  Signal stopped;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!running_) return Signal::Closed();
+    if (worker_id_ == std::this_thread::get_id()) {
+      Die(absl::StrCat("Stop() called from the worker thread of service '",
+                       name_,
+                       "' would wait for itself forever. Return from Run() "
+                       "to end the run from inside."));
+    }
+    run_context_->Cancel(StoppedError());
+    if (state_ == ServiceState::kStarting || state_ == ServiceState::kStarted) {
+      changed = SetStateLocked(ServiceState::kStopping);
+    }
+    stopped = stopped_;
+  }
+  changed.Close();
+  return stopped;
+}
+
+void BaseService::Stop() {
+  RequestStop().Wait();
+  JoinFinishedWorker();
+}
+
+absl::Status BaseService::StopFor(absl::Duration timeout) {
+  if (timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("StopFor() of service '", Path(),
+                     "' given a negative timeout: ", absl::FormatDuration(timeout)));
+  }
+  if (!RequestStop().WaitFor(timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "service '", Path(), "' did not stop within ",
+        absl::FormatDuration(timeout),
+        ": its worker has not returned since its context was cancelled"));
+  }
+  JoinFinishedWorker();
+  return absl::OkStatus();
+}
+
+Signal BaseService::Started() const {
+  absl::MutexLock lock(&mu_);
+  return started_;
+}
+
+Signal BaseService::Stopped() const {
+  absl::MutexLock lock(&mu_);
+  return stopped_;
+}
+
+Signal BaseService::NextChange() const {
+  absl::MutexLock lock(&mu_);
+  return change_;
+}
+
+pid_t BaseService::WorkerThreadId() const {
+  absl::MutexLock lock(&mu_);
+  return worker_tid_;
+}
+
+void BaseService::ReportError(absl::Status error) {
+  if (error.ok()) return;
+  Signal changed;
+  {
+    absl::MutexLock lock(&mu_);
+    degraded_ = true;
+    ++error_count_;
+    last_error_ = std::move(error);
+    last_error_at_ = absl::Now();
+    changed = change_;
+    change_ = Signal();
+  }
+  changed.Close();
+}
+
+void BaseService::ReportHealthy() {
+  Signal changed;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!degraded_) return;
+    degraded_ = false;
+    changed = change_;
+    change_ = Signal();
+  }
+  changed.Close();
+}
+
+absl::Status BaseService::AddChild(Service& child) {
+  if (&child == this) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("service '", name_, "' cannot be its own child"));
+  }
+  if (absl::Status s = ValidateName(child.Name()); !s.ok()) return s;
+  auto* base = dynamic_cast<BaseService*>(&child);
+  {
+    absl::MutexLock lock(&mu_);
+    for (Service* existing : children_) {
+      if (existing->Name() == child.Name()) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("service '", name_, "' already has a child named '",
+                         child.Name(), "'"));
+      }
+    }
+    children_.push_back(&child);
+  }
+  if (base != nullptr) {
+    absl::MutexLock lock(&base->mu_);
+    base->parent_ = this;
+  }
+  return absl::OkStatus();
+}
+
+std::vector<Service*> BaseService::Children() const {
+  absl::MutexLock lock(&mu_);
+  return children_;
+}
+
+namespace {
+
+void PrefixPaths(ServiceSnapshot& s, std::string_view parent_path) {
+  s.path = absl::StrCat(parent_path, "/", s.name);
+  for (ServiceSnapshot& child : s.children) PrefixPaths(child, s.path);
+}
+
+}  // namespace
+
+ServiceSnapshot BaseService::Snapshot() const {
+  ServiceSnapshot s;
+  s.name = name_;
+  s.path = Path();
+  std::vector<Service*> children;
+  {
+    absl::MutexLock lock(&mu_);
+    s.taken_at = absl::Now();
+    s.state = state_;
+    s.since = since_;
+    s.status = status_;
+    s.degraded = degraded_;
+    s.error_count = error_count_;
+    s.last_error = last_error_;
+    s.last_error_at = last_error_at_;
+    s.start_count = start_count_;
+    s.failure_count = failure_count_;
+    s.startup_duration = startup_duration_;
+    children = children_;
+  }
+  for (Service* child : children) {
+    s.children.push_back(child->Snapshot());
+    PrefixPaths(s.children.back(), s.path);
+  }
+  return s;
+}
+
+FuncService::FuncService(std::string name, RunFunction run)
+    : BaseService(std::move(name)), run_(std::move(run)) {}
+
+absl::Status FuncService::Run(const Context& ctx,
+                              absl::FunctionRef<void()> started) {
+  return run_(ctx, started);
+}
+
+CompositeService::CompositeService(std::string name)
+    : BaseService(std::move(name)) {}
+
+void CompositeService::AddChildOrDie(Service& child) {
+  if (absl::Status s = AddChild(child); !s.ok()) {
+    Die(absl::StrCat("adding child '", child.Name(), "' to service '", Name(),
+                     "': ", s.ToString()));
+  }
+}
+
+absl::Status CompositeService::Run(const Context& ctx,
+                                   absl::FunctionRef<void()> started) {
+  std::vector<Service*> children = Children();
+  if (absl::Status s = StartAll(children, ctx); !s.ok()) return s;
+  // Wait for every child's start, but give up if this service is stopped
+  // meanwhile: a child that never starts must not make Stop() hang.
+  for (Service* child : children) {
+    Signal waits[] = {child->Started(), ctx.Done()};
+    WaitForAny(waits, absl::InfiniteFuture());
+    if (ctx.IsCancelled()) break;
+  }
+  if (!ctx.IsCancelled()) {
+    if (absl::Status s = WaitAllStarted(children); !s.ok()) {
+      StopAllParallel(children);
+      return s;
+    }
+    started();
+    ctx.Done().Wait();
+  }
+  StopAllParallel(children);
+  return ctx.Cause();
+}
+
+}  // namespace lifecycle

@@ -1,0 +1,241 @@
+// -----------------------------------------------------------------------------
+// base_service.h
+// -----------------------------------------------------------------------------
+//
+// `BaseService` keeps the whole `Service` contract (service.h) so that a
+// service only says what it does. A subclass implements `Run()`, which runs on
+// a worker thread the base owns, calls `started()` once it is up, and returns
+// when its context is cancelled:
+//
+//   class Ticker : public lifecycle::BaseService {
+//    public:
+//     Ticker() : BaseService("ticker") {}
+//     ~Ticker() override { Stop(); }  // required: see "Destruction" below
+//
+//    private:
+//     absl::Status Run(const lifecycle::Context& ctx,
+//                      absl::FunctionRef<void()> started) override {
+//       started();
+//       while (!ctx.Done().WaitFor(absl::Seconds(1))) ++ticks_;
+//       return absl::OkStatus();
+//     }
+//     std::atomic<int> ticks_{0};
+//   };
+//
+// What the base does:
+//   * `Start()` runs the optional `OnStart()` on the caller's thread (its error
+//     is returned, annotated with the service's path), then starts one worker
+//     thread, named after the service (truncated to 15 characters), for `Run()`.
+//   * `Stop()` cancels the run's context with `StoppedError()`, waits for
+//     `Run()` to return and joins the worker. No thread is ever detached.
+//   * A run ends when `Run()` returns. Returning OK, or the context's cause
+//     after the context was cancelled, is a clean stop (kStopped); any other
+//     error is a failure (kFailed, with the error). If `Run()` returns before
+//     calling `started()`, the started signal closes anyway.
+//   * An exception thrown by `OnStart()` or `Run()` becomes an
+//     `InternalError` carrying its message: the service fails, the process
+//     does not `std::terminate`.
+//   * `ReportError()` / `ReportHealthy()` let a running service report degraded
+//     health; `Snapshot()` shows it with counts and times (health.h).
+//   * `AddChild()` makes another service part of this one's tree, so paths
+//     read `parent/child` and snapshots include the child.
+//
+// Destruction: a run's worker uses the object, so the object must not die
+// while it runs. The most derived class calls `Stop()` in its destructor (its
+// members are gone by the time ~BaseService runs). If a `BaseService` is
+// destroyed while a run is in progress anyway, the process aborts with
+// "service 'PATH' destroyed while running" instead of corrupting memory.
+//
+// `Stop()` called from the service's own worker thread (from inside `Run()`)
+// would join itself and deadlock: it aborts with a message naming the service.
+// To end a run from inside, return from `Run()`.
+//
+// A worker that ignores its context makes `Stop()` wait forever; `StopFor()` is
+// the bounded stop that reports it instead.
+//
+// Thread safety: all public members are thread-safe.
+
+#ifndef LIFECYCLE_BASE_SERVICE_H_
+#define LIFECYCLE_BASE_SERVICE_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "lifecycle/context.h"
+#include "lifecycle/health.h"
+#include "lifecycle/service.h"
+#include "lifecycle/signal.h"
+
+namespace lifecycle {
+
+class BaseService : public Service {
+ public:
+  BaseService(const BaseService&) = delete;
+  BaseService& operator=(const BaseService&) = delete;
+
+  absl::Status Start(const Context& ctx) final;
+  Signal Started() const final;
+  void Stop() final;
+  Signal Stopped() const final;
+  std::string_view Name() const final { return name_; }
+  ServiceSnapshot Snapshot() const final;
+
+  // Stops like `Stop()` but waits at most `timeout` for the worker to return.
+  // Returns OK once stopped, or a `DeadlineExceededError` naming the service if
+  // its worker is still running; the run then goes on, and a later `Stop()` or
+  // `StopFor()` waits for it again.
+  absl::Status StopFor(absl::Duration timeout);
+
+  // This service's path: its parent's path, '/', its name; or its name alone.
+  std::string Path() const;
+
+  // A signal that closes at this service's next change of state or health: a
+  // push hook for tools. Take a new one after it closes.
+  Signal NextChange() const;
+
+  // The OS thread id of the current run's worker, or 0 when none runs.
+  pid_t WorkerThreadId() const;
+
+ protected:
+  // `name` must be non-empty and free of '/'. A bad name does not crash: every
+  // `Start()` returns an `InvalidArgumentError` saying what is wrong with it.
+  explicit BaseService(std::string name);
+
+  // Aborts with the service's path if a run is still in progress (see above).
+  ~BaseService() override;
+
+  // Optional synchronous part of `Start()`, on the caller's thread, before the
+  // worker exists. An error (or exception) fails the start: `Start()` returns
+  // it and the service is left failed, with both signals closed.
+  virtual absl::Status OnStart(const Context& ctx);
+
+  // The service's work, on its worker thread. Call `started()` once the service
+  // is up (more calls have no effect); return when `ctx` is cancelled.
+  virtual absl::Status Run(const Context& ctx,
+                           absl::FunctionRef<void()> started) = 0;
+
+  // Self-reported health while running: `ReportError` marks the service
+  // degraded with `error` (counted, with its time); `ReportHealthy` clears the
+  // degraded mark. An OK `error` is ignored.
+  void ReportError(absl::Status error);
+  void ReportHealthy();
+
+  // Makes `child` part of this service's tree (paths and snapshots). Returns
+  // `InvalidArgumentError` for an invalid name or this service itself, and
+  // `AlreadyExistsError` if a child with the same name is already there. The
+  // child must outlive this service or be removed first. Starting and stopping
+  // children is the subclass's job (see `CompositeService`).
+  absl::Status AddChild(Service& child);
+
+  // The children added so far, in order.
+  std::vector<Service*> Children() const;
+
+ private:
+  Signal SetStateLocked(ServiceState state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WorkerMain(Context ctx, Signal started, Signal stopped);
+  void MarkStarted(const Signal& started);
+  void FinishRun(absl::Status status, const Context& ctx, const Signal& started,
+                 const Signal& stopped);
+  void JoinFinishedWorker() ABSL_LOCKS_EXCLUDED(mu_, join_mu_);
+  // Requests a stop; returns the signal to wait for (closed if nothing runs).
+  Signal RequestStop() ABSL_LOCKS_EXCLUDED(mu_);
+
+  const std::string name_;
+  const absl::Status name_error_;
+
+  // Serializes joining the worker, so that every concurrent `Stop()` returns
+  // only after the join. Acquired before `mu_`.
+  absl::Mutex join_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  mutable absl::Mutex mu_;
+  std::thread worker_ ABSL_GUARDED_BY(join_mu_);
+  std::thread::id worker_id_ ABSL_GUARDED_BY(mu_);
+  pid_t worker_tid_ ABSL_GUARDED_BY(mu_) = 0;
+  bool running_ ABSL_GUARDED_BY(mu_) = false;  // a run is in progress
+  std::unique_ptr<CancellableContext> run_context_ ABSL_GUARDED_BY(mu_);
+  Signal started_ ABSL_GUARDED_BY(mu_);
+  Signal stopped_ ABSL_GUARDED_BY(mu_);
+  Signal change_ ABSL_GUARDED_BY(mu_);
+
+  ServiceState state_ ABSL_GUARDED_BY(mu_) = ServiceState::kStopped;
+  absl::Time since_ ABSL_GUARDED_BY(mu_);
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  bool degraded_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t error_count_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status last_error_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_error_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  int64_t start_count_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t failure_count_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time start_began_ ABSL_GUARDED_BY(mu_);
+  absl::Duration startup_duration_ ABSL_GUARDED_BY(mu_);
+
+  const BaseService* parent_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::vector<Service*> children_ ABSL_GUARDED_BY(mu_);
+};
+
+// A service made from a function (River's `StartStopFunc`): `run` is the body
+// of `Run()`. Example:
+//
+//   lifecycle::FuncService heartbeat("heartbeat",
+//       [&](const lifecycle::Context& ctx, absl::FunctionRef<void()> started) {
+//         started();
+//         while (!ctx.Done().WaitFor(absl::Seconds(1))) SendHeartbeat();
+//         return absl::OkStatus();
+//       });
+class FuncService final : public BaseService {
+ public:
+  using RunFunction = absl::AnyInvocable<absl::Status(
+      const Context& ctx, absl::FunctionRef<void()> started)>;
+
+  FuncService(std::string name, RunFunction run);
+  ~FuncService() override { Stop(); }
+
+ private:
+  absl::Status Run(const Context& ctx,
+                   absl::FunctionRef<void()> started) override;
+  RunFunction run_;
+};
+
+// A service made of child services: its run starts the children in order
+// (`StartAll`), signals started once every child has started, and when stopped
+// stops them all in parallel. If a child fails to start, the composite fails
+// with that child's error, which names the child's full path, e.g.
+// "service 'client/producer/default' failed to start: UNAVAILABLE: ...".
+//
+//   class Client : public lifecycle::CompositeService {
+//    public:
+//     Client() : CompositeService("client") {
+//       AddChildOrDie(notifier_);
+//       AddChildOrDie(producer_);
+//     }
+//     ~Client() override { Stop(); }
+//    private:
+//     Notifier notifier_;
+//     Producer producer_;
+//   };
+class CompositeService : public BaseService {
+ public:
+  explicit CompositeService(std::string name);
+
+ protected:
+  // `AddChild()` that aborts, naming both services, on an error: for
+  // constructors, where a duplicate name is a programming error.
+  void AddChildOrDie(Service& child);
+
+  absl::Status Run(const Context& ctx,
+                   absl::FunctionRef<void()> started) override;
+};
+
+}  // namespace lifecycle
+
+#endif  // LIFECYCLE_BASE_SERVICE_H_

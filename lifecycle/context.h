@@ -1,0 +1,109 @@
+// -----------------------------------------------------------------------------
+// context.h
+// -----------------------------------------------------------------------------
+//
+// A `Context` carries cancellation to a service and everything it starts, like Go's
+// `context.Context`: it is cancelled once, with a cause (an `absl::Status`), and
+// its `Done()` signal closes then. Contexts form a tree: cancelling a parent
+// cancels every child with the parent's cause; cancelling a child leaves the
+// parent alone.
+//
+//   * `Context::Background()`  the root: never cancelled.
+//   * `CancellableContext`     owns a child context and the right to cancel it,
+//                              optionally with a deadline.
+//   * `StoppedError()` / `IsStopped(status)`  the cause a service's context is
+//     cancelled with when the service is stopped (River's `ErrStop`), so that a
+//     worker can tell "I was stopped" from "my caller gave up".
+//
+// Example:
+//
+//   lifecycle::CancellableContext scope(parent, absl::Now() + absl::Seconds(5));
+//   std::thread worker([ctx = scope.context()] {
+//     while (!ctx.Done().WaitFor(absl::Milliseconds(100))) { /* tick */ }
+//     if (lifecycle::IsStopped(ctx.Cause())) { /* orderly stop */ }
+//   });
+//   scope.Cancel(lifecycle::StoppedError());
+//   worker.join();
+//
+// Deadlines are enforced by one process-wide timer thread, named
+// "lifecycle-timer", started the first time a context gets a deadline.
+//
+// Thread safety: `Context` and `CancellableContext` are thread-safe; copies of a
+// `Context` share one state. A child created from a parent keeps only a weak link
+// upward, so an abandoned child does not keep its parent's callbacks growing.
+
+#ifndef LIFECYCLE_CONTEXT_H_
+#define LIFECYCLE_CONTEXT_H_
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "lifecycle/signal.h"
+
+namespace lifecycle {
+
+namespace context_internal {
+struct State;
+}  // namespace context_internal
+
+class Context {
+ public:
+  // The background context: never cancelled, no deadline.
+  static Context Background();
+
+  // A signal that closes when the context is cancelled (or its deadline passes).
+  Signal Done() const;
+
+  // Whether the context is cancelled. Never blocks.
+  bool IsCancelled() const;
+
+  // Why the context was cancelled: OK while it is not; the first cause given to
+  // `Cancel()` otherwise; `DeadlineExceededError` when its deadline passed;
+  // a parent's cause when the parent was cancelled.
+  absl::Status Cause() const;
+
+  // The earliest deadline of this context and its ancestors, or
+  // `absl::InfiniteFuture()`.
+  absl::Time Deadline() const;
+
+ private:
+  friend class CancellableContext;
+  explicit Context(std::shared_ptr<context_internal::State> state)
+      : state_(std::move(state)) {}
+  std::shared_ptr<context_internal::State> state_;
+};
+
+// Owns a child context and cancels it. Destroying a `CancellableContext` cancels
+// its context (with `CancelledError("context scope ended")`), as leaving a Go
+// function that deferred `cancel()` would.
+class CancellableContext {
+ public:
+  explicit CancellableContext(const Context& parent = Context::Background(),
+                              absl::Time deadline = absl::InfiniteFuture());
+  CancellableContext(const CancellableContext&) = delete;
+  CancellableContext& operator=(const CancellableContext&) = delete;
+  ~CancellableContext();
+
+  // The context this object cancels. Copies of it stay valid after this object
+  // is gone (they are then cancelled).
+  const Context& context() const { return context_; }
+
+  // Cancels the context and all its descendants with `cause`. Only the first
+  // cancellation counts. An OK `cause` is replaced by `CancelledError()`, since
+  // a cancelled context must report a non-OK cause.
+  void Cancel(absl::Status cause);
+
+ private:
+  Context context_;
+};
+
+// The cause a service's context is cancelled with when `Stop()` is called.
+absl::Status StoppedError();
+
+// Whether `status` is (or was made from) `StoppedError()`.
+bool IsStopped(const absl::Status& status);
+
+}  // namespace lifecycle
+
+#endif  // LIFECYCLE_CONTEXT_H_

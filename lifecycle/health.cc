@@ -1,0 +1,276 @@
+#include "lifecycle/health.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
+
+namespace lifecycle {
+
+std::string_view ServiceStateName(ServiceState state) {
+  switch (state) {
+    case ServiceState::kStopped:
+      return "stopped";
+    case ServiceState::kStarting:
+      return "starting";
+    case ServiceState::kStarted:
+      return "started";
+    case ServiceState::kStopping:
+      return "stopping";
+    case ServiceState::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+std::ostream& operator<<(std::ostream& os, ServiceState state) {
+  return os << ServiceStateName(state);
+}
+
+std::string_view ServiceSnapshot::StateLabel() const {
+  if (state == ServiceState::kStarted && degraded) return "degraded";
+  return ServiceStateName(state);
+}
+
+namespace {
+
+void FlattenInto(const ServiceSnapshot& s,
+                 std::vector<const ServiceSnapshot*>& out) {
+  out.push_back(&s);
+  for (const ServiceSnapshot& child : s.children) FlattenInto(child, out);
+}
+
+std::string StatusText(const absl::Status& status) {
+  if (status.ok()) return "";
+  return absl::StrCat(absl::StatusCodeToString(status.code()), ": ",
+                      status.message());
+}
+
+// Short, fixed-width-friendly durations: "850us", "3.1ms", "1.204s", "12m03s".
+std::string ShortDuration(absl::Duration d) {
+  if (d < absl::ZeroDuration()) d = absl::ZeroDuration();
+  if (d < absl::Milliseconds(1)) {
+    return absl::StrCat(absl::ToInt64Microseconds(d), "us");
+  }
+  if (d < absl::Seconds(1)) {
+    return absl::StrFormat("%.1fms", absl::ToDoubleMilliseconds(d));
+  }
+  if (d < absl::Minutes(10)) {
+    return absl::StrFormat("%.3fs", absl::ToDoubleSeconds(d));
+  }
+  int64_t seconds = absl::ToInt64Seconds(d);
+  return absl::StrFormat("%dm%02ds", seconds / 60, seconds % 60);
+}
+
+std::string TableOf(const std::vector<const ServiceSnapshot*>& rows) {
+  std::vector<std::vector<std::string>> cells;
+  cells.push_back({"PATH", "STATE", "SINCE", "STARTUP", "STARTS", "ERRORS",
+                   "LAST ERROR"});
+  for (const ServiceSnapshot* s : rows) {
+    std::string last_error;
+    if (s->state == ServiceState::kFailed) {
+      last_error = StatusText(s->status);
+    } else if (!s->last_error.ok()) {
+      last_error = StatusText(s->last_error);
+    }
+    cells.push_back(
+        {s->path, std::string(s->StateLabel()), ShortDuration(s->InState()),
+         s->start_count == 0 ? "-" : ShortDuration(s->startup_duration),
+         absl::StrCat(s->start_count), absl::StrCat(s->error_count),
+         last_error});
+  }
+  std::vector<size_t> widths(cells[0].size(), 0);
+  for (const auto& row : cells) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  }
+  std::string out;
+  for (const auto& row : cells) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i + 1 == row.size()) {
+        absl::StrAppend(&line, row[i]);
+      } else {
+        absl::StrAppend(&line, row[i],
+                        std::string(widths[i] - row[i].size() + 2, ' '));
+      }
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+nlohmann::json TimeJson(absl::Time t) {
+  if (t == absl::InfinitePast() || t == absl::InfiniteFuture()) return nullptr;
+  return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E6SZ", t, absl::UTCTimeZone());
+}
+
+nlohmann::json StatusJson(const absl::Status& status) {
+  if (status.ok()) return nullptr;
+  return {{"code", absl::StatusCodeToString(status.code())},
+          {"message", std::string(status.message())}};
+}
+
+nlohmann::json ToJsonValue(const ServiceSnapshot& s) {
+  nlohmann::json children = nlohmann::json::array();
+  for (const ServiceSnapshot& child : s.children) {
+    children.push_back(ToJsonValue(child));
+  }
+  return {
+      {"name", s.name},
+      {"path", s.path},
+      {"state", ServiceStateName(s.state)},
+      {"since", TimeJson(s.since)},
+      {"taken_at", TimeJson(s.taken_at)},
+      {"in_state_seconds", absl::ToDoubleSeconds(s.InState())},
+      {"status", StatusJson(s.status)},
+      {"degraded", s.degraded},
+      {"errors", s.error_count},
+      {"last_error", StatusJson(s.last_error)},
+      {"last_error_at", TimeJson(s.last_error_at)},
+      {"starts", s.start_count},
+      {"failures", s.failure_count},
+      {"startup_seconds", absl::ToDoubleSeconds(s.startup_duration)},
+      {"children", std::move(children)},
+  };
+}
+
+absl::StatusOr<absl::Time> TimeFromJson(const nlohmann::json& j) {
+  if (j.is_null()) return absl::InfinitePast();
+  absl::Time t;
+  std::string error;
+  if (!absl::ParseTime("%Y-%m-%d%ET%H:%M:%E*SZ", j.get<std::string>(),
+                       absl::UTCTimeZone(), &t, &error)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad time ", j.dump(), ": ", error));
+  }
+  return t;
+}
+
+absl::StatusOr<absl::Status> StatusFromJson(const nlohmann::json& j) {
+  if (j.is_null()) return absl::OkStatus();
+  std::string code_name = j.at("code").get<std::string>();
+  for (int code = 1; code <= 16; ++code) {
+    auto c = static_cast<absl::StatusCode>(code);
+    if (absl::StatusCodeToString(c) == code_name) {
+      return absl::Status(c, j.at("message").get<std::string>());
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown status code \"", code_name, "\""));
+}
+
+absl::StatusOr<ServiceState> StateFromJson(const nlohmann::json& j) {
+  std::string name = j.get<std::string>();
+  for (ServiceState s :
+       {ServiceState::kStopped, ServiceState::kStarting, ServiceState::kStarted,
+        ServiceState::kStopping, ServiceState::kFailed}) {
+    if (ServiceStateName(s) == name) return s;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown state \"", name, "\""));
+}
+
+absl::StatusOr<ServiceSnapshot> FromJsonValue(const nlohmann::json& j) {
+  ServiceSnapshot s;
+  s.name = j.at("name").get<std::string>();
+  s.path = j.at("path").get<std::string>();
+  auto state = StateFromJson(j.at("state"));
+  auto since = TimeFromJson(j.at("since"));
+  auto taken_at = TimeFromJson(j.at("taken_at"));
+  auto status = StatusFromJson(j.at("status"));
+  auto last_error = StatusFromJson(j.at("last_error"));
+  auto last_error_at = TimeFromJson(j.at("last_error_at"));
+  for (const absl::Status& st :
+       {state.status(), since.status(), taken_at.status(), status.status(),
+        last_error.status(), last_error_at.status()}) {
+    if (!st.ok()) return st;
+  }
+  s.state = *state;
+  s.since = *since;
+  s.taken_at = *taken_at;
+  s.status = *status;
+  s.last_error = *last_error;
+  s.last_error_at = *last_error_at;
+  s.degraded = j.at("degraded").get<bool>();
+  s.error_count = j.at("errors").get<int64_t>();
+  s.start_count = j.at("starts").get<int64_t>();
+  s.failure_count = j.at("failures").get<int64_t>();
+  // Durations travel as seconds; round to the microsecond like the times.
+  s.startup_duration = absl::Microseconds(
+      std::llround(j.at("startup_seconds").get<double>() * 1e6));
+  for (const nlohmann::json& child : j.at("children")) {
+    auto c = FromJsonValue(child);
+    if (!c.ok()) return c.status();
+    s.children.push_back(*std::move(c));
+  }
+  return s;
+}
+
+}  // namespace
+
+std::vector<const ServiceSnapshot*> ServiceSnapshot::Flatten() const {
+  std::vector<const ServiceSnapshot*> out;
+  FlattenInto(*this, out);
+  return out;
+}
+
+const ServiceSnapshot* ServiceSnapshot::Find(std::string_view p) const {
+  for (const ServiceSnapshot* s : Flatten()) {
+    if (s->path == p) return s;
+  }
+  return nullptr;
+}
+
+bool operator==(const ServiceSnapshot& a, const ServiceSnapshot& b) {
+  return a.name == b.name && a.path == b.path && a.state == b.state &&
+         a.since == b.since && a.taken_at == b.taken_at &&
+         a.status == b.status && a.degraded == b.degraded &&
+         a.error_count == b.error_count && a.last_error == b.last_error &&
+         a.last_error_at == b.last_error_at && a.start_count == b.start_count &&
+         a.failure_count == b.failure_count &&
+         a.startup_duration == b.startup_duration && a.children == b.children;
+}
+
+std::string ToTable(const ServiceSnapshot& snapshot) {
+  return TableOf(snapshot.Flatten());
+}
+
+std::string ToTable(const std::vector<ServiceSnapshot>& snapshots) {
+  std::vector<const ServiceSnapshot*> rows;
+  for (const ServiceSnapshot& s : snapshots) FlattenInto(s, rows);
+  return TableOf(rows);
+}
+
+std::string ToJson(const ServiceSnapshot& snapshot, int indent) {
+  return ToJsonValue(snapshot).dump(indent);
+}
+
+std::string ToJson(const std::vector<ServiceSnapshot>& snapshots, int indent) {
+  nlohmann::json all = nlohmann::json::array();
+  for (const ServiceSnapshot& s : snapshots) all.push_back(ToJsonValue(s));
+  return all.dump(indent);
+}
+
+absl::StatusOr<ServiceSnapshot> ServiceSnapshotFromJson(std::string_view json) {
+  nlohmann::json j = nlohmann::json::parse(json, nullptr,
+                                           /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("not valid JSON");
+  try {
+    return FromJsonValue(j);
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a service snapshot: ", e.what()));
+  }
+}
+
+std::ostream& operator<<(std::ostream& os, const ServiceSnapshot& snapshot) {
+  return os << ToTable(snapshot);
+}
+
+}  // namespace lifecycle

@@ -1,0 +1,140 @@
+// -----------------------------------------------------------------------------
+// health.h
+// -----------------------------------------------------------------------------
+//
+// What a service tells about itself at any moment: its place in a tree (a path
+// such as `client/producer/default`), its lifecycle state, and the health it
+// reports while running. A `ServiceSnapshot` is a plain value taken from a
+// service (and, for a composite, from all its descendants): it can be compared,
+// copied to another thread, printed as an aligned table and serialized as JSON.
+//
+// The lifecycle states (`ServiceState`):
+//
+//   kStopped --Start()--> kStarting --started--> kStarted --Stop()--> kStopping
+//       ^                     |                      |                    |
+//       |                     +--start error--> kFailed <--worker error---+
+//       +-------------------------------------------+---------------------+
+//
+// A failed service keeps the status that made it fail (a start error, an
+// exception's message, the error its worker returned) and can be started again.
+// While started, a service may report itself degraded (`ReportError`) and
+// healthy again (`ReportHealthy`); the snapshot counts errors and keeps the last.
+//
+// The table (operator<< / AbslStringify) of a small tree looks like this:
+//
+//   PATH              STATE     SINCE    STARTUP  STARTS  ERRORS  LAST ERROR
+//   client            started   1.204s   3.1ms    1       0
+//   client/notifier   degraded  0.511s   1.2ms    1       2       UNAVAILABLE: connection reset
+//   client/producer   started   1.202s   0.4ms    1       0
+//
+// SINCE is the time spent in the current state up to the snapshot; STARTUP is
+// how long the last start took (from Start() to the started signal).
+//
+// The JSON (`ToJson`) has one object per service, children nested:
+//
+//   {"name": "client", "path": "client", "state": "started",
+//    "since": "2026-11-27T19:00:00.000000Z", "in_state_seconds": 1.204,
+//    "startup_seconds": 0.0031, "starts": 1, "failures": 0,
+//    "status": null,           // the failure status, "CODE: message", if failed
+//    "degraded": false, "errors": 0,
+//    "last_error": null, "last_error_at": null,
+//    "children": [ ... ]}
+//
+// Times are RFC 3339 in UTC; durations are seconds as numbers; absent values
+// are null.
+
+#ifndef LIFECYCLE_HEALTH_H_
+#define LIFECYCLE_HEALTH_H_
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+
+namespace lifecycle {
+
+enum class ServiceState {
+  kStopped,   // not running: never started, or stopped cleanly
+  kStarting,  // Start() was called; the started signal is not closed yet
+  kStarted,   // running; see `degraded` for self-reported health
+  kStopping,  // Stop() was called; the worker has not finished yet
+  kFailed,    // the last run ended with an error (see `status`)
+};
+
+// "stopped", "starting", "started", "stopping", "failed".
+std::string_view ServiceStateName(ServiceState state);
+
+template <typename Sink>
+void AbslStringify(Sink& sink, ServiceState state) {
+  sink.Append(ServiceStateName(state));
+}
+std::ostream& operator<<(std::ostream& os, ServiceState state);
+
+struct ServiceSnapshot {
+  std::string name;
+  std::string path;  // names from the root, joined by '/'
+  ServiceState state = ServiceState::kStopped;
+  absl::Time since = absl::InfinitePast();  // when `state` was entered
+  absl::Time taken_at = absl::InfinitePast();  // when the snapshot was taken
+  absl::Status status;  // why the service failed; OK unless state is kFailed
+
+  bool degraded = false;      // the service reported an error since it was healthy
+  int64_t error_count = 0;    // errors reported in this service's lifetime
+  absl::Status last_error;    // OK if none was reported
+  absl::Time last_error_at = absl::InfinitePast();
+
+  int64_t start_count = 0;    // calls to Start() that began a run
+  int64_t failure_count = 0;  // runs that ended in kFailed
+  // The last completed start-up (Start() to started signal); zero if none.
+  absl::Duration startup_duration = absl::ZeroDuration();
+
+  std::vector<ServiceSnapshot> children;
+
+  // Time spent in the current state at `taken_at`.
+  absl::Duration InState() const { return taken_at - since; }
+
+  // The state word shown in the table: the state, or "degraded" when started
+  // and degraded.
+  std::string_view StateLabel() const;
+
+  // This snapshot and its descendants, depth first, parents before children.
+  std::vector<const ServiceSnapshot*> Flatten() const;
+
+  // The descendant (or this) with `path`, or nullptr.
+  const ServiceSnapshot* Find(std::string_view path) const;
+
+  friend bool operator==(const ServiceSnapshot&, const ServiceSnapshot&);
+  friend bool operator!=(const ServiceSnapshot& a, const ServiceSnapshot& b) {
+    return !(a == b);
+  }
+};
+
+// The aligned table shown above, one line per service, ending in a newline.
+std::string ToTable(const ServiceSnapshot& snapshot);
+// The same for several roots, under one header.
+std::string ToTable(const std::vector<ServiceSnapshot>& snapshots);
+
+// JSON as documented above; `indent` < 0 gives one line.
+std::string ToJson(const ServiceSnapshot& snapshot, int indent = -1);
+std::string ToJson(const std::vector<ServiceSnapshot>& snapshots,
+                   int indent = -1);
+
+// Parses what `ToJson(const ServiceSnapshot&)` wrote. Round-trips every field
+// (times to the microsecond, status codes and messages, but not payloads).
+absl::StatusOr<ServiceSnapshot> ServiceSnapshotFromJson(std::string_view json);
+
+template <typename Sink>
+void AbslStringify(Sink& sink, const ServiceSnapshot& snapshot) {
+  sink.Append(ToTable(snapshot));
+}
+std::ostream& operator<<(std::ostream& os, const ServiceSnapshot& snapshot);
+
+}  // namespace lifecycle
+
+#endif  // LIFECYCLE_HEALTH_H_

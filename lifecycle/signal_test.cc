@@ -1,0 +1,167 @@
+#include "lifecycle/signal.h"
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "absl/time/clock.h"
+
+namespace lifecycle {
+namespace {
+
+TEST(SignalTest, StartsOpenAndClosesOnce) {
+  Signal signal;
+  EXPECT_FALSE(signal.IsClosed());
+  signal.Close();
+  EXPECT_TRUE(signal.IsClosed());
+  signal.Close();  // idempotent
+  EXPECT_TRUE(signal.IsClosed());
+}
+
+TEST(SignalTest, CopiesShareTheEvent) {
+  Signal a;
+  Signal b = a;
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, Signal());
+  b.Close();
+  EXPECT_TRUE(a.IsClosed());
+}
+
+TEST(SignalTest, ClosedFactory) { EXPECT_TRUE(Signal::Closed().IsClosed()); }
+
+TEST(SignalTest, WaitReturnsOnceClosedFromAnotherThread) {
+  Signal signal;
+  std::atomic<bool> woke{false};
+  std::thread waiter([&] {
+    signal.Wait();
+    woke = true;
+  });
+  signal.Close();
+  waiter.join();
+  EXPECT_TRUE(woke);
+}
+
+TEST(SignalTest, WaitForTimesOutOnOpenSignal) {
+  Signal signal;
+  EXPECT_FALSE(signal.WaitFor(absl::Milliseconds(1)));
+  EXPECT_FALSE(signal.WaitFor(absl::ZeroDuration()));
+  EXPECT_FALSE(signal.WaitFor(-absl::Seconds(1)));
+  EXPECT_FALSE(signal.WaitUntil(absl::InfinitePast()));
+}
+
+TEST(SignalTest, WaitForOnClosedSignalReturnsTrueEvenWithNoTime) {
+  Signal signal = Signal::Closed();
+  EXPECT_TRUE(signal.WaitFor(absl::ZeroDuration()));
+  EXPECT_TRUE(signal.WaitFor(-absl::Seconds(1)));
+  EXPECT_TRUE(signal.WaitFor(absl::InfiniteDuration()));
+  EXPECT_TRUE(signal.WaitUntil(absl::InfinitePast()));
+}
+
+TEST(SignalTest, InfiniteWaitIsReleasedByClose) {
+  Signal signal;
+  std::thread closer([&] { signal.Close(); });
+  EXPECT_TRUE(signal.WaitFor(absl::InfiniteDuration()));
+  closer.join();
+}
+
+TEST(SignalTest, OnCloseRunsOnceOnClose) {
+  Signal signal;
+  int runs = 0;
+  uint64_t id = signal.OnClose([&] { ++runs; });
+  EXPECT_NE(id, 0u);
+  EXPECT_EQ(runs, 0);
+  signal.Close();
+  signal.Close();
+  EXPECT_EQ(runs, 1);
+}
+
+TEST(SignalTest, OnCloseOnClosedSignalRunsAtOnce) {
+  Signal signal = Signal::Closed();
+  int runs = 0;
+  EXPECT_EQ(signal.OnClose([&] { ++runs; }), 0u);
+  EXPECT_EQ(runs, 1);
+}
+
+TEST(SignalTest, CancelOnCloseForgetsTheCallback) {
+  Signal signal;
+  int runs = 0;
+  uint64_t id = signal.OnClose([&] { ++runs; });
+  EXPECT_TRUE(signal.CancelOnClose(id));
+  EXPECT_FALSE(signal.CancelOnClose(id));
+  EXPECT_FALSE(signal.CancelOnClose(0));
+  signal.Close();
+  EXPECT_EQ(runs, 0);
+}
+
+TEST(SignalTest, CallbackMayUseTheSignal) {
+  Signal signal;
+  bool saw_closed = false;
+  signal.OnClose([&] { saw_closed = signal.IsClosed(); });
+  signal.Close();
+  EXPECT_TRUE(saw_closed);
+}
+
+TEST(SignalTest, WaitForAllNeedsEverySignal) {
+  std::vector<Signal> signals(3);
+  signals[0].Close();
+  signals[2].Close();
+  EXPECT_FALSE(WaitForAll(signals, absl::Now() + absl::Milliseconds(1)));
+  signals[1].Close();
+  EXPECT_TRUE(WaitForAll(signals, absl::InfiniteFuture()));
+  EXPECT_TRUE(WaitForAll({}, absl::InfinitePast()));
+}
+
+TEST(SignalTest, WaitForAnyReturnsTheClosedIndex) {
+  std::vector<Signal> signals(3);
+  EXPECT_EQ(WaitForAny(signals, absl::Now() + absl::Milliseconds(1)),
+            std::nullopt);
+  std::thread closer([&] { signals[1].Close(); });
+  EXPECT_EQ(WaitForAny(signals, absl::InfiniteFuture()), 1u);
+  closer.join();
+  EXPECT_EQ(WaitForAny({}, absl::Now()), std::nullopt);
+}
+
+TEST(SignalTest, WaitForAnyLeavesNoCallbacksBehind) {
+  Signal never;
+  for (int i = 0; i < 100; ++i) {
+    Signal other = Signal::Closed();
+    Signal signals[] = {never, other};
+    EXPECT_EQ(WaitForAny(signals, absl::InfiniteFuture()), 1u);
+  }
+  Signal open;
+  Signal signals[] = {never, open};
+  EXPECT_EQ(WaitForAny(signals, absl::Now()), std::nullopt);
+  // Had a callback stayed registered on `never`, this id would be much larger.
+  EXPECT_LE(never.OnClose([] {}), 3u);
+}
+
+TEST(SignalTest, ManyWaitersManyClosers) {
+  Signal signal;
+  std::atomic<int> woke{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      signal.Wait();
+      ++woke;
+    });
+  }
+  for (int i = 0; i < 4; ++i) threads.emplace_back([&] { signal.Close(); });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(woke, 8);
+}
+
+TEST(SignalTest, CloseIsVisibleWithItsWrites) {
+  Signal signal;
+  int data = 0;
+  std::thread writer([&] {
+    data = 42;
+    signal.Close();
+  });
+  signal.Wait();
+  EXPECT_EQ(data, 42);
+  writer.join();
+}
+
+}  // namespace
+}  // namespace lifecycle

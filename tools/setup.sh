@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Sets up everything this workspace needs to build and test offline, on Debian bookworm:
+#
+#   - Bazel 4.2.3 (Debian's bazel-bootstrap) with its platforms and skylib repositories;
+#   - nlohmann-json (header-only) and Google Benchmark (prebuilt, benchmarks only);
+#   - the abseil source, by package name through apt's own source client, checked by sha256;
+#   - the GoogleTest source (Debian's googletest package).
+#
+# Sources land in a stable folder under the user's home ($LIFECYCLE_DEPS, default
+# ~/.cache/lifecycle/deps) and are reached from the workspace through the git-ignored link
+# `.deps`. Nothing is downloaded from anywhere but Debian's archive as the system's own apt
+# configuration names it.
+#
+# Idempotent: when everything is present it only checks, in well under 5 seconds. A
+# half-finished earlier run (an interrupted download, a missing link) is repaired by running
+# it again.
+set -euo pipefail
+
+readonly ABSL_VERSION=20220623.1
+readonly ABSL_TARBALL="abseil_${ABSL_VERSION}.orig.tar.gz"
+readonly ABSL_SHA256=abfe2897f3a30edaa74bc34365afe3c2a3cd012091a97dc7e008f7016adcd5fe
+readonly BAZEL_VERSION=4.2.3
+readonly PACKAGES=(bazel-bootstrap bazel-platforms bazel-skylib nlohmann-json3-dev
+  googletest libbenchmark-dev)
+
+workspace=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+deps=${LIFECYCLE_DEPS:-$HOME/.cache/lifecycle/deps}
+
+say() { printf 'setup: %s\n' "$*"; }
+die() {
+  printf 'setup: error: %s\n' "$1" >&2
+  [ $# -gt 1 ] && printf 'setup: fix: %s\n' "$2" >&2
+  exit 1
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "installing Debian packages needs root, and sudo is not available" \
+      "run this script as root once: sudo bash tools/setup.sh (or su -c 'bash tools/setup.sh')"
+  fi
+}
+
+# --- Debian packages ------------------------------------------------------------------
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+    missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]} from Debian's archive (about a minute the first time)"
+  as_root apt-get update -qq ||
+    die "apt-get update failed: Debian's archive is not reachable" \
+      "check the apt sources in /etc/apt and the network, then run tools/setup.sh again"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null ||
+    die "apt-get install ${missing[*]} failed" \
+      "see apt's message above; run tools/setup.sh again once it is fixed"
+fi
+command -v bazel >/dev/null || die "bazel is not on PATH after installing bazel-bootstrap" \
+  "check 'dpkg -L bazel-bootstrap | grep bin/'"
+# Debian's Bazel reports "no_version"; the package version is the reliable one.
+bazel_version=$(dpkg-query -W -f='${Version}' bazel-bootstrap)
+case "$bazel_version" in
+  "$BAZEL_VERSION"*) ;;
+  *) die "found bazel-bootstrap $bazel_version, this workspace needs Bazel $BAZEL_VERSION" \
+    "install Debian bookworm's bazel-bootstrap ($BAZEL_VERSION)" ;;
+esac
+[ "$(command -v bazel)" = /usr/bin/bazel ] || die "'bazel' on PATH is $(command -v bazel), not Debian's" \
+  "put /usr/bin first on PATH so that Debian's Bazel $BAZEL_VERSION is used"
+
+# --- abseil source ----------------------------------------------------------------------
+absl_dir="$deps/abseil-$ABSL_VERSION"
+if [ ! -f "$absl_dir/.complete" ]; then
+  mkdir -p "$deps"
+  tarball="$deps/$ABSL_TARBALL"
+  if [ -f "$tarball" ] && ! echo "$ABSL_SHA256  $tarball" | sha256sum -c --quiet - 2>/dev/null; then
+    say "removing a damaged or half-downloaded $ABSL_TARBALL"
+    rm -f "$tarball"
+  fi
+  if [ ! -f "$tarball" ]; then
+    say "fetching the abseil source package from Debian's archive"
+    # A private apt configuration with deb-src entries derived from the system's own sources,
+    # so the system's apt set-up is left untouched.
+    apt_dir=$(mktemp -d)
+    trap 'rm -rf "$apt_dir"' EXIT
+    mkdir -p "$apt_dir/sources.list.d" "$apt_dir/lists/partial"
+    found_sources=0
+    for f in /etc/apt/sources.list.d/*.sources; do
+      [ -f "$f" ] || continue
+      sed 's/^Types:.*/Types: deb-src/' "$f" >"$apt_dir/sources.list.d/$(basename "$f")"
+      found_sources=1
+    done
+    if [ -f /etc/apt/sources.list ]; then
+      sed -n 's/^deb \(.*\)/deb-src \1/p' /etc/apt/sources.list >"$apt_dir/sources.list.d/system.list"
+      [ -s "$apt_dir/sources.list.d/system.list" ] && found_sources=1
+    fi
+    [ "$found_sources" = 1 ] || die "no apt sources found in /etc/apt" \
+      "configure Debian's archive for apt, then run tools/setup.sh again"
+    apt_opts=(-o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$apt_dir/sources.list.d"
+      -o "Dir::State::Lists=$apt_dir/lists" -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
+    apt-get "${apt_opts[@]}" update -qq >/dev/null ||
+      die "apt-get update for source packages failed: Debian's archive is not reachable" \
+        "check the network and the apt sources, then run tools/setup.sh again"
+    (cd "$apt_dir" && apt-get "${apt_opts[@]}" source --download-only -qq "abseil" >/dev/null) ||
+      die "apt-get source abseil failed" "run tools/setup.sh again; it repairs a partial download"
+    [ -f "$apt_dir/$ABSL_TARBALL" ] || die "Debian's abseil source is not $ABSL_VERSION" \
+      "this workspace is pinned to abseil $ABSL_VERSION (Debian bookworm)"
+    mv "$apt_dir/$ABSL_TARBALL" "$tarball"
+  fi
+  echo "$ABSL_SHA256  $tarball" | sha256sum -c --quiet - ||
+    die "$ABSL_TARBALL does not have the expected sha256" "delete $tarball and run tools/setup.sh again"
+  rm -rf "$absl_dir"
+  tar -xzf "$tarball" -C "$deps"
+  [ -f "$absl_dir/WORKSPACE" ] || die "the abseil tarball did not unpack to $absl_dir" \
+    "delete $deps and run tools/setup.sh again"
+  touch "$absl_dir/.complete"
+fi
+
+# --- the workspace's view of the dependencies -------------------------------------------
+# The links under .deps are what WORKSPACE names; the links keep machine paths
+# out of the repository.
+mkdir -p "$workspace/.deps"
+ln -sfn "$absl_dir" "$workspace/.deps/abseil"
+[ -f /usr/src/googletest/googletest/src/gtest.cc ] ||
+  die "/usr/src/googletest is incomplete" "apt-get install --reinstall googletest"
+ln -sfn /usr/src/googletest "$workspace/.deps/googletest"
+ln -sfn /usr/share/bazel/tools/platforms "$workspace/.deps/platforms"
+ln -sfn /usr/share/bazel/tools/skylib "$workspace/.deps/bazel_skylib"
+
+say "ready: bazel $bazel_version, abseil $ABSL_VERSION, googletest from Debian"
