@@ -195,6 +195,12 @@ void BaseService::FinishRun(absl::Status status, const Context& ctx,
 
 void BaseService::JoinFinishedWorker() {
   absl::MutexLock join_lock(&join_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    // A run in progress is not ours to join; its Stop() or the next Start()
+    // reaps it.
+    if (running_) return;
+  }
   if (worker_.joinable()) worker_.join();
 }
 

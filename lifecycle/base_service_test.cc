@@ -1,0 +1,415 @@
+#include "lifecycle/base_service.h"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace lifecycle {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A service whose behaviour each test sets.
+class TestService : public BaseService {
+ public:
+  explicit TestService(std::string name = "test") : BaseService(std::move(name)) {}
+  ~TestService() override { Stop(); }
+
+  absl::Status start_error;         // returned by OnStart
+  bool throw_in_start = false;      // OnStart throws
+  bool signal_started = true;       // Run calls started()
+  absl::Status run_error;           // Run returns this at once, without waiting
+  bool throw_in_run = false;        // Run throws after started()
+  bool ignore_stop = false;         // Run waits for `release` instead of ctx
+  absl::Notification release;
+  std::atomic<int> runs{0};
+  absl::Status seen_cause;          // the context's cause when Run returned
+  std::string thread_name;
+
+  using BaseService::ReportError;
+  using BaseService::ReportHealthy;
+
+ private:
+  absl::Status OnStart(const Context&) override {
+    if (throw_in_start) throw std::runtime_error("start blew up");
+    return start_error;
+  }
+
+  absl::Status Run(const Context& ctx,
+                   absl::FunctionRef<void()> started) override {
+    ++runs;
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof(name));
+    thread_name = name;
+    if (!run_error.ok()) return run_error;
+    if (signal_started) started();
+    if (throw_in_run) throw std::logic_error("worker blew up");
+    if (ignore_stop) {
+      release.WaitForNotification();
+    } else {
+      ctx.Done().Wait();
+    }
+    seen_cause = ctx.Cause();
+    return ctx.Cause();
+  }
+};
+
+TEST(BaseServiceTest, StartSignalsStartedAndRuns) {
+  TestService service;
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Started().Wait();
+  EXPECT_EQ(service.Snapshot().state, ServiceState::kStarted);
+  EXPECT_FALSE(service.Stopped().IsClosed());
+  EXPECT_EQ(service.runs, 1);
+}
+
+TEST(BaseServiceTest, StartedObtainedBeforeStartStillWorks) {
+  TestService service;
+  Signal started = service.Started();
+  Signal stopped = service.Stopped();
+  EXPECT_FALSE(started.IsClosed());
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  started.Wait();
+  service.Stop();
+  EXPECT_TRUE(stopped.IsClosed());
+}
+
+TEST(BaseServiceTest, StopReturnsOnlyOnceStopped) {
+  TestService service;
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  Signal stopped = service.Stopped();
+  service.Stop();
+  EXPECT_TRUE(stopped.IsClosed());
+  EXPECT_TRUE(IsStopped(service.seen_cause));
+  EXPECT_EQ(service.Snapshot().state, ServiceState::kStopped);
+  EXPECT_EQ(service.WorkerThreadId(), 0);
+}
+
+TEST(BaseServiceTest, StopWithoutStart) {
+  TestService service;
+  service.Stop();
+  EXPECT_EQ(service.Snapshot().state, ServiceState::kStopped);
+  EXPECT_EQ(service.runs, 0);
+}
+
+TEST(BaseServiceTest, DoubleStop) {
+  TestService service;
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Stop();
+  service.Stop();
+  EXPECT_EQ(service.Snapshot().state, ServiceState::kStopped);
+}
+
+TEST(BaseServiceTest, ConcurrentStopsAllReturnAfterTheStop) {
+  TestService service;
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Started().Wait();
+  std::vector<std::thread> stoppers;
+  std::atomic<int> saw_stopped{0};
+  for (int i = 0; i < 8; ++i) {
+    stoppers.emplace_back([&] {
+      service.Stop();
+      if (service.Stopped().IsClosed() &&
+          service.Snapshot().state == ServiceState::kStopped) {
+        ++saw_stopped;
+      }
+    });
+  }
+  for (auto& t : stoppers) t.join();
+  EXPECT_EQ(saw_stopped, 8);
+}
+
+TEST(BaseServiceTest, StartTwiceRunsOnce) {
+  TestService service;
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Started().Wait();
+  service.Stop();
+  EXPECT_EQ(service.runs, 1);
+  EXPECT_EQ(service.Snapshot().start_count, 1);
+}
+
+TEST(BaseServiceTest, StartErrorIsReturnedAndClosesSignals) {
+  TestService service("db");
+  service.start_error = absl::UnavailableError("no connection");
+  Signal started = service.Started();
+  absl::Status status = service.Start(Context::Background());
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(status.message(),
+              HasSubstr("service 'db' failed to start: no connection"));
+  EXPECT_EQ(FailedServicePath(status), "db");
+  EXPECT_TRUE(started.IsClosed());
+  EXPECT_TRUE(service.Stopped().IsClosed());
+  EXPECT_EQ(service.runs, 0);
+  ServiceSnapshot s = service.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kFailed);
+  EXPECT_EQ(s.status, status);
+  EXPECT_EQ(s.failure_count, 1);
+}
+
+TEST(BaseServiceTest, RestartAfterStartError) {
+  TestService service;
+  service.start_error = absl::UnavailableError("not yet");
+  EXPECT_FALSE(service.Start(Context::Background()).ok());
+  service.start_error = absl::OkStatus();
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Started().Wait();
+  ServiceSnapshot s = service.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kStarted);
+  EXPECT_TRUE(s.status.ok());
+  EXPECT_EQ(s.start_count, 2);
+  EXPECT_EQ(s.failure_count, 1);
+}
+
+TEST(BaseServiceTest, RestartAfterStop) {
+  TestService service;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(service.Start(Context::Background()).ok());
+    service.Started().Wait();
+    EXPECT_FALSE(service.Stopped().IsClosed());
+    service.Stop();
+  }
+  EXPECT_EQ(service.runs, 3);
+}
+
+TEST(BaseServiceTest, SignalsOfAnEndedRunStayClosedUntilNextStart) {
+  TestService service;
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Stop();
+  EXPECT_TRUE(service.Started().IsClosed());
+  EXPECT_TRUE(service.Stopped().IsClosed());
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  EXPECT_FALSE(service.Stopped().IsClosed());
+}
+
+TEST(BaseServiceTest, RunErrorBeforeStartedClosesStartedAndFails) {
+  TestService service("worker");
+  service.run_error = absl::PermissionDeniedError("no access");
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Started().Wait();
+  service.Stopped().Wait();
+  ServiceSnapshot s = service.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kFailed);
+  EXPECT_EQ(s.status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(s.status.message(),
+              HasSubstr("service 'worker' failed to start: no access"));
+}
+
+TEST(BaseServiceTest, StopBeforeStartedClosesStarted) {
+  TestService service;
+  service.signal_started = false;
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  Signal started = service.Started();
+  service.Stop();
+  EXPECT_TRUE(started.IsClosed());
+  EXPECT_EQ(service.Snapshot().state, ServiceState::kStopped);
+}
+
+TEST(BaseServiceTest, ExceptionInRunBecomesFailure) {
+  TestService service("thrower");
+  service.throw_in_run = true;
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Stopped().Wait();
+  ServiceSnapshot s = service.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kFailed);
+  EXPECT_EQ(s.status.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(s.status.message(),
+              HasSubstr("uncaught exception in service 'thrower': worker blew up"));
+}
+
+TEST(BaseServiceTest, ExceptionInStartBecomesStartError) {
+  TestService service("thrower");
+  service.throw_in_start = true;
+  absl::Status status = service.Start(Context::Background());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(status.message(), HasSubstr("start blew up"));
+  EXPECT_EQ(service.Snapshot().state, ServiceState::kFailed);
+}
+
+TEST(BaseServiceTest, CancelledParentContextStopsTheRunCleanly) {
+  TestService service;
+  CancellableContext parent;
+  ASSERT_TRUE(service.Start(parent.context()).ok());
+  service.Started().Wait();
+  parent.Cancel(absl::CancelledError("shutting down"));
+  service.Stopped().Wait();
+  EXPECT_EQ(service.seen_cause, absl::CancelledError("shutting down"));
+  EXPECT_EQ(service.Snapshot().state, ServiceState::kStopped);
+}
+
+TEST(BaseServiceTest, WorkerThreadIsNamedAfterTheService) {
+  TestService service("a-very-long-service-name");
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Started().Wait();
+  EXPECT_NE(service.WorkerThreadId(), 0);
+  service.Stop();
+  EXPECT_EQ(service.thread_name, "a-very-long-ser");
+}
+
+TEST(BaseServiceTest, BadNamesFailEveryStart) {
+  TestService empty("");
+  EXPECT_EQ(empty.Start(Context::Background()).code(),
+            absl::StatusCode::kInvalidArgument);
+  TestService slash("a/b");
+  absl::Status status = slash.Start(Context::Background());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("'a/b' contains '/'"));
+  EXPECT_EQ(slash.runs, 0);
+}
+
+TEST(BaseServiceTest, StopForReportsAWorkerThatIgnoresItsContext) {
+  TestService service("stubborn");
+  service.ignore_stop = true;
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Started().Wait();
+  absl::Status status = service.StopFor(absl::Milliseconds(10));
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(status.message(), HasSubstr("service 'stubborn' did not stop"));
+  EXPECT_EQ(service.Snapshot().state, ServiceState::kStopping);
+  service.release.Notify();
+  EXPECT_TRUE(service.StopFor(absl::InfiniteDuration()).ok());
+  EXPECT_EQ(service.Snapshot().state, ServiceState::kStopped);
+}
+
+TEST(BaseServiceTest, StopForRejectsNegativeTimeout) {
+  TestService service;
+  EXPECT_EQ(service.StopFor(-absl::Seconds(1)).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(BaseServiceDeathTest, DestroyedWhileRunningFailsLoudly) {
+  class Careless : public BaseService {
+   public:
+    Careless() : BaseService("careless") {}
+    // No Stop() in the destructor: the mistake under test.
+   private:
+    absl::Status Run(const Context& ctx,
+                     absl::FunctionRef<void()> started) override {
+      started();
+      ctx.Done().Wait();
+      return absl::OkStatus();
+    }
+  };
+  EXPECT_DEATH(
+      {
+        auto* service = new Careless();
+        (void)service->Start(Context::Background());
+        service->Started().Wait();
+        delete service;
+      },
+      "service 'careless' destroyed while running");
+}
+
+TEST(BaseServiceDeathTest, StopFromOwnWorkerFailsLoudly) {
+  EXPECT_DEATH(
+      {
+        FuncService* self = nullptr;
+        FuncService service("selfish", [&](const Context&,
+                                           absl::FunctionRef<void()>) {
+          self->Stop();
+          return absl::OkStatus();
+        });
+        self = &service;
+        (void)service.Start(Context::Background());
+        service.Stopped().Wait();
+      },
+      "Stop\\(\\) called from the worker thread of service 'selfish'");
+}
+
+TEST(BaseServiceTest, ReportErrorAndHealthyRoundTrip) {
+  TestService service("notifier");
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Started().Wait();
+  Signal change = service.NextChange();
+  service.ReportError(absl::UnavailableError("connection reset"));
+  EXPECT_TRUE(change.IsClosed());
+  ServiceSnapshot s = service.Snapshot();
+  EXPECT_TRUE(s.degraded);
+  EXPECT_EQ(s.StateLabel(), "degraded");
+  EXPECT_EQ(s.error_count, 1);
+  EXPECT_EQ(s.last_error, absl::UnavailableError("connection reset"));
+  EXPECT_NE(s.last_error_at, absl::InfinitePast());
+  service.ReportError(absl::OkStatus());  // ignored
+  EXPECT_EQ(service.Snapshot().error_count, 1);
+  change = service.NextChange();
+  service.ReportHealthy();
+  EXPECT_TRUE(change.IsClosed());
+  s = service.Snapshot();
+  EXPECT_FALSE(s.degraded);
+  EXPECT_EQ(s.StateLabel(), "started");
+  EXPECT_EQ(s.error_count, 1);  // the history stays
+}
+
+TEST(BaseServiceTest, NextChangeClosesOnEveryTransition) {
+  TestService service;
+  std::vector<ServiceState> seen;
+  Signal change = service.NextChange();
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  EXPECT_TRUE(change.IsClosed());
+  service.Started().Wait();
+  change = service.NextChange();
+  service.Stop();
+  EXPECT_TRUE(change.IsClosed());
+}
+
+TEST(BaseServiceTest, SnapshotRecordsStartupAndTimes) {
+  TestService service;
+  absl::Time before = absl::Now();
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Started().Wait();
+  ServiceSnapshot s = service.Snapshot();
+  EXPECT_GE(s.since, before);
+  EXPECT_GE(s.taken_at, s.since);
+  EXPECT_GT(s.startup_duration, absl::ZeroDuration());
+  EXPECT_LE(s.startup_duration, s.taken_at - before);
+}
+
+TEST(BaseServiceTest, StressManyThreadsStartAndStop) {
+  TestService service("stressed");
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 10; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        ASSERT_TRUE(service.Start(Context::Background()).ok());
+        service.Started().Wait();
+        service.Stop();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  service.Stop();
+  ServiceSnapshot s = service.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kStopped);
+  EXPECT_EQ(s.failure_count, 0);
+  EXPECT_EQ(s.start_count, service.runs);
+  EXPECT_GE(s.start_count, 1);
+}
+
+TEST(FuncServiceTest, RunsTheFunction) {
+  std::atomic<int> calls{0};
+  FuncService service("func", [&](const Context& ctx,
+                                  absl::FunctionRef<void()> started) {
+    ++calls;
+    started();
+    ctx.Done().Wait();
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(service.Name(), "func");
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Started().Wait();
+  service.Stop();
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Stop();
+  EXPECT_EQ(calls, 2);
+}
+
+}  // namespace
+}  // namespace lifecycle

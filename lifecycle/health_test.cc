@@ -1,0 +1,172 @@
+#include "lifecycle/health.h"
+
+#include <atomic>
+#include <sstream>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lifecycle/base_service.h"
+#include "nlohmann/json.hpp"
+
+namespace lifecycle {
+namespace {
+
+using ::testing::HasSubstr;
+
+ServiceSnapshot SmallTree() {
+  absl::Time t0 = absl::FromUnixSeconds(1795000000);
+  ServiceSnapshot root;
+  root.name = root.path = "client";
+  root.state = ServiceState::kStarted;
+  root.since = t0;
+  root.taken_at = t0 + absl::Milliseconds(1204);
+  root.start_count = 1;
+  root.startup_duration = absl::Microseconds(3100);
+
+  ServiceSnapshot notifier;
+  notifier.name = "notifier";
+  notifier.path = "client/notifier";
+  notifier.state = ServiceState::kStarted;
+  notifier.since = t0 + absl::Milliseconds(693);
+  notifier.taken_at = root.taken_at;
+  notifier.degraded = true;
+  notifier.error_count = 2;
+  notifier.last_error = absl::UnavailableError("connection reset");
+  notifier.last_error_at = t0 + absl::Milliseconds(1100);
+  notifier.start_count = 1;
+  notifier.startup_duration = absl::Microseconds(1200);
+
+  ServiceSnapshot producer;
+  producer.name = "producer";
+  producer.path = "client/producer";
+  producer.state = ServiceState::kFailed;
+  producer.status = absl::InternalError("boom");
+  producer.since = t0 + absl::Milliseconds(2);
+  producer.taken_at = root.taken_at;
+  producer.start_count = 2;
+  producer.failure_count = 2;
+  producer.startup_duration = absl::Microseconds(400);
+
+  root.children = {notifier, producer};
+  return root;
+}
+
+TEST(HealthTest, StateNames) {
+  EXPECT_EQ(ServiceStateName(ServiceState::kStopped), "stopped");
+  EXPECT_EQ(ServiceStateName(ServiceState::kStarting), "starting");
+  EXPECT_EQ(ServiceStateName(ServiceState::kStarted), "started");
+  EXPECT_EQ(ServiceStateName(ServiceState::kStopping), "stopping");
+  EXPECT_EQ(ServiceStateName(ServiceState::kFailed), "failed");
+  std::ostringstream os;
+  os << ServiceState::kFailed;
+  EXPECT_EQ(os.str(), "failed");
+}
+
+TEST(HealthTest, TableIsAligned) {
+  EXPECT_EQ(ToTable(SmallTree()),
+            "PATH             STATE     SINCE    STARTUP  STARTS  ERRORS  LAST ERROR\n"
+            "client           started   1.204s   3.1ms    1       0\n"
+            "client/notifier  degraded  511.0ms  1.2ms    1       2       UNAVAILABLE: connection reset\n"
+            "client/producer  failed    1.202s   400us    2       0       INTERNAL: boom\n");
+}
+
+TEST(HealthTest, StreamOperatorPrintsTheTable) {
+  std::ostringstream os;
+  os << SmallTree();
+  EXPECT_EQ(os.str(), ToTable(SmallTree()));
+}
+
+TEST(HealthTest, JsonHasTheDocumentedSchema) {
+  nlohmann::json j = nlohmann::json::parse(ToJson(SmallTree()));
+  EXPECT_EQ(j["path"], "client");
+  EXPECT_EQ(j["state"], "started");
+  EXPECT_EQ(j["since"], "2026-11-18T11:06:40.000000Z");
+  EXPECT_DOUBLE_EQ(j["in_state_seconds"].get<double>(), 1.204);
+  EXPECT_TRUE(j["status"].is_null());
+  const auto& notifier = j["children"][0];
+  EXPECT_EQ(notifier["degraded"], true);
+  EXPECT_EQ(notifier["errors"], 2);
+  EXPECT_EQ(notifier["last_error"]["code"], "UNAVAILABLE");
+  EXPECT_EQ(notifier["last_error"]["message"], "connection reset");
+  const auto& producer = j["children"][1];
+  EXPECT_EQ(producer["state"], "failed");
+  EXPECT_EQ(producer["status"]["code"], "INTERNAL");
+  EXPECT_EQ(producer["failures"], 2);
+}
+
+TEST(HealthTest, JsonRoundTripsAndMatchesTheTable) {
+  ServiceSnapshot original = SmallTree();
+  auto parsed = ServiceSnapshotFromJson(ToJson(original, 2));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(*parsed, original);
+  EXPECT_EQ(ToTable(*parsed), ToTable(original));
+}
+
+TEST(HealthTest, BadJsonIsAnError) {
+  EXPECT_EQ(ServiceSnapshotFromJson("{").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto missing = ServiceSnapshotFromJson(R"({"name": "x"})");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(missing.status().message(), HasSubstr("not a service snapshot"));
+}
+
+TEST(HealthTest, FindAndFlatten) {
+  ServiceSnapshot tree = SmallTree();
+  EXPECT_EQ(tree.Flatten().size(), 3u);
+  ASSERT_NE(tree.Find("client/producer"), nullptr);
+  EXPECT_EQ(tree.Find("client/producer")->name, "producer");
+  EXPECT_EQ(tree.Find("client/nope"), nullptr);
+}
+
+TEST(HealthTest, SeveralRootsShareOneHeader) {
+  ServiceSnapshot a = SmallTree();
+  ServiceSnapshot b = SmallTree().children[0];
+  std::string table = ToTable(std::vector<ServiceSnapshot>{a, b});
+  EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 5);
+  nlohmann::json j = nlohmann::json::parse(ToJson(std::vector<ServiceSnapshot>{a, b}));
+  EXPECT_EQ(j.size(), 2u);
+}
+
+class Idle : public BaseService {
+ public:
+  Idle() : BaseService("idle") {}
+  ~Idle() override { Stop(); }
+
+ private:
+  absl::Status Run(const Context& ctx,
+                   absl::FunctionRef<void()> started) override {
+    started();
+    ctx.Done().Wait();
+    return absl::OkStatus();
+  }
+};
+
+// Meant for --config=tsan: snapshots race with starts and stops.
+TEST(HealthTest, SnapshotsConcurrentWithStartsAndStops) {
+  Idle service;
+  std::atomic<bool> done{false};
+  std::atomic<int> snapshots{0};
+  std::thread reader([&] {
+    while (!done) {
+      ServiceSnapshot s = service.Snapshot();
+      EXPECT_EQ(s.path, "idle");
+      EXPECT_LE(s.failure_count, 0);
+      EXPECT_FALSE(ToJson(s).empty());
+      ++snapshots;
+    }
+  });
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(service.Start(Context::Background()).ok());
+    service.Started().Wait();
+    service.Stop();
+  }
+  done = true;
+  reader.join();
+  EXPECT_GT(snapshots, 0);
+  EXPECT_EQ(service.Snapshot().start_count, 200);
+}
+
+}  // namespace
+}  // namespace lifecycle

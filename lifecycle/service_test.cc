@@ -1,0 +1,275 @@
+#include "lifecycle/service.h"
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lifecycle/base_service.h"
+
+namespace lifecycle {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// Starts at once, or fails with `start_error`, or never signals started.
+class Leaf : public BaseService {
+ public:
+  explicit Leaf(std::string name, absl::Status start_error = absl::OkStatus(),
+                bool never_started = false, absl::Status async_error = {})
+      : BaseService(std::move(name)),
+        start_error_(std::move(start_error)),
+        never_started_(never_started),
+        async_error_(std::move(async_error)) {}
+  ~Leaf() override { Stop(); }
+  std::atomic<int> stops{0};
+
+ private:
+  absl::Status OnStart(const Context&) override { return start_error_; }
+  absl::Status Run(const Context& ctx,
+                   absl::FunctionRef<void()> started) override {
+    if (!async_error_.ok()) return async_error_;
+    if (!never_started_) started();
+    ctx.Done().Wait();
+    ++stops;
+    return absl::OkStatus();
+  }
+  absl::Status start_error_;
+  bool never_started_;
+  absl::Status async_error_;
+};
+
+std::vector<Service*> Pointers(std::vector<std::unique_ptr<Leaf>>& leaves) {
+  std::vector<Service*> out;
+  for (auto& leaf : leaves) out.push_back(leaf.get());
+  return out;
+}
+
+TEST(StartAllTest, StartsAllInOrder) {
+  std::vector<std::unique_ptr<Leaf>> leaves;
+  for (const char* name : {"a", "b", "c"}) {
+    leaves.push_back(std::make_unique<Leaf>(name));
+  }
+  auto services = Pointers(leaves);
+  ASSERT_TRUE(StartAll(services, Context::Background()).ok());
+  EXPECT_TRUE(WaitAllStarted(services).ok());
+  for (auto& leaf : leaves) {
+    EXPECT_EQ(leaf->Snapshot().state, ServiceState::kStarted);
+  }
+  StopAllParallel(services);
+  for (auto& leaf : leaves) {
+    EXPECT_EQ(leaf->Snapshot().state, ServiceState::kStopped);
+    EXPECT_EQ(leaf->stops, 1);
+  }
+}
+
+TEST(StartAllTest, FirstErrorStopsTheStartedAndNamesTheService) {
+  std::vector<std::unique_ptr<Leaf>> leaves;
+  leaves.push_back(std::make_unique<Leaf>("a"));
+  leaves.push_back(std::make_unique<Leaf>("b", absl::UnavailableError("down")));
+  leaves.push_back(std::make_unique<Leaf>("c"));
+  absl::Status status = StartAll(Pointers(leaves), Context::Background());
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(status.message(), HasSubstr("service 'b' failed to start: down"));
+  EXPECT_EQ(FailedServicePath(status), "b");
+  EXPECT_EQ(leaves[0]->Snapshot().state, ServiceState::kStopped);
+  EXPECT_EQ(leaves[0]->stops, 1);
+  EXPECT_EQ(leaves[2]->Snapshot().start_count, 0);
+}
+
+TEST(StartAllTest, ErrorInOneServiceList) {
+  Leaf only("only", absl::InternalError("boom"));
+  Service* services[] = {&only};
+  absl::Status status = StartAll(services, Context::Background());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(FailedServicePath(status), "only");
+}
+
+TEST(StartAllTest, EmptyListIsOk) {
+  EXPECT_TRUE(StartAll({}, Context::Background()).ok());
+  EXPECT_TRUE(WaitAllStarted({}).ok());
+  StopAllParallel({});
+}
+
+TEST(StartAllTest, NullAndDuplicateAreInvalidAndStartNothing) {
+  Leaf a("a");
+  Service* with_null[] = {&a, nullptr};
+  absl::Status status = StartAll(with_null, Context::Background());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("service #1 in the list is null"));
+  Service* twice[] = {&a, &a};
+  status = StartAll(twice, Context::Background());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("'a' is listed more than once"));
+  EXPECT_EQ(a.Snapshot().start_count, 0);
+}
+
+TEST(StopAllParallelTest, StopsNeverStartedAndSkipsNull) {
+  Leaf a("a"), b("b");
+  Service* services[] = {&a, nullptr, &b};
+  StopAllParallel(services);
+  EXPECT_EQ(a.Snapshot().state, ServiceState::kStopped);
+}
+
+TEST(StopAllParallelTest, StopsInParallel) {
+  // Each service's stop waits until all of them are being stopped: that only
+  // finishes if the stops overlap.
+  constexpr int kCount = 4;
+  std::atomic<int> stopping{0};
+  absl::Notification all_stopping;
+  std::vector<std::unique_ptr<FuncService>> services;
+  std::vector<Service*> pointers;
+  for (int i = 0; i < kCount; ++i) {
+    services.push_back(std::make_unique<FuncService>(
+        absl::StrCat("s", i),
+        [&](const Context& ctx, absl::FunctionRef<void()> started) {
+          started();
+          ctx.Done().Wait();
+          if (++stopping == kCount) all_stopping.Notify();
+          all_stopping.WaitForNotification();
+          return absl::OkStatus();
+        }));
+    pointers.push_back(services.back().get());
+  }
+  ASSERT_TRUE(StartAll(pointers, Context::Background()).ok());
+  StopAllParallel(pointers);
+  EXPECT_EQ(stopping, kCount);
+}
+
+TEST(StopAllParallelTest, ManyServicesWithBoundedThreads) {
+  std::vector<std::unique_ptr<Leaf>> leaves;
+  for (int i = 0; i < 200; ++i) {
+    leaves.push_back(std::make_unique<Leaf>(absl::StrCat("leaf", i)));
+  }
+  auto services = Pointers(leaves);
+  ASSERT_TRUE(StartAll(services, Context::Background()).ok());
+  ASSERT_TRUE(WaitAllStarted(services).ok());
+  StopAllParallel(services);
+  for (auto& leaf : leaves) EXPECT_EQ(leaf->stops, 1);
+}
+
+TEST(WaitAllStartedTest, ReleasedByAStartError) {
+  Leaf good("good");
+  Leaf bad("bad", absl::OkStatus(), false, absl::DataLossError("corrupt"));
+  Service* services[] = {&good, &bad};
+  ASSERT_TRUE(StartAll(services, Context::Background()).ok());
+  absl::Status status = WaitAllStarted(services);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(),
+              HasSubstr("1 of 2 services did not start: DATA_LOSS: service "
+                        "'bad' failed to start: corrupt"));
+  EXPECT_EQ(FailedServicePath(status), "bad");
+  StopAllParallel(services);
+}
+
+TEST(WaitAllStartedTest, DeadlineVariantNamesThePending) {
+  Leaf quick("quick");
+  Leaf slow("slow", absl::OkStatus(), /*never_started=*/true);
+  Leaf idle("idle");
+  Service* services[] = {&quick, &slow, &idle};
+  ASSERT_TRUE(quick.Start(Context::Background()).ok());
+  ASSERT_TRUE(slow.Start(Context::Background()).ok());
+  absl::Status status =
+      WaitAllStartedUntil(services, absl::Now() + absl::Milliseconds(20));
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(status.message(), HasSubstr("2 of 3 services not started after"));
+  EXPECT_THAT(status.message(), HasSubstr("slow (starting for "));
+  EXPECT_THAT(status.message(), HasSubstr("idle (stopped)"));
+  EXPECT_THAT(PendingServices(services), ElementsAre("slow", "idle"));
+  StopAllParallel(services);
+}
+
+TEST(WaitAllStartedTest, PastDeadlineOnlyChecks) {
+  Leaf a("a");
+  ASSERT_TRUE(a.Start(Context::Background()).ok());
+  a.Started().Wait();
+  Service* services[] = {&a};
+  EXPECT_TRUE(WaitAllStartedUntil(services, absl::InfinitePast()).ok());
+}
+
+// A three-level tree: client -> producer -> {default, bulk}.
+class Producer : public CompositeService {
+ public:
+  explicit Producer(absl::Status bulk_error)
+      : CompositeService("producer"),
+        default_("default"),
+        bulk_("bulk", absl::OkStatus(), false, std::move(bulk_error)) {
+    AddChildOrDie(default_);
+    AddChildOrDie(bulk_);
+  }
+  ~Producer() override { Stop(); }
+
+ private:
+  Leaf default_;
+  Leaf bulk_;
+};
+
+class Client : public CompositeService {
+ public:
+  explicit Client(absl::Status bulk_error = absl::OkStatus())
+      : CompositeService("client"), notifier_("notifier"), producer_(bulk_error) {
+    AddChildOrDie(notifier_);
+    AddChildOrDie(producer_);
+  }
+  ~Client() override { Stop(); }
+
+ private:
+  Leaf notifier_;
+  Producer producer_;
+};
+
+TEST(CompositeServiceTest, StartsOnlyAfterAllChildren) {
+  Client client;
+  ASSERT_TRUE(client.Start(Context::Background()).ok());
+  client.Started().Wait();
+  ServiceSnapshot s = client.Snapshot();
+  for (const ServiceSnapshot* node : s.Flatten()) {
+    EXPECT_EQ(node->state, ServiceState::kStarted) << node->path;
+  }
+  client.Stop();
+  s = client.Snapshot();
+  for (const ServiceSnapshot* node : s.Flatten()) {
+    EXPECT_EQ(node->state, ServiceState::kStopped) << node->path;
+  }
+}
+
+TEST(CompositeServiceTest, LeafFailureIsNamedByItsFullPath) {
+  Client client(absl::UnavailableError("queue missing"));
+  ASSERT_TRUE(client.Start(Context::Background()).ok());
+  client.Stopped().Wait();
+  ServiceSnapshot s = client.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kFailed);
+  EXPECT_EQ(FailedServicePath(s.status), "client/producer/bulk");
+  EXPECT_THAT(s.status.message(),
+              HasSubstr("service 'client/producer/bulk' failed to start: "
+                        "queue missing"));
+  ASSERT_NE(s.Find("client/producer/bulk"), nullptr);
+  EXPECT_EQ(s.Find("client/producer/bulk")->state, ServiceState::kFailed);
+  EXPECT_EQ(s.Find("client/notifier")->state, ServiceState::kStopped);
+
+  Service* services[] = {&client};
+  absl::Status waited = WaitAllStarted(services);
+  EXPECT_EQ(FailedServicePath(waited), "client/producer/bulk");
+}
+
+TEST(CompositeServiceTest, ChildNamesAreValidatedAndUnique) {
+  class Holder : public CompositeService {
+   public:
+    Holder() : CompositeService("holder") {}
+    using BaseService::AddChild;
+  };
+  Holder holder;
+  Leaf a("a"), a2("a"), bad("x/y");
+  EXPECT_TRUE(holder.AddChild(a).ok());
+  EXPECT_EQ(holder.AddChild(a2).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(holder.AddChild(bad).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(holder.AddChild(holder).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(a.Path(), "holder/a");
+}
+
+}  // namespace
+}  // namespace lifecycle
