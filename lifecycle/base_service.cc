@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -56,6 +57,8 @@ BaseService::BaseService(std::string name)
 }
 
 BaseService::~BaseService() {
+  BaseService* parent;
+  std::vector<Child> children;
   {
     absl::MutexLock lock(&mu_);
     if (running_) {
@@ -64,12 +67,22 @@ BaseService::~BaseService() {
                        "' destroyed while running. The most derived class must "
                        "call Stop() in its destructor."));
     }
-    for (Service* child : children_) {
-      if (auto* base = dynamic_cast<BaseService*>(child)) {
-        absl::MutexLock child_lock(&base->mu_);
-        base->parent_ = nullptr;
-      }
-    }
+    parent = parent_;
+    children = children_;
+  }
+  // Children are usually members of the parent, so they go first and take
+  // themselves off the parent's list; the parent forgets the survivors.
+  if (parent != nullptr) {
+    absl::MutexLock lock(&parent->mu_);
+    auto& siblings = parent->children_;
+    siblings.erase(std::remove_if(siblings.begin(), siblings.end(),
+                                  [this](const Child& c) { return c.base == this; }),
+                   siblings.end());
+  }
+  for (const Child& child : children) {
+    if (child.base == nullptr) continue;
+    absl::MutexLock lock(&child.base->mu_);
+    if (child.base->parent_ == this) child.base->parent_ = nullptr;
   }
   JoinFinishedWorker();
 }
@@ -303,14 +316,14 @@ absl::Status BaseService::AddChild(Service& child) {
   auto* base = dynamic_cast<BaseService*>(&child);
   {
     absl::MutexLock lock(&mu_);
-    for (Service* existing : children_) {
-      if (existing->Name() == child.Name()) {
+    for (const Child& existing : children_) {
+      if (existing.service->Name() == child.Name()) {
         return absl::AlreadyExistsError(
             absl::StrCat("service '", name_, "' already has a child named '",
                          child.Name(), "'"));
       }
     }
-    children_.push_back(&child);
+    children_.push_back(Child{&child, base});
   }
   if (base != nullptr) {
     absl::MutexLock lock(&base->mu_);
@@ -321,7 +334,9 @@ absl::Status BaseService::AddChild(Service& child) {
 
 std::vector<Service*> BaseService::Children() const {
   absl::MutexLock lock(&mu_);
-  return children_;
+  std::vector<Service*> children;
+  for (const Child& child : children_) children.push_back(child.service);
+  return children;
 }
 
 namespace {
@@ -337,7 +352,7 @@ ServiceSnapshot BaseService::Snapshot() const {
   ServiceSnapshot s;
   s.name = name_;
   s.path = Path();
-  std::vector<Service*> children;
+  std::vector<Service*> children = Children();
   {
     absl::MutexLock lock(&mu_);
     s.taken_at = absl::Now();
@@ -351,7 +366,6 @@ ServiceSnapshot BaseService::Snapshot() const {
     s.start_count = start_count_;
     s.failure_count = failure_count_;
     s.startup_duration = startup_duration_;
-    children = children_;
   }
   for (Service* child : children) {
     s.children.push_back(child->Snapshot());
@@ -392,6 +406,11 @@ absl::Status CompositeService::Run(const Context& ctx,
   if (!ctx.IsCancelled()) {
     if (absl::Status s = WaitAllStarted(children); !s.ok()) {
       StopAllParallel(children);
+      // Fail with the failed child's own error: it names the child's path.
+      for (Service* child : children) {
+        ServiceSnapshot c = child->Snapshot();
+        if (c.state == ServiceState::kFailed) return c.status;
+      }
       return s;
     }
     started();

@@ -133,8 +133,9 @@ class BaseService : public Service {
 
   // Makes `child` part of this service's tree (paths and snapshots). Returns
   // `InvalidArgumentError` for an invalid name or this service itself, and
-  // `AlreadyExistsError` if a child with the same name is already there. The
-  // child must outlive this service or be removed first. Starting and stopping
+  // `AlreadyExistsError` if a child with the same name is already there. A
+  // child that is a `BaseService` leaves the tree when it is destroyed; any
+  // other `Service` must outlive this one. Starting and stopping
   // children is the subclass's job (see `CompositeService`).
   absl::Status AddChild(Service& child);
 
@@ -179,8 +180,12 @@ class BaseService : public Service {
   absl::Time start_began_ ABSL_GUARDED_BY(mu_);
   absl::Duration startup_duration_ ABSL_GUARDED_BY(mu_);
 
-  const BaseService* parent_ ABSL_GUARDED_BY(mu_) = nullptr;
-  std::vector<Service*> children_ ABSL_GUARDED_BY(mu_);
+  struct Child {
+    Service* service;
+    BaseService* base;  // `service` as a BaseService, or nullptr
+  };
+  BaseService* parent_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::vector<Child> children_ ABSL_GUARDED_BY(mu_);
 };
 
 // A service made from a function (River's `StartStopFunc`): `run` is the body

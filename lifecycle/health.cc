@@ -43,12 +43,6 @@ void FlattenInto(const ServiceSnapshot& s,
   for (const ServiceSnapshot& child : s.children) FlattenInto(child, out);
 }
 
-std::string StatusText(const absl::Status& status) {
-  if (status.ok()) return "";
-  return absl::StrCat(absl::StatusCodeToString(status.code()), ": ",
-                      status.message());
-}
-
 // Short, fixed-width-friendly durations: "850us", "3.1ms", "1.204s", "12m03s".
 std::string ShortDuration(absl::Duration d) {
   if (d < absl::ZeroDuration()) d = absl::ZeroDuration();
@@ -78,7 +72,9 @@ std::string TableOf(const std::vector<const ServiceSnapshot*>& rows) {
     }
     cells.push_back(
         {s->path, std::string(s->StateLabel()), ShortDuration(s->InState()),
-         s->start_count == 0 ? "-" : ShortDuration(s->startup_duration),
+         s->startup_duration == absl::ZeroDuration()
+             ? "-"
+             : ShortDuration(s->startup_duration),
          absl::StrCat(s->start_count), absl::StrCat(s->error_count),
          last_error});
   }
@@ -213,6 +209,12 @@ absl::StatusOr<ServiceSnapshot> FromJsonValue(const nlohmann::json& j) {
 }
 
 }  // namespace
+
+std::string StatusText(const absl::Status& status) {
+  if (status.ok()) return "";
+  return absl::StrCat(absl::StatusCodeToString(status.code()), ": ",
+                      status.message());
+}
 
 std::vector<const ServiceSnapshot*> ServiceSnapshot::Flatten() const {
   std::vector<const ServiceSnapshot*> out;

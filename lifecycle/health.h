@@ -115,6 +115,9 @@ struct ServiceSnapshot {
   }
 };
 
+// "CODE: message", without payloads; "" for OK. How statuses print here.
+std::string StatusText(const absl::Status& status);
+
 // The aligned table shown above, one line per service, ending in a newline.
 std::string ToTable(const ServiceSnapshot& snapshot);
 // The same for several roots, under one header.

@@ -107,7 +107,7 @@ absl::Status FailuresAmong(absl::Span<Service* const> services) {
     if (!path) path = s.path;
     if (!first_path) first_path = path;
     failed.push_back(s.state == ServiceState::kFailed
-                         ? s.status.ToString()
+                         ? StatusText(s.status)
                          : absl::StrCat(s.path, " (", s.StateLabel(), ")"));
   }
   if (failed.empty()) return absl::OkStatus();
@@ -138,13 +138,16 @@ absl::Status WaitAllStartedUntil(absl::Span<Service* const> services,
       ServiceSnapshot s = service->Snapshot();
       std::string what(s.StateLabel());
       if (s.state == ServiceState::kStarting) {
-        what = absl::StrCat("starting for ", absl::FormatDuration(s.InState()));
+        what = absl::StrCat("starting for ",
+                            absl::FormatDuration(absl::Trunc(
+                                s.InState(), absl::Milliseconds(1))));
       }
       pending.push_back(absl::StrCat(s.path, " (", what, ")"));
     }
     return absl::DeadlineExceededError(absl::StrCat(
         pending.size(), " of ", services.size(), " services not started after ",
-        absl::FormatDuration(absl::Now() - began), ": ",
+        absl::FormatDuration(absl::Trunc(absl::Now() - began, absl::Milliseconds(1))),
+        ": ",
         absl::StrJoin(pending, ", ")));
   }
   return FailuresAmong(services);

@@ -1,0 +1,109 @@
+#include "testing/conformance.h"
+
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "testing/wait.h"
+
+namespace lifecycle_testing {
+
+// A binary that links the suite without instantiating it is not an error.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(ServiceConformanceTest);
+
+using lifecycle::Context;
+using lifecycle::ServiceState;
+using lifecycle::Signal;
+
+std::string ServiceFactoryName(
+    const ::testing::TestParamInfo<ServiceFactory>& info) {
+  return info.param.name;
+}
+
+void ServiceConformanceTest::SetUp() {
+  service_ = GetParam().make();
+  ASSERT_NE(service_, nullptr) << "the factory returned null";
+}
+
+void ServiceConformanceTest::TearDown() {
+  if (service_ != nullptr) service_->Stop();
+}
+
+TEST_P(ServiceConformanceTest, HasAValidName) {
+  EXPECT_FALSE(service_->Name().empty());
+  EXPECT_FALSE(absl::StrContains(service_->Name(), "/"));
+  EXPECT_EQ(service_->Snapshot().name, service_->Name());
+}
+
+TEST_P(ServiceConformanceTest, StartClosesStarted) {
+  ASSERT_TRUE(service_->Start(Context::Background()).ok());
+  EXPECT_TRUE(WaitOrTimeout(service_->Started(), Self()));
+  EXPECT_EQ(service_->Snapshot().state, ServiceState::kStarted);
+}
+
+TEST_P(ServiceConformanceTest, StartedObtainedBeforeStartWorks) {
+  Signal started = service_->Started();
+  ASSERT_TRUE(service_->Start(Context::Background()).ok());
+  EXPECT_TRUE(WaitOrTimeout(started, Self()));
+}
+
+TEST_P(ServiceConformanceTest, StopWithoutStart) {
+  service_->Stop();
+  EXPECT_NE(service_->Snapshot().state, ServiceState::kStarted);
+}
+
+TEST_P(ServiceConformanceTest, StopReturnsWhenStopped) {
+  Signal stopped = service_->Stopped();
+  ASSERT_TRUE(service_->Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(service_->Started(), Self()));
+  service_->Stop();
+  EXPECT_TRUE(stopped.IsClosed());
+  EXPECT_TRUE(service_->Stopped().IsClosed());
+  EXPECT_EQ(service_->Snapshot().state, ServiceState::kStopped);
+}
+
+TEST_P(ServiceConformanceTest, DoubleStop) {
+  ASSERT_TRUE(service_->Start(Context::Background()).ok());
+  service_->Stop();
+  service_->Stop();
+  EXPECT_EQ(service_->Snapshot().state, ServiceState::kStopped);
+}
+
+TEST_P(ServiceConformanceTest, ConcurrentStops) {
+  ASSERT_TRUE(service_->Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(service_->Started(), Self()));
+  std::vector<std::thread> stoppers;
+  for (int i = 0; i < 4; ++i) {
+    stoppers.emplace_back([this] {
+      service_->Stop();
+      EXPECT_TRUE(service_->Stopped().IsClosed());
+    });
+  }
+  for (auto& t : stoppers) t.join();
+}
+
+TEST_P(ServiceConformanceTest, StopWhileStarting) {
+  ASSERT_TRUE(service_->Start(Context::Background()).ok());
+  service_->Stop();
+  EXPECT_TRUE(service_->Started().IsClosed());
+  EXPECT_TRUE(service_->Stopped().IsClosed());
+}
+
+TEST_P(ServiceConformanceTest, StartsAgainAfterStop) {
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(service_->Start(Context::Background()).ok()) << "run " << i;
+    ASSERT_TRUE(WaitOrTimeout(service_->Started(), Self()));
+    service_->Stop();
+  }
+  EXPECT_GE(service_->Snapshot().start_count, 3);
+}
+
+TEST_P(ServiceConformanceTest, CancelledContextEndsTheRun) {
+  lifecycle::CancellableContext scope;
+  ASSERT_TRUE(service_->Start(scope.context()).ok());
+  ASSERT_TRUE(WaitOrTimeout(service_->Started(), Self()));
+  scope.Cancel(absl::CancelledError("caller gave up"));
+  EXPECT_TRUE(WaitOrTimeout(service_->Stopped(), Self()));
+}
+
+}  // namespace lifecycle_testing

@@ -1,0 +1,53 @@
+// -----------------------------------------------------------------------------
+// conformance.h
+// -----------------------------------------------------------------------------
+//
+// A value-parameterized GoogleTest suite that checks the whole `Service`
+// contract (service.h) on any implementation. Instantiate it with a factory
+// that makes a fresh service, ready to start, that starts by itself (no test
+// help needed):
+//
+//   INSTANTIATE_TEST_SUITE_P(
+//       Client, lifecycle_testing::ServiceConformanceTest,
+//       ::testing::Values(lifecycle_testing::ServiceFactory{
+//           "Client", [] { return std::make_unique<Client>(); }}),
+//       lifecycle_testing::ServiceFactoryName);
+//
+// Every check waits with `WaitTimeout()`, so a broken service fails with a
+// report rather than hanging.
+
+#ifndef TESTING_CONFORMANCE_H_
+#define TESTING_CONFORMANCE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "lifecycle/service.h"
+
+namespace lifecycle_testing {
+
+struct ServiceFactory {
+  std::string name;  // shown in test names: letters, digits, '_' only
+  std::function<std::unique_ptr<lifecycle::Service>()> make;
+};
+
+// For INSTANTIATE_TEST_SUITE_P's name generator argument.
+std::string ServiceFactoryName(
+    const ::testing::TestParamInfo<ServiceFactory>& info);
+
+class ServiceConformanceTest
+    : public ::testing::TestWithParam<ServiceFactory> {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+  // The service under test, for the reports of waits.
+  std::vector<lifecycle::Service*> Self() const { return {service_.get()}; }
+  std::unique_ptr<lifecycle::Service> service_;
+};
+
+}  // namespace lifecycle_testing
+
+#endif  // TESTING_CONFORMANCE_H_

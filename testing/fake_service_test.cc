@@ -1,0 +1,150 @@
+#include "testing/fake_service.h"
+
+#include <memory>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest-spi.h"
+#include "gtest/gtest.h"
+#include "lifecycle/base_service.h"
+#include "testing/conformance.h"
+#include "testing/matchers.h"
+#include "testing/mock_service.h"
+#include "testing/wait.h"
+
+namespace lifecycle_testing {
+namespace {
+
+using lifecycle::Context;
+using lifecycle::ServiceState;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::Return;
+
+TEST(FakeServiceTest, StartsAndStopsByDefault) {
+  FakeService fake("fake");
+  ASSERT_TRUE(fake.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(fake.Started()));
+  EXPECT_THAT(fake, IsStarted());
+  fake.Stop();
+  EXPECT_THAT(fake, HasState(ServiceState::kStopped));
+  EXPECT_EQ(fake.start_calls(), 1);
+  EXPECT_EQ(fake.runs(), 1);
+}
+
+TEST(FakeServiceTest, FailStartWith) {
+  FakeService fake("db");
+  fake.FailStartWith(absl::UnavailableError("no route"));
+  absl::Status status = fake.Start(Context::Background());
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(fake, FailedToStart(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(fake.runs(), 0);
+  fake.FailStartWith(absl::OkStatus());
+  EXPECT_TRUE(fake.Start(Context::Background()).ok());
+}
+
+TEST(FakeServiceTest, NeverSignalStartedStillStops) {
+  FakeService fake("stuck");
+  fake.NeverSignalStarted();
+  ASSERT_TRUE(fake.Start(Context::Background()).ok());
+  EXPECT_FALSE(fake.Started().WaitFor(absl::Milliseconds(5)));
+  EXPECT_THAT(fake, HasState(ServiceState::kStarting));
+  fake.Stop();
+  EXPECT_TRUE(fake.Started().IsClosed());
+}
+
+TEST(FakeServiceTest, StartWhenReleased) {
+  FakeService fake("gated");
+  fake.StartWhenReleased();
+  ASSERT_TRUE(fake.Start(Context::Background()).ok());
+  EXPECT_FALSE(fake.Started().IsClosed());
+  fake.ReleaseStart();
+  EXPECT_TRUE(WaitOrTimeout(fake.Started()));
+}
+
+TEST(FakeServiceTest, FailNowAfterStarting) {
+  FakeService fake("worker");
+  ASSERT_TRUE(fake.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(fake.Started()));
+  fake.FailNow(absl::DataLossError("disk"));
+  ASSERT_TRUE(WaitOrTimeout(fake.Stopped()));
+  lifecycle::ServiceSnapshot s = fake.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kFailed);
+  EXPECT_THAT(s.status.message(), HasSubstr("service 'worker' failed: disk"));
+  // Restartable, and the old failure does not leak into the new run.
+  ASSERT_TRUE(fake.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(fake.Started()));
+  EXPECT_THAT(fake, IsStarted());
+}
+
+TEST(FakeServiceTest, BlockStopUntilReleased) {
+  FakeService fake("slow");
+  fake.BlockStopUntilReleased();
+  ASSERT_TRUE(fake.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(fake.Started()));
+  EXPECT_EQ(fake.StopFor(absl::Milliseconds(5)).code(),
+            absl::StatusCode::kDeadlineExceeded);
+  fake.ReleaseStop();
+  fake.Stop();
+  EXPECT_THAT(fake, HasState(ServiceState::kStopped));
+}
+
+TEST(FakeServiceTest, DegradedRoundTrip) {
+  FakeService fake("notifier");
+  ASSERT_TRUE(fake.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(fake.Started()));
+  fake.ReportError(absl::UnavailableError("reset"));
+  EXPECT_THAT(fake, IsDegraded());
+  fake.ReportHealthy();
+  EXPECT_THAT(fake, Not(IsDegraded()));
+}
+
+TEST(MatchersTest, MismatchPrintsTheSnapshot) {
+  FakeService fake("idle");
+  EXPECT_NONFATAL_FAILURE(EXPECT_THAT(fake, IsStarted()),
+                          "whose state is stopped");
+  EXPECT_NONFATAL_FAILURE(
+      EXPECT_THAT(fake, FailedToStart(absl::StatusCode::kInternal)),
+      "failed to start with INTERNAL");
+  EXPECT_NONFATAL_FAILURE(EXPECT_THAT(&fake, IsStarted()), "PATH  STATE");
+}
+
+TEST(MockServiceTest, DrivesCodeUnderTest) {
+  MockService db;
+  ON_CALL(db, Name()).WillByDefault(Return("db"));
+  lifecycle::ServiceSnapshot snapshot;
+  snapshot.name = snapshot.path = "db";
+  ON_CALL(db, Snapshot()).WillByDefault(Return(snapshot));
+  EXPECT_CALL(db, Start).WillOnce(Return(absl::UnavailableError("down")));
+  EXPECT_CALL(db, Stop).Times(0);  // StartAll stops only what it started
+  lifecycle::Service* services[] = {&db};
+  absl::Status status = lifecycle::StartAll(services, Context::Background());
+  EXPECT_EQ(lifecycle::FailedServicePath(status), "db");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Library, ServiceConformanceTest,
+    ::testing::Values(
+        ServiceFactory{"FakeService",
+                       [] { return std::make_unique<FakeService>("fake"); }},
+        ServiceFactory{
+            "FuncService",
+            [] {
+              return std::make_unique<lifecycle::FuncService>(
+                  "func", [](const Context& ctx,
+                             absl::FunctionRef<void()> started) {
+                    started();
+                    ctx.Done().Wait();
+                    return ctx.Cause();
+                  });
+            }},
+        ServiceFactory{"GatedFake",
+                       [] {
+                         auto fake = std::make_unique<FakeService>("gated");
+                         fake->StartWhenReleased();
+                         fake->ReleaseStart();
+                         return fake;
+                       }}),
+    ServiceFactoryName);
+
+}  // namespace
+}  // namespace lifecycle_testing

@@ -1,0 +1,96 @@
+// -----------------------------------------------------------------------------
+// harness.h
+// -----------------------------------------------------------------------------
+//
+// `StartStopHarness` starts a constellation of services for a test, waits for
+// all of them to signal started, and stops them all when the test ends. When
+// something goes wrong it says exactly what: the path of the service that
+// failed to start and its error, or the services still pending and for how
+// long, followed by the health table of every component.
+//
+//   TEST(ClientTest, Serves) {
+//     Client client;
+//     lifecycle_testing::StartStopHarness harness({&client});
+//     ASSERT_TRUE(harness.StartAll());
+//     ...  // the client and all its subservices are started
+//   }    // the harness stops everything, bounded by WaitTimeout()
+//
+// A failed start reads:
+//
+//   client_test.cc:12: Failure
+//   StartStopHarness: service 'client/producer/bulk' failed to start:
+//   UNAVAILABLE: queue missing
+//   Pending: client (failed: ...), client/producer/bulk (failed: ...)
+//   PATH                  STATE    SINCE  ...
+//
+// Under Bazel, the snapshot of a failed start or stop is also written as JSON
+// to `$TEST_UNDECLARED_OUTPUTS_DIR/lifecycle_snapshot.json` (the test's
+// outputs.zip).
+//
+// Stopping on destruction is bounded by `Options::stop_timeout`; services that
+// do not stop in time are reported as a test failure naming them (their
+// workers keep running; a `BaseService` destroyed that way then aborts with
+// its name rather than corrupting memory).
+
+#ifndef TESTING_HARNESS_H_
+#define TESTING_HARNESS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "lifecycle/context.h"
+#include "lifecycle/service.h"
+#include "testing/wait.h"
+
+namespace lifecycle_testing {
+
+class StartStopHarness {
+ public:
+  struct Options {
+    absl::Duration start_timeout = WaitTimeout();
+    absl::Duration stop_timeout = WaitTimeout();
+  };
+
+  explicit StartStopHarness(std::vector<lifecycle::Service*> services);
+  StartStopHarness(std::vector<lifecycle::Service*> services, Options options);
+  StartStopHarness(const StartStopHarness&) = delete;
+  StartStopHarness& operator=(const StartStopHarness&) = delete;
+
+  // Stops every service (see above).
+  ~StartStopHarness();
+
+  // Starts the services in order and waits until all have started. Returns
+  // the result with the report; does not fail the test by itself.
+  ::testing::AssertionResult TryStartAll();
+
+  // `TryStartAll()`, adding a failure at the caller's line when it fails.
+  bool StartAll(const char* file = __builtin_FILE(),
+                int line = __builtin_LINE());
+
+  // Stops every service now (in parallel), bounded by the stop timeout;
+  // `false` and a failure at the caller's line naming those that did not stop.
+  bool StopAll(const char* file = __builtin_FILE(),
+               int line = __builtin_LINE());
+
+  // The health table of every service.
+  std::string Report() const;
+
+  // The context the services were started with; cancelled when the harness
+  // ends.
+  const lifecycle::Context& context() const { return scope_.context(); }
+
+ private:
+  ::testing::AssertionResult TryStopAll();
+  void WriteSnapshotOutput() const;
+
+  std::vector<lifecycle::Service*> services_;
+  Options options_;
+  lifecycle::CancellableContext scope_;
+  bool stopped_ = false;
+};
+
+}  // namespace lifecycle_testing
+
+#endif  // TESTING_HARNESS_H_

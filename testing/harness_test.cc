@@ -1,0 +1,135 @@
+#include "testing/harness.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest-spi.h"
+#include "gtest/gtest.h"
+#include "lifecycle/base_service.h"
+#include "nlohmann/json.hpp"
+#include "testing/fake_service.h"
+#include "testing/matchers.h"
+
+namespace lifecycle_testing {
+namespace {
+
+using lifecycle::ServiceState;
+
+StartStopHarness::Options Short() {
+  StartStopHarness::Options options;
+  options.start_timeout = absl::Milliseconds(50);
+  options.stop_timeout = absl::Milliseconds(50);
+  return options;
+}
+
+// client -> {notifier, producer -> {default, bulk}}, all fakes at the leaves.
+class Producer : public lifecycle::CompositeService {
+ public:
+  Producer() : CompositeService("producer"), default_("default"), bulk_("bulk") {
+    AddChildOrDie(default_);
+    AddChildOrDie(bulk_);
+  }
+  ~Producer() override { Stop(); }
+  FakeService default_, bulk_;
+};
+
+class Client : public lifecycle::CompositeService {
+ public:
+  Client() : CompositeService("client"), notifier_("notifier") {
+    AddChildOrDie(notifier_);
+    AddChildOrDie(producer_);
+  }
+  ~Client() override { Stop(); }
+  FakeService notifier_;
+  Producer producer_;
+};
+
+TEST(StartStopHarnessTest, StartsAndStopsEverything) {
+  Client client;
+  {
+    StartStopHarness harness({&client});
+    ASSERT_TRUE(harness.StartAll());
+    EXPECT_THAT(client, IsStarted());
+    EXPECT_THAT(client.producer_.bulk_, IsStarted());
+  }
+  EXPECT_THAT(client, HasState(ServiceState::kStopped));
+  EXPECT_THAT(client.producer_.bulk_, HasState(ServiceState::kStopped));
+}
+
+TEST(StartStopHarnessTest, NamesTheServiceThatFailedToStart) {
+  Client client;
+  client.producer_.bulk_.FailStartWith(absl::UnavailableError("queue missing"));
+  StartStopHarness harness({&client}, Short());
+  EXPECT_NONFATAL_FAILURE(
+      harness.StartAll(),
+      "StartStopHarness: UNAVAILABLE: service 'client/producer/bulk' failed to "
+      "start: queue missing");
+  EXPECT_NONFATAL_FAILURE(
+      harness.StartAll(),
+      "Failed: client/producer/bulk (UNAVAILABLE: service "
+      "'client/producer/bulk' failed to start: queue missing)\nPending: none\n");
+  EXPECT_NONFATAL_FAILURE(harness.StartAll(), "client/producer/bulk     failed");
+}
+
+TEST(StartStopHarnessTest, NamesThePendingServiceAndHowLong) {
+  Client client;
+  client.notifier_.NeverSignalStarted();
+  StartStopHarness harness({&client}, Short());
+  EXPECT_NONFATAL_FAILURE(harness.StartAll(),
+                          "1 of 1 services not started after");
+  EXPECT_NONFATAL_FAILURE(harness.StartAll(),
+                          "client/notifier (starting for ");
+}
+
+TEST(StartStopHarnessTest, NeverStartingServiceFailsInAboutWaitTimeout) {
+  // The test that would have hung without the library: it fails with the
+  // report after WaitTimeout() instead.
+  FakeService stuck("stuck");
+  stuck.NeverSignalStarted();
+  StartStopHarness harness({&stuck});
+  absl::Time began = absl::Now();
+  EXPECT_NONFATAL_FAILURE(harness.StartAll(), "stuck (starting for ");
+  EXPECT_GE(absl::Now() - began, WaitTimeout());
+}
+
+TEST(StartStopHarnessTest, ReportsAServiceThatWouldNotStop) {
+  FakeService slow("slow");
+  slow.BlockStopUntilReleased();
+  {
+    auto harness = std::make_unique<StartStopHarness>(
+        std::vector<lifecycle::Service*>{&slow}, Short());
+    ASSERT_TRUE(harness->StartAll());
+    EXPECT_NONFATAL_FAILURE(
+        harness.reset(),
+        "StartStopHarness: 1 service(s) did not stop within 50ms: slow");
+  }
+  slow.ReleaseStop();
+  slow.Stop();
+}
+
+TEST(StartStopHarnessTest, WritesTheSnapshotForBazel) {
+  const char* dir = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR");
+  if (dir == nullptr) GTEST_SKIP() << "not run by Bazel";
+  FakeService db("db");
+  db.FailStartWith(absl::InternalError("boom"));
+  StartStopHarness harness({&db}, Short());
+  EXPECT_NONFATAL_FAILURE(harness.StartAll(), "boom");
+  std::ifstream in(std::string(dir) + "/lifecycle_snapshot.json");
+  std::stringstream json;
+  json << in.rdbuf();
+  nlohmann::json j = nlohmann::json::parse(json.str());
+  EXPECT_EQ(j[0]["path"], "db");
+  EXPECT_EQ(j[0]["state"], "failed");
+}
+
+TEST(StartStopHarnessTest, ReportIsTheTable) {
+  FakeService a("a");
+  StartStopHarness harness({&a});
+  ASSERT_TRUE(harness.StartAll());
+  EXPECT_THAT(harness.Report(), ::testing::HasSubstr("a     started"));
+}
+
+}  // namespace
+}  // namespace lifecycle_testing

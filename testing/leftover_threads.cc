@@ -1,0 +1,77 @@
+#include "testing/leftover_threads.h"
+
+#include <dirent.h>
+
+#include <fstream>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "lifecycle/signal.h"
+
+namespace lifecycle_testing {
+namespace {
+
+bool IsLibraryThread(const std::string& name) { return name == "lifecycle-timer"; }
+
+}  // namespace
+
+std::map<pid_t, std::string> LiveThreads() {
+  std::map<pid_t, std::string> threads;
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return threads;
+  while (dirent* entry = readdir(dir)) {
+    pid_t tid;
+    if (!absl::SimpleAtoi(entry->d_name, &tid)) continue;
+    std::ifstream comm(absl::StrCat("/proc/self/task/", tid, "/comm"));
+    std::string name;
+    std::getline(comm, name);
+    threads[tid] = name;
+  }
+  closedir(dir);
+  return threads;
+}
+
+LeftoverThreadCheck::LeftoverThreadCheck() : before_(LiveThreads()) {}
+
+::testing::AssertionResult LeftoverThreadCheck::NoNewThreads(
+    absl::Duration grace) const {
+  absl::Time deadline = absl::Now() + grace;
+  std::vector<std::string> leftover;
+  // A joined thread vanishes from /proc a moment after join() returns; waiting
+  // for that has no signal to wait on, so this polls, bounded by `grace`.
+  lifecycle::Signal never;
+  do {
+    leftover.clear();
+    for (const auto& [tid, name] : LiveThreads()) {
+      if (before_.count(tid) == 0 && !IsLibraryThread(name)) {
+        leftover.push_back(absl::StrCat("'", name, "' (tid ", tid, ")"));
+      }
+    }
+  } while (!leftover.empty() && !never.WaitFor(absl::Milliseconds(5)) &&
+           absl::Now() < deadline);
+  if (leftover.empty()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << leftover.size()
+         << " thread(s) left running: " << absl::StrJoin(leftover, ", ");
+}
+
+void LeftoverThreadListener::OnTestStart(const ::testing::TestInfo&) {
+  check_ = std::make_unique<LeftoverThreadCheck>();
+}
+
+void LeftoverThreadListener::OnTestEnd(const ::testing::TestInfo& info) {
+  if (check_ == nullptr) return;
+  ::testing::AssertionResult result = check_->NoNewThreads();
+  check_.reset();
+  // The test is still the current one here, so the failure is its own (the
+  // pretty printer, listed earlier, has already printed its verdict line).
+  if (!result) {
+    ADD_FAILURE() << "leftover threads after " << info.test_suite_name() << "."
+                  << info.name() << ": " << result.message();
+  }
+}
+
+}  // namespace lifecycle_testing

@@ -1,0 +1,68 @@
+// -----------------------------------------------------------------------------
+// leftover_threads.h
+// -----------------------------------------------------------------------------
+//
+// Finds threads a test left running (Go's goleak, for C++): it lists the
+// process's threads from /proc/self/task before and after, and reports the new
+// ones with their names. Workers of a `BaseService` are named after their
+// service, so the report usually names the culprit:
+//
+//   TEST(ClientTest, StopsEverything) {
+//     lifecycle_testing::LeftoverThreadCheck check;
+//     { Client client; ... }
+//     EXPECT_TRUE(check.NoNewThreads());
+//     // Failure: "1 thread(s) left running: 'notifier' (tid 4242)"
+//   }
+//
+// For every test of a binary, register the listener once in main():
+//   ::testing::UnitTest::GetInstance()->listeners().Append(
+//       new lifecycle_testing::LeftoverThreadListener());
+//
+// Threads that belong to the library for the whole process (the context
+// deadline timer, "lifecycle-timer") are not counted. A thread that is still
+// exiting when the check runs is given until `grace` to go away, so a joined
+// worker does not count as left over.
+
+#ifndef TESTING_LEFTOVER_THREADS_H_
+#define TESTING_LEFTOVER_THREADS_H_
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+
+namespace lifecycle_testing {
+
+// The live threads of this process: tid -> name.
+std::map<pid_t, std::string> LiveThreads();
+
+class LeftoverThreadCheck {
+ public:
+  LeftoverThreadCheck();
+
+  // Succeeds if every thread alive now (after waiting up to `grace` for
+  // exiting ones) was alive at construction.
+  ::testing::AssertionResult NoNewThreads(
+      absl::Duration grace = absl::Milliseconds(500)) const;
+
+ private:
+  std::map<pid_t, std::string> before_;
+};
+
+// Checks every test of the binary; a test that leaves threads fails with their
+// names.
+class LeftoverThreadListener : public ::testing::EmptyTestEventListener {
+ public:
+  void OnTestStart(const ::testing::TestInfo&) override;
+  void OnTestEnd(const ::testing::TestInfo&) override;
+
+ private:
+  std::unique_ptr<LeftoverThreadCheck> check_;
+};
+
+}  // namespace lifecycle_testing
+
+#endif  // TESTING_LEFTOVER_THREADS_H_

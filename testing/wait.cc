@@ -1,0 +1,143 @@
+#include "testing/wait.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string_view>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+#define LIFECYCLE_SANITIZER_BUILD 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define LIFECYCLE_SANITIZER_BUILD 1
+#endif
+
+namespace lifecycle_testing {
+
+using lifecycle::Service;
+using lifecycle::ServiceSnapshot;
+using lifecycle::ServiceState;
+
+int SanitizerTimeoutFactor() {
+#ifdef LIFECYCLE_SANITIZER_BUILD
+  return 2;
+#else
+  return 1;
+#endif
+}
+
+namespace {
+
+bool IsTrue(const char* value) {
+  if (value == nullptr) return false;
+  std::string_view v(value);
+  return v == "true" || v == "1" || v == "TRUE" || v == "True";
+}
+
+}  // namespace
+
+absl::Duration ComputeWaitTimeout(const char* (*getenv)(const char*),
+                                  int sanitizer_factor) {
+  absl::Duration timeout = absl::Seconds(3);
+  if (IsTrue(getenv("CI")) || IsTrue(getenv("GITHUB_ACTIONS"))) {
+    timeout = absl::Seconds(10);
+  }
+  timeout *= std::max(sanitizer_factor, 1);
+  if (const char* override_value = getenv(kWaitTimeoutVariable)) {
+    absl::Duration parsed;
+    if (absl::ParseDuration(override_value, &parsed) &&
+        parsed > absl::ZeroDuration()) {
+      timeout = parsed;
+    } else {
+      std::fprintf(stderr,
+                   "lifecycle_testing: ignoring %s=\"%s\": not a positive "
+                   "duration such as \"500ms\" or \"20s\"\n",
+                   kWaitTimeoutVariable, override_value);
+    }
+  }
+  int test_timeout_seconds = 0;
+  if (const char* test_timeout = getenv("TEST_TIMEOUT");
+      test_timeout != nullptr &&
+      absl::SimpleAtoi(test_timeout, &test_timeout_seconds) &&
+      test_timeout_seconds > 0) {
+    timeout = std::min(timeout, absl::Seconds(test_timeout_seconds) * 3 / 4);
+  }
+  return timeout;
+}
+
+absl::Duration WaitTimeout() {
+  return ComputeWaitTimeout(
+      [](const char* name) -> const char* { return std::getenv(name); },
+      SanitizerTimeoutFactor());
+}
+
+std::string DescribeServices(absl::Span<Service* const> services) {
+  if (services.empty()) return "";
+  std::vector<ServiceSnapshot> snapshots = lifecycle::SnapshotAll(services);
+  std::vector<std::string> failed;
+  std::vector<std::string> pending;
+  for (const ServiceSnapshot& root : snapshots) {
+    for (const ServiceSnapshot* s : root.Flatten()) {
+      if (s->state == ServiceState::kFailed) {
+        // Name only the service where the failure began, not every ancestor
+        // that failed because of it.
+        auto origin = lifecycle::FailedServicePath(s->status);
+        if (!origin || *origin == s->path) {
+          failed.push_back(
+              absl::StrCat(s->path, " (", lifecycle::StatusText(s->status), ")"));
+        }
+      } else if (s->state == ServiceState::kStarting ||
+                 s->state == ServiceState::kStopping) {
+        pending.push_back(absl::StrCat(s->path, " (", s->StateLabel(), " for ",
+                                       absl::FormatDuration(absl::Trunc(
+                                           s->InState(), absl::Milliseconds(1))),
+                                       ")"));
+      }
+    }
+  }
+  std::string out;
+  if (!failed.empty()) {
+    absl::StrAppend(&out, "Failed: ", absl::StrJoin(failed, ", "), "\n");
+  }
+  absl::StrAppend(&out, "Pending: ",
+                  pending.empty() ? "none" : absl::StrJoin(pending, ", "), "\n",
+                  lifecycle::ToTable(snapshots));
+  return out;
+}
+
+::testing::AssertionResult SignalClosesWithin(
+    const lifecycle::Signal& signal, absl::Duration timeout,
+    absl::Span<Service* const> services) {
+  absl::Time began = absl::Now();
+  if (signal.WaitFor(timeout)) return ::testing::AssertionSuccess();
+  bool is_default = timeout == WaitTimeout();
+  return ::testing::AssertionFailure()
+         << "signal not closed after "
+         << absl::FormatDuration(
+                absl::Trunc(absl::Now() - began, absl::Milliseconds(1)))
+         << (is_default
+                 ? absl::StrCat(" (WaitTimeout(); set ", kWaitTimeoutVariable,
+                                " to change it)")
+                 : absl::StrCat(" (timeout ", absl::FormatDuration(timeout),
+                                ")"))
+         << (services.empty() ? "" : "\n") << DescribeServices(services);
+}
+
+bool WaitOrTimeout(const lifecycle::Signal& signal,
+                   absl::Span<Service* const> services, absl::Duration timeout,
+                   const char* file, int line) {
+  ::testing::AssertionResult result =
+      SignalClosesWithin(signal, timeout, services);
+  if (!result) ADD_FAILURE_AT(file, line) << "WaitOrTimeout: " << result.message();
+  return static_cast<bool>(result);
+}
+
+}  // namespace lifecycle_testing

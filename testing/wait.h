@@ -1,0 +1,130 @@
+// -----------------------------------------------------------------------------
+// wait.h
+// -----------------------------------------------------------------------------
+//
+// Waits for GoogleTest suites that never sleep and never hang: each waits on a
+// signal (or a `TestSignal` value) for at most `WaitTimeout()`, and on timeout
+// fails the test *at the caller's file and line* with what was still pending.
+//
+//   * `WaitTimeout()`  the one default timeout. If you are not sure which
+//     timeout to use, this is the one you want.
+//   * `WaitOrTimeout(signal)`  waits on a `lifecycle::Signal`; with services
+//     given, the failure lists the pending ones and every component's health.
+//   * `WaitOrTimeout(test_signal)` / `WaitOrTimeoutN(test_signal, n)`  take
+//     values from a `TestSignal<T>`.
+//   * `SignalClosesWithin(...)`  returns a `::testing::AssertionResult`, for
+//     callers who add their own message:
+//       EXPECT_TRUE(SignalClosesWithin(client.Started())) << "after failover";
+//
+// A failure reads, for example:
+//
+//   client_test.cc:42: Failure
+//   WaitOrTimeout: signal not closed after 3s (WaitTimeout(); set
+//   LIFECYCLE_WAIT_TIMEOUT to change it)
+//   Pending: client/notifier (starting for 3.001s)
+//   PATH             STATE     SINCE   STARTUP  STARTS  ERRORS  LAST ERROR
+//   client           starting  3.002s  -        1       0
+//   client/notifier  starting  3.001s  -        1       0
+//
+// WARNING: a value passed as `timeout` is used as is. Hard-coded short
+// timeouts are how suites become flaky on loaded CI machines: prefer the
+// default.
+
+#ifndef TESTING_WAIT_H_
+#define TESTING_WAIT_H_
+
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "gtest/gtest.h"
+#include "lifecycle/service.h"
+#include "lifecycle/signal.h"
+#include "testing/test_signal.h"
+
+namespace lifecycle_testing {
+
+// The environment variable that overrides `WaitTimeout()`, as an
+// `absl::ParseDuration` string such as "500ms" or "20s".
+inline constexpr char kWaitTimeoutVariable[] = "LIFECYCLE_WAIT_TIMEOUT";
+
+// The default wait: 3s locally, 10s on CI (`CI` or `GITHUB_ACTIONS` is "true"
+// or "1"), times 2 in a sanitizer build; `LIFECYCLE_WAIT_TIMEOUT` replaces all
+// of that. The result is capped at three quarters of Bazel's `TEST_TIMEOUT`
+// (seconds), so a wait fails with its report before Bazel kills the test.
+// An unparsable or non-positive override is ignored, with a warning on stderr.
+absl::Duration WaitTimeout();
+
+// The factor `WaitTimeout()` applies in this build: 2 under AddressSanitizer,
+// ThreadSanitizer or MemorySanitizer, 1 otherwise.
+int SanitizerTimeoutFactor();
+
+// `WaitTimeout()` as a pure function of its inputs, for tests of the rules.
+// `getenv` reads one environment variable (nullptr when unset).
+absl::Duration ComputeWaitTimeout(const char* (*getenv)(const char*),
+                                  int sanitizer_factor);
+
+// What a failed wait reports about `services` and their descendants:
+//   Failed: client/producer/bulk (UNAVAILABLE: ...)   (only if any failed)
+//   Pending: client/notifier (starting for 1.2s)      (or "none")
+// followed by the health table. Empty when `services` is.
+std::string DescribeServices(absl::Span<lifecycle::Service* const> services);
+
+::testing::AssertionResult SignalClosesWithin(
+    const lifecycle::Signal& signal, absl::Duration timeout = WaitTimeout(),
+    absl::Span<lifecycle::Service* const> services = {});
+
+// Waits for `signal`; on timeout adds a failure at the caller's line and
+// returns false. `services`, if given, are described in the failure.
+bool WaitOrTimeout(const lifecycle::Signal& signal,
+                   absl::Span<lifecycle::Service* const> services = {},
+                   absl::Duration timeout = WaitTimeout(),
+                   const char* file = __builtin_FILE(),
+                   int line = __builtin_LINE());
+
+// Takes the next value of `test_signal`; on timeout (or an uninitialized or
+// overflowed signal) adds a failure at the caller's line and returns T{}.
+template <typename T>
+T WaitOrTimeout(TestSignal<T>& test_signal,
+                absl::Duration timeout = WaitTimeout(),
+                const char* file = __builtin_FILE(),
+                int line = __builtin_LINE()) {
+  auto value = test_signal.WaitFor(timeout);
+  if (value.ok()) return *std::move(value);
+  ADD_FAILURE_AT(file, line) << "WaitOrTimeout(TestSignal): "
+                             << value.status().message();
+  return T{};
+}
+
+// Takes `n` values; on failure adds "received 2 value(s), wanted 3 ..." at the
+// caller's line and returns what it could not (an empty vector).
+template <typename T>
+std::vector<T> WaitOrTimeoutN(TestSignal<T>& test_signal, size_t n,
+                              absl::Duration timeout = WaitTimeout(),
+                              const char* file = __builtin_FILE(),
+                              int line = __builtin_LINE()) {
+  auto values = test_signal.WaitForN(n, timeout);
+  if (values.ok()) return *std::move(values);
+  ADD_FAILURE_AT(file, line) << "WaitOrTimeoutN(TestSignal): "
+                             << values.status().message();
+  return {};
+}
+
+// Fails at the caller's line if `test_signal` holds unread values.
+template <typename T>
+void RequireEmpty(TestSignal<T>& test_signal,
+                  const char* file = __builtin_FILE(),
+                  int line = __builtin_LINE()) {
+  absl::Status status = test_signal.RequireEmpty();
+  if (!status.ok()) {
+    ADD_FAILURE_AT(file, line) << "RequireEmpty(TestSignal): "
+                               << status.message();
+  }
+}
+
+}  // namespace lifecycle_testing
+
+#endif  // TESTING_WAIT_H_

@@ -1,0 +1,179 @@
+#include "testing/wait.h"
+
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest-spi.h"
+#include "gtest/gtest.h"
+#include "testing/fake_service.h"
+#include "testing/test_signal.h"
+
+namespace lifecycle_testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The environment each timeout-rule test sees, instead of the machine's.
+std::map<std::string, std::string>* fake_env;
+const char* FakeGetenv(const char* name) {
+  auto it = fake_env->find(name);
+  return it == fake_env->end() ? nullptr : it->second.c_str();
+}
+
+absl::Duration TimeoutWith(std::map<std::string, std::string> env,
+                           int sanitizer_factor = 1) {
+  fake_env = &env;
+  absl::Duration timeout = ComputeWaitTimeout(&FakeGetenv, sanitizer_factor);
+  fake_env = nullptr;
+  return timeout;
+}
+
+TEST(WaitTimeoutTest, ThreeSecondsLocally) {
+  EXPECT_EQ(TimeoutWith({}), absl::Seconds(3));
+  EXPECT_EQ(TimeoutWith({{"CI", "false"}}), absl::Seconds(3));
+}
+
+TEST(WaitTimeoutTest, TenSecondsOnCi) {
+  EXPECT_EQ(TimeoutWith({{"CI", "true"}}), absl::Seconds(10));
+  EXPECT_EQ(TimeoutWith({{"GITHUB_ACTIONS", "true"}}), absl::Seconds(10));
+  EXPECT_EQ(TimeoutWith({{"CI", "1"}}), absl::Seconds(10));
+}
+
+TEST(WaitTimeoutTest, SanitizersMultiply) {
+  EXPECT_EQ(TimeoutWith({}, 2), absl::Seconds(6));
+  EXPECT_EQ(TimeoutWith({{"CI", "true"}}, 2), absl::Seconds(20));
+}
+
+TEST(WaitTimeoutTest, OverrideReplacesEverything) {
+  EXPECT_EQ(TimeoutWith({{"LIFECYCLE_WAIT_TIMEOUT", "500ms"}, {"CI", "true"}},
+                        2),
+            absl::Milliseconds(500));
+}
+
+TEST(WaitTimeoutTest, BadOverrideIsIgnored) {
+  EXPECT_EQ(TimeoutWith({{"LIFECYCLE_WAIT_TIMEOUT", "soon"}}), absl::Seconds(3));
+  EXPECT_EQ(TimeoutWith({{"LIFECYCLE_WAIT_TIMEOUT", "-1s"}}), absl::Seconds(3));
+  EXPECT_EQ(TimeoutWith({{"LIFECYCLE_WAIT_TIMEOUT", "0"}}), absl::Seconds(3));
+}
+
+TEST(WaitTimeoutTest, CappedBelowBazelTestTimeout) {
+  EXPECT_EQ(TimeoutWith({{"CI", "true"}, {"TEST_TIMEOUT", "8"}}),
+            absl::Seconds(6));
+  EXPECT_EQ(TimeoutWith({{"LIFECYCLE_WAIT_TIMEOUT", "1h"}, {"TEST_TIMEOUT", "60"}}),
+            absl::Seconds(45));
+  EXPECT_EQ(TimeoutWith({{"TEST_TIMEOUT", "300"}}), absl::Seconds(3));
+  EXPECT_EQ(TimeoutWith({{"TEST_TIMEOUT", "junk"}}), absl::Seconds(3));
+}
+
+TEST(WaitTimeoutTest, ReadsTheRealEnvironment) {
+  const char* saved = std::getenv(kWaitTimeoutVariable);
+  std::string saved_value = saved ? saved : "";
+  setenv(kWaitTimeoutVariable, "1234ms", 1);
+  EXPECT_EQ(WaitTimeout(), absl::Milliseconds(1234));
+  if (saved) {
+    setenv(kWaitTimeoutVariable, saved_value.c_str(), 1);
+  } else {
+    unsetenv(kWaitTimeoutVariable);
+  }
+}
+
+TEST(WaitTimeoutTest, SanitizerFactorMatchesTheBuild) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  EXPECT_EQ(SanitizerTimeoutFactor(), 2);
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+  EXPECT_EQ(SanitizerTimeoutFactor(), 2);
+#else
+  EXPECT_EQ(SanitizerTimeoutFactor(), 1);
+#endif
+#else
+  EXPECT_EQ(SanitizerTimeoutFactor(), 1);
+#endif
+}
+
+TEST(WaitOrTimeoutTest, ReturnsTrueWhenClosed) {
+  lifecycle::Signal signal;
+  std::thread closer([&] { signal.Close(); });
+  EXPECT_TRUE(WaitOrTimeout(signal));
+  closer.join();
+}
+
+TEST(WaitOrTimeoutTest, FailsAtTheCallersLineWithTheTimeWaited) {
+  lifecycle::Signal never;
+  ::testing::TestPartResultArray results;
+  int line;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD,
+        &results);
+    line = __LINE__ + 1;
+    EXPECT_FALSE(WaitOrTimeout(never, {}, absl::Milliseconds(20)));
+  }
+  ASSERT_EQ(results.size(), 1);
+  const ::testing::TestPartResult& failure = results.GetTestPartResult(0);
+  EXPECT_TRUE(failure.nonfatally_failed());
+  EXPECT_THAT(failure.file_name(), HasSubstr("wait_test.cc"));
+  EXPECT_EQ(failure.line_number(), line);
+  EXPECT_THAT(failure.message(),
+              HasSubstr("WaitOrTimeout: signal not closed after "));
+  EXPECT_THAT(failure.message(), HasSubstr("(timeout 20ms)"));
+}
+
+TEST(WaitOrTimeoutTest, FailureNamesPendingServicesAndPrintsTheTable) {
+  FakeService db("db");
+  db.NeverSignalStarted();
+  ASSERT_TRUE(db.Start(lifecycle::Context::Background()).ok());
+  std::vector<lifecycle::Service*> services = {&db};
+  EXPECT_NONFATAL_FAILURE(
+      WaitOrTimeout(db.Started(), services, absl::Milliseconds(10)),
+      "Pending: db (starting for ");
+  EXPECT_NONFATAL_FAILURE(
+      WaitOrTimeout(db.Started(), services, absl::Milliseconds(10)),
+      "PATH  STATE     SINCE");
+}
+
+TEST(WaitOrTimeoutTest, AssertionResultVariantTakesAMessage) {
+  lifecycle::Signal never;
+  EXPECT_NONFATAL_FAILURE(
+      EXPECT_TRUE(SignalClosesWithin(never, absl::Milliseconds(1)))
+          << "waiting for the color to turn red",
+      "waiting for the color to turn red");
+  EXPECT_TRUE(SignalClosesWithin(lifecycle::Signal::Closed()));
+}
+
+TEST(WaitOrTimeoutTest, TakesTestSignalValues) {
+  TestSignal<int> signal;
+  signal.Init();
+  std::thread producer([&] {
+    signal.Signal(1);
+    signal.Signal(2);
+    signal.Signal(3);
+  });
+  EXPECT_EQ(WaitOrTimeout(signal), 1);
+  EXPECT_EQ(WaitOrTimeoutN(signal, 2), (std::vector<int>{2, 3}));
+  producer.join();
+  RequireEmpty(signal);
+}
+
+TEST(WaitOrTimeoutTest, TestSignalFailuresAreReported) {
+  TestSignal<int> uninitialized;
+  EXPECT_NONFATAL_FAILURE(WaitOrTimeout(uninitialized),
+                          "test signal is not initialized");
+  TestSignal<int> two;
+  two.Init();
+  two.Signal(1);
+  two.Signal(2);
+  EXPECT_NONFATAL_FAILURE(WaitOrTimeoutN(two, 3, absl::Milliseconds(5)),
+                          "received 2 value(s), wanted 3");
+  EXPECT_NONFATAL_FAILURE(RequireEmpty(two), "2 unexpected value(s)");
+  TestSignal<int> empty;
+  empty.Init();
+  EXPECT_NONFATAL_FAILURE(WaitOrTimeout(empty, absl::Milliseconds(5)),
+                          "no value received within 5ms");
+}
+
+}  // namespace
+}  // namespace lifecycle_testing
