@@ -216,13 +216,13 @@ std::string StatusText(const absl::Status& status) {
                       status.message());
 }
 
-std::vector<const ServiceSnapshot*> ServiceSnapshot::Flatten() const {
+std::vector<const ServiceSnapshot*> ServiceSnapshot::Flatten() const& {
   std::vector<const ServiceSnapshot*> out;
   FlattenInto(*this, out);
   return out;
 }
 
-const ServiceSnapshot* ServiceSnapshot::Find(std::string_view p) const {
+const ServiceSnapshot* ServiceSnapshot::Find(std::string_view p) const& {
   for (const ServiceSnapshot* s : Flatten()) {
     if (s->path == p) return s;
   }

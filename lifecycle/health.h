@@ -104,10 +104,14 @@ struct ServiceSnapshot {
   std::string_view StateLabel() const;
 
   // This snapshot and its descendants, depth first, parents before children.
-  std::vector<const ServiceSnapshot*> Flatten() const;
+  // The pointers point into this snapshot, so calling it on a temporary does
+  // not compile.
+  std::vector<const ServiceSnapshot*> Flatten() const&;
+  std::vector<const ServiceSnapshot*> Flatten() const&& = delete;
 
-  // The descendant (or this) with `path`, or nullptr.
-  const ServiceSnapshot* Find(std::string_view path) const;
+  // The descendant (or this) with `path`, or nullptr. Not on a temporary.
+  const ServiceSnapshot* Find(std::string_view path) const&;
+  const ServiceSnapshot* Find(std::string_view path) const&& = delete;
 
   friend bool operator==(const ServiceSnapshot&, const ServiceSnapshot&);
   friend bool operator!=(const ServiceSnapshot& a, const ServiceSnapshot& b) {

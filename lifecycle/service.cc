@@ -97,12 +97,14 @@ namespace {
 absl::Status FailuresAmong(absl::Span<Service* const> services) {
   std::vector<std::string> failed;
   std::optional<std::string> first_path;
+  absl::Status only_failure;
   for (Service* service : services) {
     ServiceSnapshot s = service->Snapshot();
     if (s.state == ServiceState::kStarted ||
         s.state == ServiceState::kStarting) {
       continue;
     }
+    only_failure = s.status;
     std::optional<std::string> path = FailedServicePath(s.status);
     if (!path) path = s.path;
     if (!first_path) first_path = path;
@@ -111,11 +113,37 @@ absl::Status FailuresAmong(absl::Span<Service* const> services) {
                          : absl::StrCat(s.path, " (", s.StateLabel(), ")"));
   }
   if (failed.empty()) return absl::OkStatus();
+  // One failed service: its own error already names it.
+  if (failed.size() == 1 && !only_failure.ok()) return only_failure;
   absl::Status status = absl::FailedPreconditionError(
       absl::StrCat(failed.size(), " of ", services.size(),
                    " services did not start: ", absl::StrJoin(failed, "; ")));
   status.SetPayload(kPathPayloadUrl, absl::Cord(*first_path));
   return status;
+}
+
+// "starting for 1.2s", or the state.
+std::string Pending(const ServiceSnapshot& s) {
+  if (s.state != ServiceState::kStarting) return std::string(s.StateLabel());
+  return absl::StrCat("starting for ",
+                      absl::FormatDuration(
+                          absl::Trunc(s.InState(), absl::Milliseconds(1))));
+}
+
+// The descendants of `root` that hold its start up: starting services none of
+// whose children is starting.
+std::vector<const ServiceSnapshot*> BlockingDescendants(
+    const ServiceSnapshot& root) {
+  std::vector<const ServiceSnapshot*> out;
+  for (const ServiceSnapshot* node : root.Flatten()) {
+    if (node == &root || node->state != ServiceState::kStarting) continue;
+    bool child_starting = false;
+    for (const ServiceSnapshot& child : node->children) {
+      child_starting |= child.state == ServiceState::kStarting;
+    }
+    if (!child_starting) out.push_back(node);
+  }
+  return out;
 }
 
 }  // namespace
@@ -136,13 +164,15 @@ absl::Status WaitAllStartedUntil(absl::Span<Service* const> services,
     for (Service* service : services) {
       if (service->Started().IsClosed()) continue;
       ServiceSnapshot s = service->Snapshot();
-      std::string what(s.StateLabel());
-      if (s.state == ServiceState::kStarting) {
-        what = absl::StrCat("starting for ",
-                            absl::FormatDuration(absl::Trunc(
-                                s.InState(), absl::Milliseconds(1))));
+      std::string entry = absl::StrCat(s.path, " (", Pending(s), ")");
+      std::vector<std::string> blockers;
+      for (const ServiceSnapshot* node : BlockingDescendants(s)) {
+        blockers.push_back(absl::StrCat(node->path, " (", Pending(*node), ")"));
       }
-      pending.push_back(absl::StrCat(s.path, " (", what, ")"));
+      if (!blockers.empty()) {
+        absl::StrAppend(&entry, " waiting on ", absl::StrJoin(blockers, ", "));
+      }
+      pending.push_back(std::move(entry));
     }
     return absl::DeadlineExceededError(absl::StrCat(
         pending.size(), " of ", services.size(), " services not started after ",

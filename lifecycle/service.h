@@ -85,14 +85,16 @@ inline constexpr int kMaxStopThreads = 16;
 void StopAllParallel(absl::Span<Service* const> services);
 
 // Waits until every service's started signal is closed. Returns OK if all are
-// started, or a `FailedPreconditionError` naming the services that failed to
-// start instead (their started signal closed because their run ended).
+// started. If some failed to start instead (their started signal closed
+// because their run ended), returns the error of the one that failed, or, when
+// several did, a `FailedPreconditionError` naming them all.
 absl::Status WaitAllStarted(absl::Span<Service* const> services);
 
 // As `WaitAllStarted`, but gives up at `deadline` with a
-// `DeadlineExceededError` that names every service still pending, for example
-//   "2 of 3 services not started after 1.5s: client/notifier (starting for
-//    1.5s), client/elector (stopped)".
+// `DeadlineExceededError` that names every service still pending and, inside
+// a pending composite, the descendants that hold it up, for example
+//   "2 of 3 services not started after 1.5s: client (starting for 1.5s)
+//    waiting on client/notifier (starting for 1.5s), elector (stopped)".
 absl::Status WaitAllStartedUntil(absl::Span<Service* const> services,
                                  absl::Time deadline);
 

@@ -158,12 +158,23 @@ TEST(WaitAllStartedTest, ReleasedByAStartError) {
   Service* services[] = {&good, &bad};
   ASSERT_TRUE(StartAll(services, Context::Background()).ok());
   absl::Status status = WaitAllStarted(services);
-  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(status.message(),
-              HasSubstr("1 of 2 services did not start: DATA_LOSS: service "
-                        "'bad' failed to start: corrupt"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(status.message(), "service 'bad' failed to start: corrupt");
   EXPECT_EQ(FailedServicePath(status), "bad");
   StopAllParallel(services);
+}
+
+TEST(WaitAllStartedTest, SeveralFailuresAreListed) {
+  Leaf one("one", absl::OkStatus(), false, absl::DataLossError("corrupt"));
+  Leaf two("two", absl::OkStatus(), false, absl::InternalError("bug"));
+  Service* services[] = {&one, &two};
+  ASSERT_TRUE(StartAll(services, Context::Background()).ok());
+  absl::Status status = WaitAllStarted(services);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(status.message(),
+            "2 of 2 services did not start: DATA_LOSS: service 'one' failed "
+            "to start: corrupt; INTERNAL: service 'two' failed to start: bug");
+  EXPECT_EQ(FailedServicePath(status), "one");
 }
 
 TEST(WaitAllStartedTest, DeadlineVariantNamesThePending) {

@@ -7,8 +7,10 @@
 // that makes a fresh service, ready to start, that starts by itself (no test
 // help needed):
 //
+//   using lifecycle_testing::ServiceConformanceTest;  // the macro wants a
+//                                                     // plain name
 //   INSTANTIATE_TEST_SUITE_P(
-//       Client, lifecycle_testing::ServiceConformanceTest,
+//       Client, ServiceConformanceTest,
 //       ::testing::Values(lifecycle_testing::ServiceFactory{
 //           "Client", [] { return std::make_unique<Client>(); }}),
 //       lifecycle_testing::ServiceFactoryName);

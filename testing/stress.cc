@@ -12,6 +12,29 @@
 #include "absl/time/clock.h"
 
 namespace lifecycle_testing {
+namespace {
+
+// The first failure any stress thread saw.
+class FirstFailure {
+ public:
+  void Set(std::string what) {
+    absl::MutexLock lock(&mu_);
+    if (what_.empty()) what_ = std::move(what);
+    failed_ = true;
+  }
+  bool failed() const { return failed_; }
+  std::string what() {
+    absl::MutexLock lock(&mu_);
+    return what_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::string what_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> failed_{false};
+};
+
+}  // namespace
 
 ::testing::AssertionResult StressStartStop(lifecycle::BaseService& service,
                                            StressOptions options) {
@@ -25,15 +48,9 @@ namespace lifecycle_testing {
       absl::StrCat("stress (seed ", seed, ", ", options.threads,
                    " threads x ", options.cycles, " cycles): ");
 
-  absl::Mutex mu;
-  std::string first_error ABSL_GUARDED_BY(mu);
-  std::atomic<bool> failed{false};
+  FirstFailure failure;
   auto fail = [&](int thread, int cycle, const std::string& what) {
-    absl::MutexLock lock(&mu);
-    if (first_error.empty()) {
-      first_error = absl::StrCat("thread ", thread, " cycle ", cycle, ": ", what);
-    }
-    failed = true;
+    failure.Set(absl::StrCat("thread ", thread, " cycle ", cycle, ": ", what));
   };
 
   std::vector<std::thread> threads;
@@ -46,7 +63,7 @@ namespace lifecycle_testing {
           absl::SleepFor(absl::Nanoseconds(random() % max_delay_ns));
         }
       };
-      for (int c = 0; c < options.cycles && !failed; ++c) {
+      for (int c = 0; c < options.cycles && !failure.failed(); ++c) {
         delay();
         absl::Status started = service.Start(lifecycle::Context::Background());
         if (!started.ok() && !(options.allowed_start_error &&
@@ -71,14 +88,13 @@ namespace lifecycle_testing {
     });
   }
   for (std::thread& t : threads) t.join();
-  if (!failed) {
+  if (!failure.failed()) {
     absl::Status final_stop = service.StopFor(options.wait_timeout);
     if (final_stop.ok()) return ::testing::AssertionSuccess();
-    fail(-1, -1, std::string(final_stop.message()));
+    failure.Set(absl::StrCat("final stop: ", final_stop.message()));
   }
-  absl::MutexLock lock(&mu);
   return ::testing::AssertionFailure()
-         << context << first_error << "\n" << service.Snapshot();
+         << context << failure.what() << "\n" << service.Snapshot();
 }
 
 }  // namespace lifecycle_testing

@@ -1,0 +1,183 @@
+// -----------------------------------------------------------------------------
+// client.h
+// -----------------------------------------------------------------------------
+//
+// A job-queue client in the shape of River's, built from lifecycle services:
+//
+//   client                      CompositeService: started once all below are
+//   client/notifier             holds a (simulated) database connection; on a
+//                               drop it reports itself degraded, reconnects
+//                               with exponential backoff, reports healthy
+//   client/elector              tries to become leader at an interval
+//   client/producer             one child per configured queue:
+//   client/producer/default       fetches and "works" jobs from its queue
+//   client/maintenance          supervisor of the maintainers:
+//   client/maintenance/cleaner    deletes finished jobs periodically
+//   client/maintenance/rescuer    rescues stuck jobs periodically
+//
+// Nothing here knows about tests beyond the `TestSignal` hooks, which do
+// nothing until a test initialises them. Faults for demos and tests are injected
+// by path through `Faults`.
+
+#ifndef EXAMPLES_CLIENT_H_
+#define EXAMPLES_CLIENT_H_
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "lifecycle/base_service.h"
+#include "lifecycle/signal.h"
+#include "testing/test_signal.h"
+
+namespace examples {
+
+// Paths whose start fails ("--fail") or never signals started ("--hang").
+struct Faults {
+  std::set<std::string> fail;
+  std::set<std::string> hang;
+};
+
+// A stand-in for a database: connections can be refused or dropped.
+class SimulatedDatabase {
+ public:
+  // Whether new connections succeed.
+  void SetAvailable(bool available);
+  // Breaks every open connection: their `Dropped()` signals close.
+  void DropConnections();
+
+  // Connects, or fails with UNAVAILABLE while the database is unavailable.
+  // On success, `dropped` is the signal that closes when the connection drops.
+  absl::Status Connect(lifecycle::Signal* dropped);
+
+ private:
+  absl::Mutex mu_;
+  bool available_ ABSL_GUARDED_BY(mu_) = true;
+  lifecycle::Signal drop_ ABSL_GUARDED_BY(mu_);
+};
+
+struct ClientConfig {
+  std::vector<std::string> queues = {"default"};
+  SimulatedDatabase* database = nullptr;  // required
+  Faults faults;
+  absl::Duration reconnect_backoff = absl::Milliseconds(10);  // doubles, max 1s
+  absl::Duration elect_interval = absl::Milliseconds(50);
+  absl::Duration maintenance_interval = absl::Milliseconds(100);
+  // How long each component takes to start: a delay the demo is about.
+  absl::Duration simulated_start_time = absl::ZeroDuration();
+};
+
+// A leaf component: applies the injected faults for its path.
+class Component : public lifecycle::BaseService {
+ protected:
+  Component(std::string name, const ClientConfig& config);
+  absl::Status OnStart(const lifecycle::Context& ctx) override;
+  // Call at the top of Run(): waits the simulated start time, or forever if a
+  // hang is injected (until stopped). Returns false if the run must end.
+  bool SimulateStart(const lifecycle::Context& ctx);
+  const ClientConfig& config_;
+};
+
+// A composite component: the same faults, for groups.
+class ComponentGroup : public lifecycle::CompositeService {
+ protected:
+  ComponentGroup(std::string name, const ClientConfig& config);
+  absl::Status OnStart(const lifecycle::Context& ctx) override;
+  absl::Status Run(const lifecycle::Context& ctx,
+                   absl::FunctionRef<void()> started) override;
+  const ClientConfig& config_;
+};
+
+class Notifier : public Component {
+ public:
+  explicit Notifier(const ClientConfig& config);
+  ~Notifier() override { Stop(); }
+
+  struct TestSignals {
+    lifecycle_testing::TestSignal<int> reconnect_scheduled;  // attempt number
+    lifecycle_testing::TestSignal<bool> connected;           // always true
+  };
+  TestSignals& test_signals() { return test_signals_; }
+
+ private:
+  absl::Status Run(const lifecycle::Context& ctx,
+                   absl::FunctionRef<void()> started) override;
+  TestSignals test_signals_;
+};
+
+class Elector : public Component {
+ public:
+  explicit Elector(const ClientConfig& config);
+  ~Elector() override { Stop(); }
+  bool IsLeader() const { return leader_; }
+
+  struct TestSignals {
+    lifecycle_testing::TestSignal<bool> elected;
+  };
+  TestSignals& test_signals() { return test_signals_; }
+
+ private:
+  absl::Status Run(const lifecycle::Context& ctx,
+                   absl::FunctionRef<void()> started) override;
+  std::atomic<bool> leader_{false};
+  TestSignals test_signals_;
+};
+
+// A simple periodic worker: producers and maintainers.
+class PeriodicWorker : public Component {
+ public:
+  PeriodicWorker(std::string name, const ClientConfig& config,
+                 absl::Duration interval);
+  ~PeriodicWorker() override { Stop(); }
+  int64_t ticks() const { return ticks_; }
+
+ private:
+  absl::Status Run(const lifecycle::Context& ctx,
+                   absl::FunctionRef<void()> started) override;
+  absl::Duration interval_;
+  std::atomic<int64_t> ticks_{0};
+};
+
+class ProducerGroup : public ComponentGroup {
+ public:
+  explicit ProducerGroup(const ClientConfig& config);
+  ~ProducerGroup() override { Stop(); }
+
+ private:
+  std::vector<std::unique_ptr<PeriodicWorker>> producers_;
+};
+
+class Maintenance : public ComponentGroup {
+ public:
+  explicit Maintenance(const ClientConfig& config);
+  ~Maintenance() override { Stop(); }
+
+ private:
+  PeriodicWorker cleaner_;
+  PeriodicWorker rescuer_;
+};
+
+class Client : public ComponentGroup {
+ public:
+  // `config` must outlive the client.
+  explicit Client(const ClientConfig& config);
+  ~Client() override { Stop(); }
+
+  Notifier& notifier() { return notifier_; }
+  Elector& elector() { return elector_; }
+
+ private:
+  Notifier notifier_;
+  Elector elector_;
+  ProducerGroup producer_;
+  Maintenance maintenance_;
+};
+
+}  // namespace examples
+
+#endif  // EXAMPLES_CLIENT_H_

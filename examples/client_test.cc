@@ -1,0 +1,161 @@
+// The tests a user of the library writes for a client like this one.
+#include "examples/client.h"
+
+#include <memory>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest-spi.h"
+#include "gtest/gtest.h"
+#include "testing/conformance.h"
+#include "testing/harness.h"
+#include "testing/leftover_threads.h"
+#include "testing/matchers.h"
+#include "testing/stress.h"
+#include "testing/wait.h"
+
+namespace examples {
+namespace {
+
+using lifecycle::ServiceState;
+using lifecycle_testing::HasState;
+using lifecycle_testing::IsDegraded;
+using lifecycle_testing::IsStarted;
+using lifecycle_testing::StartStopHarness;
+using lifecycle_testing::WaitOrTimeout;
+using ::testing::Not;
+
+class ClientTest : public ::testing::Test {
+ protected:
+  ClientTest() {
+    config_.queues = {"default", "bulk"};
+    config_.database = &database_;
+  }
+  SimulatedDatabase database_;
+  ClientConfig config_;
+};
+
+TEST_F(ClientTest, StartsEveryComponent) {
+  Client client(config_);
+  StartStopHarness harness({&client});
+  ASSERT_TRUE(harness.StartAll());
+  lifecycle::ServiceSnapshot s = client.Snapshot();
+  EXPECT_EQ(s.Flatten().size(), 9u);
+  for (const auto* node : s.Flatten()) {
+    EXPECT_EQ(node->state, ServiceState::kStarted) << node->path;
+  }
+  ASSERT_NE(s.Find("client/producer/bulk"), nullptr);
+}
+
+TEST_F(ClientTest, ElectsALeader) {
+  Client client(config_);
+  client.elector().test_signals().elected.Init();
+  StartStopHarness harness({&client});
+  ASSERT_TRUE(harness.StartAll());
+  EXPECT_TRUE(WaitOrTimeout(client.elector().test_signals().elected));
+  EXPECT_TRUE(client.elector().IsLeader());
+}
+
+TEST_F(ClientTest, NotifierReconnectsAndReportsItsHealth) {
+  Client client(config_);
+  Notifier::TestSignals& signals = client.notifier().test_signals();
+  signals.reconnect_scheduled.Init();
+  signals.connected.Init();
+  StartStopHarness harness({&client});
+  ASSERT_TRUE(harness.StartAll());
+  ASSERT_TRUE(WaitOrTimeout(signals.connected));
+
+  // The database goes away: the notifier is degraded and keeps retrying.
+  database_.SetAvailable(false);
+  database_.DropConnections();
+  EXPECT_EQ(WaitOrTimeout(signals.reconnect_scheduled), 1);
+  EXPECT_EQ(WaitOrTimeout(signals.reconnect_scheduled), 2);
+  EXPECT_THAT(client.notifier(), IsDegraded());
+  EXPECT_THAT(client, IsStarted());  // the client as a whole keeps running
+
+  // It comes back: the notifier reconnects and is healthy again.
+  database_.SetAvailable(true);
+  ASSERT_TRUE(WaitOrTimeout(signals.connected));
+  EXPECT_THAT(client.notifier(), Not(IsDegraded()));
+  lifecycle::ServiceSnapshot s = client.notifier().Snapshot();
+  EXPECT_GE(s.error_count, 2);
+  EXPECT_EQ(s.last_error.code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(ClientTest, FailingLeafIsNamedByItsFullPath) {
+  config_.faults.fail = {"client/producer/bulk"};
+  Client client(config_);
+  StartStopHarness harness({&client});
+  EXPECT_NONFATAL_FAILURE(
+      harness.StartAll(),
+      "Failed: client/producer/bulk (UNAVAILABLE: service "
+      "'client/producer/bulk' failed to start: injected failure at "
+      "client/producer/bulk)");
+  EXPECT_THAT(client, HasState(ServiceState::kFailed));
+  EXPECT_EQ(lifecycle::FailedServicePath(client.Snapshot().status),
+            "client/producer/bulk");
+}
+
+TEST_F(ClientTest, HangingLeafIsReportedAsPending) {
+  config_.faults.hang = {"client/maintenance/rescuer"};
+  Client client(config_);
+  StartStopHarness::Options options;
+  options.start_timeout = absl::Milliseconds(100);
+  StartStopHarness harness({&client}, options);
+  EXPECT_NONFATAL_FAILURE(harness.StartAll(),
+                          "client/maintenance/rescuer (starting for ");
+}
+
+TEST_F(ClientTest, RestartsAfterAFailedStart) {
+  database_.SetAvailable(true);
+  config_.faults.fail = {"client/elector"};
+  Client client(config_);
+  ASSERT_TRUE(client.Start(lifecycle::Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(client.Stopped()));
+  EXPECT_THAT(client, HasState(ServiceState::kFailed));
+  config_.faults.fail.clear();  // the client reads its config on each start
+  StartStopHarness harness({&client});
+  ASSERT_TRUE(harness.StartAll());
+  EXPECT_EQ(client.Snapshot().failure_count, 1);
+}
+
+TEST_F(ClientTest, LeavesNoThreadsBehind) {
+  lifecycle_testing::LeftoverThreadCheck check;
+  {
+    Client client(config_);
+    StartStopHarness harness({&client});
+    ASSERT_TRUE(harness.StartAll());
+  }
+  EXPECT_TRUE(check.NoNewThreads());
+}
+
+TEST_F(ClientTest, SurvivesStartStopStress) {
+  Client client(config_);
+  lifecycle_testing::StressOptions options;
+  options.threads = 4;
+  options.cycles = 10;
+  EXPECT_TRUE(lifecycle_testing::StressStartStop(client, options));
+}
+
+// The contract, checked on the whole client and on one subservice.
+SimulatedDatabase conformance_database;
+ClientConfig ConformanceConfig() {
+  ClientConfig config;
+  config.database = &conformance_database;
+  return config;
+}
+const ClientConfig conformance_config = ConformanceConfig();
+
+using lifecycle_testing::ServiceConformanceTest;
+INSTANTIATE_TEST_SUITE_P(
+    Example, ServiceConformanceTest,
+    ::testing::Values(
+        lifecycle_testing::ServiceFactory{
+            "Client",
+            [] { return std::make_unique<Client>(conformance_config); }},
+        lifecycle_testing::ServiceFactory{
+            "Notifier",
+            [] { return std::make_unique<Notifier>(conformance_config); }}),
+    lifecycle_testing::ServiceFactoryName);
+
+}  // namespace
+}  // namespace examples

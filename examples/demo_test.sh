@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the demo as a user would and checks its exit status and reports.
+set -u
+demo=examples/demo
+failures=0
+check() {  # check NAME EXPECTED_STATUS PATTERN -- ARGS...
+  local name=$1 want=$2 pattern=$3
+  shift 4
+  local out status
+  out=$("$demo" "$@" 2>&1)
+  status=$?
+  if [ "$status" -ne "$want" ] || ! grep -qE -- "$pattern" <<<"$out"; then
+    echo "FAIL $name: status $status (wanted $want), output:"
+    echo "$out"
+    failures=$((failures + 1))
+  else
+    echo "ok   $name"
+  fi
+}
+
+check clean-start 0 '^== stopped in' --
+check clean-table 0 'client/producer/default +started' --
+check queues 0 'client/producer/queue3 +started' -- --queues=4
+check json 0 '"path": "client/notifier"' -- --json
+check fail 1 "failed service: client/notifier" -- --fail=client/notifier
+check fail-table 1 'client/notifier +failed' -- --fail=client/notifier
+check hang 1 "client/maintenance/cleaner \(starting for" -- --hang=client/maintenance/cleaner --timeout=300ms
+check unknown-flag 2 "unknown flag '--bogus'" -- --bogus
+check unknown-path 2 "unknown service path 'client/nope'. Valid paths: client, client/notifier" -- --fail=client/nope
+check bad-queues 2 "--queues wants a number from 1 to 20" -- --queues=0
+check bad-timeout 2 "--timeout wants a positive duration" -- --timeout=-1s
+check help 0 '^usage: demo' -- --help
+[ "$failures" -eq 0 ]
