@@ -78,7 +78,8 @@ absl::Status ComponentGroup::Run(const Context& ctx,
   return CompositeService::Run(ctx, started);
 }
 
-Notifier::Notifier(const ClientConfig& config) : Component("notifier", config) {}
+Notifier::Notifier(const ClientConfig& config)
+    : Component("notifier", config) {}
 
 absl::Status Notifier::Run(const Context& ctx,
                            absl::FunctionRef<void()> started) {
@@ -137,8 +138,8 @@ absl::Status PeriodicWorker::Run(const Context& ctx,
 ProducerGroup::ProducerGroup(const ClientConfig& config)
     : ComponentGroup("producer", config) {
   for (const std::string& queue : config.queues) {
-    producers_.push_back(
-        std::make_unique<PeriodicWorker>(queue, config, absl::Milliseconds(20)));
+    producers_.push_back(std::make_unique<PeriodicWorker>(
+        queue, config, absl::Milliseconds(20)));
     AddChildOrDie(*producers_.back());
   }
 }

@@ -16,8 +16,8 @@
 //   client/maintenance/rescuer    rescues stuck jobs periodically
 //
 // Nothing here knows about tests beyond the `TestSignal` hooks, which do
-// nothing until a test initialises them. Faults for demos and tests are injected
-// by path through `Faults`.
+// nothing until a test initialises them. Faults for demos and tests are
+// injected by path through `Faults`.
 
 #ifndef EXAMPLES_CLIENT_H_
 #define EXAMPLES_CLIENT_H_

@@ -89,7 +89,8 @@ std::vector<std::string> QueueNames(int n) {
   return names;
 }
 
-void Show(const lifecycle::Service& service, bool json, std::string_view title) {
+void Show(const lifecycle::Service& service, bool json,
+          std::string_view title) {
   std::cout << "== " << title << "\n";
   if (json) {
     std::cout << lifecycle::ToJson(service.Snapshot(), 2) << "\n";
@@ -137,8 +138,7 @@ int main(int argc, char** argv) {
     status = lifecycle::WaitAllStartedUntil(services, began + flags.timeout);
   }
   if (!status.ok()) {
-    std::cout << "== start FAILED\n"
-              << lifecycle::StatusText(status) << "\n";
+    std::cout << "== start FAILED\n" << lifecycle::StatusText(status) << "\n";
     if (auto path = lifecycle::FailedServicePath(status)) {
       std::cout << "failed service: " << *path << "\n";
     }
@@ -148,13 +148,13 @@ int main(int argc, char** argv) {
   }
   Show(client, flags.json,
        absl::StrCat("started in ",
-                    absl::FormatDuration(
-                        absl::Trunc(absl::Now() - began, absl::Milliseconds(1)))));
+                    absl::FormatDuration(absl::Trunc(absl::Now() - began,
+                                                     absl::Milliseconds(1)))));
   absl::Time stop_began = absl::Now();
   client.Stop();
   Show(client, flags.json,
-       absl::StrCat("stopped in ", absl::FormatDuration(absl::Trunc(
-                                       absl::Now() - stop_began,
-                                       absl::Microseconds(100)))));
+       absl::StrCat("stopped in ",
+                    absl::FormatDuration(absl::Trunc(
+                        absl::Now() - stop_began, absl::Microseconds(100)))));
   return 0;
 }

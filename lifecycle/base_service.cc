@@ -11,8 +11,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 
 namespace lifecycle {
 namespace {
@@ -43,8 +43,8 @@ absl::Status CatchExceptions(std::string_view where, Body&& body) {
     return absl::InternalError(
         absl::StrCat("uncaught exception in ", where, ": ", e.what()));
   } catch (...) {
-    return absl::InternalError(
-        absl::StrCat("uncaught exception in ", where, " (not a std::exception)"));
+    return absl::InternalError(absl::StrCat("uncaught exception in ", where,
+                                            " (not a std::exception)"));
   }
 }
 
@@ -75,9 +75,10 @@ BaseService::~BaseService() {
   if (parent != nullptr) {
     absl::MutexLock lock(&parent->mu_);
     auto& siblings = parent->children_;
-    siblings.erase(std::remove_if(siblings.begin(), siblings.end(),
-                                  [this](const Child& c) { return c.base == this; }),
-                   siblings.end());
+    siblings.erase(
+        std::remove_if(siblings.begin(), siblings.end(),
+                       [this](const Child& c) { return c.base == this; }),
+        siblings.end());
   }
   for (const Child& child : children) {
     if (child.base == nullptr) continue;
@@ -131,8 +132,9 @@ absl::Status BaseService::Start(const Context& ctx) {
   }
   changed.Close();
 
-  absl::Status status = CatchExceptions(absl::StrCat("OnStart() of service '", Path(), "'"),
-                                        [&] { return OnStart(run_ctx); });
+  absl::Status status =
+      CatchExceptions(absl::StrCat("OnStart() of service '", Path(), "'"),
+                      [&] { return OnStart(run_ctx); });
   if (!status.ok()) {
     status = AnnotateStartError(std::move(status), Path());
     FinishRun(status, run_ctx, started, stopped);
@@ -143,7 +145,8 @@ absl::Status BaseService::Start(const Context& ctx) {
   // thread has stored it in worker_.
   // A run started by a concurrent Start() may have ended already: reap it.
   if (worker_.joinable()) worker_.join();
-  worker_ = std::thread(&BaseService::WorkerMain, this, run_ctx, started, stopped);
+  worker_ =
+      std::thread(&BaseService::WorkerMain, this, run_ctx, started, stopped);
   return absl::OkStatus();
 }
 
@@ -155,9 +158,8 @@ void BaseService::WorkerMain(Context ctx, Signal started, Signal stopped) {
     worker_tid_ = static_cast<pid_t>(syscall(SYS_gettid));
   }
   absl::Status status =
-      CatchExceptions(absl::StrCat("service '", Path(), "'"), [&] {
-        return Run(ctx, [&] { MarkStarted(started); });
-      });
+      CatchExceptions(absl::StrCat("service '", Path(), "'"),
+                      [&] { return Run(ctx, [&] { MarkStarted(started); }); });
   FinishRun(std::move(status), ctx, started, stopped);
 }
 
@@ -246,9 +248,9 @@ void BaseService::Stop() {
 
 absl::Status BaseService::StopFor(absl::Duration timeout) {
   if (timeout < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("StopFor() of service '", Path(),
-                     "' given a negative timeout: ", absl::FormatDuration(timeout)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "StopFor() of service '", Path(),
+        "' given a negative timeout: ", absl::FormatDuration(timeout)));
   }
   if (!RequestStop().WaitFor(timeout)) {
     return absl::DeadlineExceededError(absl::StrCat(

@@ -25,7 +25,8 @@
 // What the base does:
 //   * `Start()` runs the optional `OnStart()` on the caller's thread (its error
 //     is returned, annotated with the service's path), then starts one worker
-//     thread, named after the service (truncated to 15 characters), for `Run()`.
+//     thread, named after the service (truncated to 15 characters), for
+//     `Run()`.
 //   * `Stop()` cancels the run's context with `StoppedError()`, waits for
 //     `Run()` to return and joins the worker. No thread is ever detached.
 //   * A run ends when `Run()` returns. Returning OK, or the context's cause

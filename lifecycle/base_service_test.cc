@@ -20,18 +20,19 @@ using ::testing::HasSubstr;
 // A service whose behaviour each test sets.
 class TestService : public BaseService {
  public:
-  explicit TestService(std::string name = "test") : BaseService(std::move(name)) {}
+  explicit TestService(std::string name = "test")
+      : BaseService(std::move(name)) {}
   ~TestService() override { Stop(); }
 
-  absl::Status start_error;         // returned by OnStart
-  bool throw_in_start = false;      // OnStart throws
-  bool signal_started = true;       // Run calls started()
-  absl::Status run_error;           // Run returns this at once, without waiting
-  bool throw_in_run = false;        // Run throws after started()
-  bool ignore_stop = false;         // Run waits for `release` instead of ctx
+  absl::Status start_error;     // returned by OnStart
+  bool throw_in_start = false;  // OnStart throws
+  bool signal_started = true;   // Run calls started()
+  absl::Status run_error;       // Run returns this at once, without waiting
+  bool throw_in_run = false;    // Run throws after started()
+  bool ignore_stop = false;     // Run waits for `release` instead of ctx
   absl::Notification release;
   std::atomic<int> runs{0};
-  absl::Status seen_cause;          // the context's cause when Run returned
+  absl::Status seen_cause;  // the context's cause when Run returned
   std::string thread_name;
 
   using BaseService::ReportError;
@@ -221,8 +222,9 @@ TEST(BaseServiceTest, ExceptionInRunBecomesFailure) {
   ServiceSnapshot s = service.Snapshot();
   EXPECT_EQ(s.state, ServiceState::kFailed);
   EXPECT_EQ(s.status.code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(s.status.message(),
-              HasSubstr("uncaught exception in service 'thrower': worker blew up"));
+  EXPECT_THAT(
+      s.status.message(),
+      HasSubstr("uncaught exception in service 'thrower': worker blew up"));
 }
 
 TEST(BaseServiceTest, ExceptionInStartBecomesStartError) {
@@ -312,11 +314,11 @@ TEST(BaseServiceDeathTest, StopFromOwnWorkerFailsLoudly) {
   EXPECT_DEATH(
       {
         FuncService* self = nullptr;
-        FuncService service("selfish", [&](const Context&,
-                                           absl::FunctionRef<void()>) {
-          self->Stop();
-          return absl::OkStatus();
-        });
+        FuncService service("selfish",
+                            [&](const Context&, absl::FunctionRef<void()>) {
+                              self->Stop();
+                              return absl::OkStatus();
+                            });
         self = &service;
         (void)service.Start(Context::Background());
         service.Stopped().Wait();
@@ -395,13 +397,13 @@ TEST(BaseServiceTest, StressManyThreadsStartAndStop) {
 
 TEST(FuncServiceTest, RunsTheFunction) {
   std::atomic<int> calls{0};
-  FuncService service("func", [&](const Context& ctx,
-                                  absl::FunctionRef<void()> started) {
-    ++calls;
-    started();
-    ctx.Done().Wait();
-    return absl::OkStatus();
-  });
+  FuncService service(
+      "func", [&](const Context& ctx, absl::FunctionRef<void()> started) {
+        ++calls;
+        started();
+        ctx.Done().Wait();
+        return absl::OkStatus();
+      });
   EXPECT_EQ(service.Name(), "func");
   ASSERT_TRUE(service.Start(Context::Background()).ok());
   service.Started().Wait();

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <functional>
-#include <optional>
 #include <map>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -34,8 +34,8 @@ struct State {
     {
       absl::MutexLock lock(&mu);
       if (!cause.ok()) return;
-      cause = why.ok() ? absl::CancelledError("context cancelled")
-                       : std::move(why);
+      cause =
+          why.ok() ? absl::CancelledError("context cancelled") : std::move(why);
     }
     done.Close();
   }
@@ -67,8 +67,8 @@ class DeadlineTimer {
 #endif
     absl::MutexLock lock(&mu_);
     while (true) {
-      absl::Time next = pending_.empty() ? absl::InfiniteFuture()
-                                         : pending_.begin()->first;
+      absl::Time next =
+          pending_.empty() ? absl::InfiniteFuture() : pending_.begin()->first;
       if (next > absl::Now()) {
         changed_.WaitWithDeadline(&mu_, next);
         continue;

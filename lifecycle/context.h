@@ -2,11 +2,11 @@
 // context.h
 // -----------------------------------------------------------------------------
 //
-// A `Context` carries cancellation to a service and everything it starts, like Go's
-// `context.Context`: it is cancelled once, with a cause (an `absl::Status`), and
-// its `Done()` signal closes then. Contexts form a tree: cancelling a parent
-// cancels every child with the parent's cause; cancelling a child leaves the
-// parent alone.
+// A `Context` carries cancellation to a service and everything it starts, like
+// Go's `context.Context`: it is cancelled once, with a cause (an
+// `absl::Status`), and its `Done()` signal closes then. Contexts form a tree:
+// cancelling a parent cancels every child with the parent's cause; cancelling a
+// child leaves the parent alone.
 //
 //   * `Context::Background()`  the root: never cancelled.
 //   * `CancellableContext`     owns a child context and the right to cancel it,
@@ -17,8 +17,8 @@
 //
 // Example:
 //
-//   lifecycle::CancellableContext scope(parent, absl::Now() + absl::Seconds(5));
-//   std::thread worker([ctx = scope.context()] {
+//   lifecycle::CancellableContext scope(parent, absl::Now() +
+//   absl::Seconds(5)); std::thread worker([ctx = scope.context()] {
 //     while (!ctx.Done().WaitFor(absl::Milliseconds(100))) { /* tick */ }
 //     if (lifecycle::IsStopped(ctx.Cause())) { /* orderly stop */ }
 //   });
@@ -28,9 +28,10 @@
 // Deadlines are enforced by one process-wide timer thread, named
 // "lifecycle-timer", started the first time a context gets a deadline.
 //
-// Thread safety: `Context` and `CancellableContext` are thread-safe; copies of a
-// `Context` share one state. A child created from a parent keeps only a weak link
-// upward, so an abandoned child does not keep its parent's callbacks growing.
+// Thread safety: `Context` and `CancellableContext` are thread-safe; copies of
+// a `Context` share one state. A child created from a parent keeps only a weak
+// link upward, so an abandoned child does not keep its parent's callbacks
+// growing.
 
 #ifndef LIFECYCLE_CONTEXT_H_
 #define LIFECYCLE_CONTEXT_H_
@@ -52,7 +53,8 @@ class Context {
   // The background context: never cancelled, no deadline.
   static Context Background();
 
-  // A signal that closes when the context is cancelled (or its deadline passes).
+  // A signal that closes when the context is cancelled (or its deadline
+  // passes).
   Signal Done() const;
 
   // Whether the context is cancelled. Never blocks.
@@ -74,9 +76,9 @@ class Context {
   std::shared_ptr<context_internal::State> state_;
 };
 
-// Owns a child context and cancels it. Destroying a `CancellableContext` cancels
-// its context (with `CancelledError("context scope ended")`), as leaving a Go
-// function that deferred `cancel()` would.
+// Owns a child context and cancels it. Destroying a `CancellableContext`
+// cancels its context (with `CancelledError("context scope ended")`), as
+// leaving a Go function that deferred `cancel()` would.
 class CancellableContext {
  public:
   explicit CancellableContext(const Context& parent = Context::Background(),

@@ -2,8 +2,8 @@
 
 #include <thread>
 
-#include "gtest/gtest.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
 
 namespace lifecycle {
 namespace {

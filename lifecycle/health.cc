@@ -4,8 +4,8 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 
 namespace lifecycle {
@@ -61,8 +61,8 @@ std::string ShortDuration(absl::Duration d) {
 
 std::string TableOf(const std::vector<const ServiceSnapshot*>& rows) {
   std::vector<std::vector<std::string>> cells;
-  cells.push_back({"PATH", "STATE", "SINCE", "STARTUP", "STARTS", "ERRORS",
-                   "LAST ERROR"});
+  cells.push_back(
+      {"PATH", "STATE", "SINCE", "STARTUP", "STARTS", "ERRORS", "LAST ERROR"});
   for (const ServiceSnapshot* s : rows) {
     std::string last_error;
     if (s->state == ServiceState::kFailed) {
@@ -70,13 +70,13 @@ std::string TableOf(const std::vector<const ServiceSnapshot*>& rows) {
     } else if (!s->last_error.ok()) {
       last_error = StatusText(s->last_error);
     }
-    cells.push_back(
-        {s->path, std::string(s->StateLabel()), ShortDuration(s->InState()),
-         s->startup_duration == absl::ZeroDuration()
-             ? "-"
-             : ShortDuration(s->startup_duration),
-         absl::StrCat(s->start_count), absl::StrCat(s->error_count),
-         last_error});
+    cells.push_back({s->path, std::string(s->StateLabel()),
+                     ShortDuration(s->InState()),
+                     s->startup_duration == absl::ZeroDuration()
+                         ? "-"
+                         : ShortDuration(s->startup_duration),
+                     absl::StrCat(s->start_count), absl::StrCat(s->error_count),
+                     last_error});
   }
   std::vector<size_t> widths(cells[0].size(), 0);
   for (const auto& row : cells) {

@@ -18,14 +18,15 @@
 // A failed service keeps the status that made it fail (a start error, an
 // exception's message, the error its worker returned) and can be started again.
 // While started, a service may report itself degraded (`ReportError`) and
-// healthy again (`ReportHealthy`); the snapshot counts errors and keeps the last.
+// healthy again (`ReportHealthy`); the snapshot counts errors and keeps the
+// last.
 //
 // The table (operator<< / AbslStringify) of a small tree looks like this:
 //
 //   PATH              STATE     SINCE    STARTUP  STARTS  ERRORS  LAST ERROR
 //   client            started   1.204s   3.1ms    1       0
-//   client/notifier   degraded  0.511s   1.2ms    1       2       UNAVAILABLE: connection reset
-//   client/producer   started   1.202s   0.4ms    1       0
+//   client/notifier   degraded  0.511s   1.2ms    1       2       UNAVAILABLE:
+//   connection reset client/producer   started   1.202s   0.4ms    1       0
 //
 // SINCE is the time spent in the current state up to the snapshot; STARTUP is
 // how long the last start took (from Start() to the started signal).
@@ -35,10 +36,9 @@
 //   {"name": "client", "path": "client", "state": "started",
 //    "since": "2026-11-27T19:00:00.000000Z", "in_state_seconds": 1.204,
 //    "startup_seconds": 0.0031, "starts": 1, "failures": 0,
-//    "status": null,           // the failure status, "CODE: message", if failed
-//    "degraded": false, "errors": 0,
-//    "last_error": null, "last_error_at": null,
-//    "children": [ ... ]}
+//    "status": null,           // the failure status, "CODE: message", if
+//    failed "degraded": false, "errors": 0, "last_error": null,
+//    "last_error_at": null, "children": [ ... ]}
 //
 // Times are RFC 3339 in UTC; durations are seconds as numbers; absent values
 // are null.
@@ -80,13 +80,13 @@ struct ServiceSnapshot {
   std::string name;
   std::string path;  // names from the root, joined by '/'
   ServiceState state = ServiceState::kStopped;
-  absl::Time since = absl::InfinitePast();  // when `state` was entered
+  absl::Time since = absl::InfinitePast();     // when `state` was entered
   absl::Time taken_at = absl::InfinitePast();  // when the snapshot was taken
   absl::Status status;  // why the service failed; OK unless state is kFailed
 
-  bool degraded = false;      // the service reported an error since it was healthy
-  int64_t error_count = 0;    // errors reported in this service's lifetime
-  absl::Status last_error;    // OK if none was reported
+  bool degraded = false;  // the service reported an error since it was healthy
+  int64_t error_count = 0;  // errors reported in this service's lifetime
+  absl::Status last_error;  // OK if none was reported
   absl::Time last_error_at = absl::InfinitePast();
 
   int64_t start_count = 0;    // calls to Start() that began a run

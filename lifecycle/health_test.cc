@@ -66,10 +66,13 @@ TEST(HealthTest, StateNames) {
 
 TEST(HealthTest, TableIsAligned) {
   EXPECT_EQ(ToTable(SmallTree()),
-            "PATH             STATE     SINCE    STARTUP  STARTS  ERRORS  LAST ERROR\n"
+            "PATH             STATE     SINCE    STARTUP  STARTS  ERRORS  LAST "
+            "ERROR\n"
             "client           started   1.204s   3.1ms    1       0\n"
-            "client/notifier  degraded  511.0ms  1.2ms    1       2       UNAVAILABLE: connection reset\n"
-            "client/producer  failed    1.202s   400us    2       0       INTERNAL: boom\n");
+            "client/notifier  degraded  511.0ms  1.2ms    1       2       "
+            "UNAVAILABLE: connection reset\n"
+            "client/producer  failed    1.202s   400us    2       0       "
+            "INTERNAL: boom\n");
 }
 
 TEST(HealthTest, StreamOperatorPrintsTheTable) {
@@ -125,7 +128,8 @@ TEST(HealthTest, SeveralRootsShareOneHeader) {
   ServiceSnapshot b = SmallTree().children[0];
   std::string table = ToTable(std::vector<ServiceSnapshot>{a, b});
   EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 5);
-  nlohmann::json j = nlohmann::json::parse(ToJson(std::vector<ServiceSnapshot>{a, b}));
+  nlohmann::json j =
+      nlohmann::json::parse(ToJson(std::vector<ServiceSnapshot>{a, b}));
   EXPECT_EQ(j.size(), 2u);
 }
 

@@ -7,8 +7,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 
 namespace lifecycle {
 namespace {
@@ -73,8 +73,8 @@ void StopAllParallel(absl::Span<Service* const> services) {
       if (services[i] != nullptr) services[i]->Stop();
     }
   };
-  size_t helpers =
-      std::min<size_t>(services.size(), kMaxStopThreads) - (services.empty() ? 0 : 1);
+  size_t helpers = std::min<size_t>(services.size(), kMaxStopThreads) -
+                   (services.empty() ? 0 : 1);
   std::vector<std::thread> threads;
   threads.reserve(helpers);
   for (size_t i = 0; i < helpers; ++i) threads.emplace_back(stop_some);
@@ -125,9 +125,9 @@ absl::Status FailuresAmong(absl::Span<Service* const> services) {
 // "starting for 1.2s", or the state.
 std::string Pending(const ServiceSnapshot& s) {
   if (s.state != ServiceState::kStarting) return std::string(s.StateLabel());
-  return absl::StrCat("starting for ",
-                      absl::FormatDuration(
-                          absl::Trunc(s.InState(), absl::Milliseconds(1))));
+  return absl::StrCat(
+      "starting for ",
+      absl::FormatDuration(absl::Trunc(s.InState(), absl::Milliseconds(1))));
 }
 
 // The descendants of `root` that hold its start up: starting services none of
@@ -176,9 +176,9 @@ absl::Status WaitAllStartedUntil(absl::Span<Service* const> services,
     }
     return absl::DeadlineExceededError(absl::StrCat(
         pending.size(), " of ", services.size(), " services not started after ",
-        absl::FormatDuration(absl::Trunc(absl::Now() - began, absl::Milliseconds(1))),
-        ": ",
-        absl::StrJoin(pending, ", ")));
+        absl::FormatDuration(
+            absl::Trunc(absl::Now() - began, absl::Milliseconds(1))),
+        ": ", absl::StrJoin(pending, ", ")));
   }
   return FailuresAmong(services);
 }

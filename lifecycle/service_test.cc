@@ -222,7 +222,9 @@ class Producer : public CompositeService {
 class Client : public CompositeService {
  public:
   explicit Client(absl::Status bulk_error = absl::OkStatus())
-      : CompositeService("client"), notifier_("notifier"), producer_(bulk_error) {
+      : CompositeService("client"),
+        notifier_("notifier"),
+        producer_(bulk_error) {
     AddChildOrDie(notifier_);
     AddChildOrDie(producer_);
   }

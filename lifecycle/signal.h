@@ -2,18 +2,20 @@
 // signal.h
 // -----------------------------------------------------------------------------
 //
-// A `Signal` is a one-shot event that any number of threads can wait on: the C++
-// counterpart of a Go `chan struct{}` that gets closed. It starts open, is closed
-// once, and stays closed. Every service in this library reports "started" and
-// "stopped" through signals, so waiting for a service is waiting for a signal.
+// A `Signal` is a one-shot event that any number of threads can wait on: the
+// C++ counterpart of a Go `chan struct{}` that gets closed. It starts open, is
+// closed once, and stays closed. Every service in this library reports
+// "started" and "stopped" through signals, so waiting for a service is waiting
+// for a signal.
 //
-// A `Signal` is a cheap handle to shared state: copies refer to the same event, so
-// a signal can be handed out before the event happens and still works, and it
-// stays valid for as long as any copy lives.
+// A `Signal` is a cheap handle to shared state: copies refer to the same event,
+// so a signal can be handed out before the event happens and still works, and
+// it stays valid for as long as any copy lives.
 //
 //   * `Close()`     closes the signal; later calls have no effect.
 //   * `IsClosed()`  tells whether it is closed, without blocking.
-//   * `Wait()`, `WaitFor(duration)`, `WaitUntil(deadline)` block until it closes.
+//   * `Wait()`, `WaitFor(duration)`, `WaitUntil(deadline)` block until it
+//   closes.
 //   * `OnClose(fn)` runs `fn` once when it closes (at once if it already is).
 //   * `WaitForAll()` / `WaitForAny()` wait on many signals with one deadline,
 //     without a thread per signal.
@@ -26,7 +28,8 @@
 //   worker.join();
 //
 // Cost: a blocked waiter sleeps in the kernel (no polling, no CPU while
-// waiting) and is woken by `Close()` with one futex wake, as `absl::Notification`.
+// waiting) and is woken by `Close()` with one futex wake, as
+// `absl::Notification`.
 //
 // Thread safety: all members are thread-safe. Memory ordering: everything a
 // thread did before `Close()` is visible to a thread that observed the signal
@@ -59,8 +62,8 @@ class Signal {
   static Signal Closed();
 
   // Closes the signal and wakes every waiter. May be called more than once and
-  // from any thread; only the first call has an effect. Callbacks registered with
-  // `OnClose()` run on the thread of the first call, before it returns.
+  // from any thread; only the first call has an effect. Callbacks registered
+  // with `OnClose()` run on the thread of the first call, before it returns.
   void Close() const;
 
   // Returns true once the signal is closed. Never blocks.
@@ -69,22 +72,24 @@ class Signal {
   // Blocks until the signal is closed. Returns at once if it already is.
   void Wait() const;
 
-  // Blocks until the signal is closed or `timeout` has passed; returns whether it
-  // is closed. A zero, negative or infinite timeout is allowed: zero and negative
-  // only check, `absl::InfiniteDuration()` waits like `Wait()`.
+  // Blocks until the signal is closed or `timeout` has passed; returns whether
+  // it is closed. A zero, negative or infinite timeout is allowed: zero and
+  // negative only check, `absl::InfiniteDuration()` waits like `Wait()`.
   bool WaitFor(absl::Duration timeout) const;
 
-  // Blocks until the signal is closed or `deadline` has passed; returns whether it
-  // is closed. A deadline in the past only checks.
+  // Blocks until the signal is closed or `deadline` has passed; returns whether
+  // it is closed. A deadline in the past only checks.
   bool WaitUntil(absl::Time deadline) const;
 
-  // Runs `callback` once, when the signal closes; at once, on this thread, if it is
-  // already closed. The callback must not block for long: it runs on the closing
-  // thread. Returns an id for `CancelOnClose()`, or 0 if the callback already ran.
+  // Runs `callback` once, when the signal closes; at once, on this thread, if
+  // it is already closed. The callback must not block for long: it runs on the
+  // closing thread. Returns an id for `CancelOnClose()`, or 0 if the callback
+  // already ran.
   uint64_t OnClose(absl::AnyInvocable<void() &&> callback) const;
 
   // Forgets a callback registered by `OnClose()` that has not run yet. Has no
-  // effect for id 0 or a callback that already ran. Returns whether it was removed.
+  // effect for id 0 or a callback that already ran. Returns whether it was
+  // removed.
   bool CancelOnClose(uint64_t id) const;
 
   // Two handles are equal when they refer to the same event.
@@ -97,8 +102,8 @@ class Signal {
   std::shared_ptr<signal_internal::State> state_;
 };
 
-// Blocks until every signal in `signals` is closed or `deadline` passes; returns
-// whether all are closed. An empty span is trivially all closed.
+// Blocks until every signal in `signals` is closed or `deadline` passes;
+// returns whether all are closed. An empty span is trivially all closed.
 bool WaitForAll(absl::Span<const Signal> signals, absl::Time deadline);
 
 // Blocks until any signal in `signals` is closed or `deadline` passes; returns

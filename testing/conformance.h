@@ -40,8 +40,7 @@ struct ServiceFactory {
 std::string ServiceFactoryName(
     const ::testing::TestParamInfo<ServiceFactory>& info);
 
-class ServiceConformanceTest
-    : public ::testing::TestWithParam<ServiceFactory> {
+class ServiceConformanceTest : public ::testing::TestWithParam<ServiceFactory> {
  protected:
   void SetUp() override;
   void TearDown() override;

@@ -126,17 +126,16 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         ServiceFactory{"FakeService",
                        [] { return std::make_unique<FakeService>("fake"); }},
-        ServiceFactory{
-            "FuncService",
-            [] {
-              return std::make_unique<lifecycle::FuncService>(
-                  "func", [](const Context& ctx,
-                             absl::FunctionRef<void()> started) {
-                    started();
-                    ctx.Done().Wait();
-                    return ctx.Cause();
-                  });
-            }},
+        ServiceFactory{"FuncService",
+                       [] {
+                         return std::make_unique<lifecycle::FuncService>(
+                             "func", [](const Context& ctx,
+                                        absl::FunctionRef<void()> started) {
+                               started();
+                               ctx.Done().Wait();
+                               return ctx.Cause();
+                             });
+                       }},
         ServiceFactory{"GatedFake",
                        [] {
                          auto fake = std::make_unique<FakeService>("gated");

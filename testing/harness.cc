@@ -1,7 +1,7 @@
 #include "testing/harness.h"
 
-#include <cstdlib>
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <thread>
@@ -64,8 +64,8 @@ void StartStopHarness::WriteSnapshotOutput() const {
       }
     }
   }
-  return ::testing::AssertionFailure()
-         << headline << "\n" << DescribeServices(services_);
+  return ::testing::AssertionFailure() << headline << "\n"
+                                       << DescribeServices(services_);
 }
 
 bool StartStopHarness::StartAll(const char* file, int line) {
@@ -92,7 +92,8 @@ bool StartStopHarness::StartAll(const char* file, int line) {
     Stopper stopper{service, Signal()};
     if (auto* base = dynamic_cast<lifecycle::BaseService*>(service)) {
       bounded.emplace_back([base, done = stopper.done, deadline] {
-        if (base->StopFor(std::max(deadline - absl::Now(), absl::ZeroDuration()))
+        if (base->StopFor(
+                    std::max(deadline - absl::Now(), absl::ZeroDuration()))
                 .ok()) {
           done.Close();
         }

@@ -27,7 +27,8 @@ StartStopHarness::Options Short() {
 // client -> {notifier, producer -> {default, bulk}}, all fakes at the leaves.
 class Producer : public lifecycle::CompositeService {
  public:
-  Producer() : CompositeService("producer"), default_("default"), bulk_("bulk") {
+  Producer()
+      : CompositeService("producer"), default_("default"), bulk_("bulk") {
     AddChildOrDie(default_);
     AddChildOrDie(bulk_);
   }
@@ -66,11 +67,12 @@ TEST(StartStopHarnessTest, NamesTheServiceThatFailedToStart) {
       harness.StartAll(),
       "StartStopHarness: UNAVAILABLE: service 'client/producer/bulk' failed to "
       "start: queue missing");
-  EXPECT_NONFATAL_FAILURE(
-      harness.StartAll(),
-      "Failed: client/producer/bulk (UNAVAILABLE: service "
-      "'client/producer/bulk' failed to start: queue missing)\nPending: none\n");
-  EXPECT_NONFATAL_FAILURE(harness.StartAll(), "client/producer/bulk     failed");
+  EXPECT_NONFATAL_FAILURE(harness.StartAll(),
+                          "Failed: client/producer/bulk (UNAVAILABLE: service "
+                          "'client/producer/bulk' failed to start: queue "
+                          "missing)\nPending: none\n");
+  EXPECT_NONFATAL_FAILURE(harness.StartAll(),
+                          "client/producer/bulk     failed");
 }
 
 TEST(StartStopHarnessTest, NamesThePendingServiceAndHowLong) {
@@ -79,8 +81,7 @@ TEST(StartStopHarnessTest, NamesThePendingServiceAndHowLong) {
   StartStopHarness harness({&client}, Short());
   EXPECT_NONFATAL_FAILURE(harness.StartAll(),
                           "1 of 1 services not started after");
-  EXPECT_NONFATAL_FAILURE(harness.StartAll(),
-                          "client/notifier (starting for ");
+  EXPECT_NONFATAL_FAILURE(harness.StartAll(), "client/notifier (starting for ");
 }
 
 TEST(StartStopHarnessTest, NeverStartingServiceFailsInAboutWaitTimeout) {

@@ -15,7 +15,9 @@
 namespace lifecycle_testing {
 namespace {
 
-bool IsLibraryThread(const std::string& name) { return name == "lifecycle-timer"; }
+bool IsLibraryThread(const std::string& name) {
+  return name == "lifecycle-timer";
+}
 
 }  // namespace
 

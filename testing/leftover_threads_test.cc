@@ -30,7 +30,8 @@ TEST(LeftoverThreadsTest, NamesAThreadLeftRunning) {
   named.Wait();
   ::testing::AssertionResult result = check.NoNewThreads(absl::ZeroDuration());
   EXPECT_FALSE(result);
-  EXPECT_THAT(result.message(), HasSubstr("1 thread(s) left running: 'straggler'"));
+  EXPECT_THAT(result.message(),
+              HasSubstr("1 thread(s) left running: 'straggler'"));
   release.Close();
   straggler.join();
   EXPECT_TRUE(check.NoNewThreads());

@@ -9,7 +9,8 @@
 //   EXPECT_THAT(client, IsStarted());
 //   EXPECT_THAT(db, FailedToStart(absl::StatusCode::kUnavailable));
 //   EXPECT_THAT(notifier, IsDegraded());
-//   EXPECT_THAT(client.Snapshot(), HasState(lifecycle::ServiceState::kStopped));
+//   EXPECT_THAT(client.Snapshot(),
+//   HasState(lifecycle::ServiceState::kStopped));
 
 #ifndef TESTING_MATCHERS_H_
 #define TESTING_MATCHERS_H_
@@ -28,7 +29,8 @@ inline lifecycle::ServiceSnapshot SnapshotOf(const lifecycle::Service& s) {
 inline lifecycle::ServiceSnapshot SnapshotOf(const lifecycle::Service* s) {
   return s->Snapshot();
 }
-inline lifecycle::ServiceSnapshot SnapshotOf(const lifecycle::ServiceSnapshot& s) {
+inline lifecycle::ServiceSnapshot SnapshotOf(
+    const lifecycle::ServiceSnapshot& s) {
   return s;
 }
 
@@ -59,7 +61,8 @@ MATCHER_P(FailedToStart, code,
                        absl::StatusCodeToString(code))) {
   lifecycle::ServiceSnapshot s = matchers_internal::SnapshotOf(arg);
   *result_listener << "whose state is " << s.StateLabel() << " with status "
-                   << lifecycle::StatusText(s.status) << "\n" << s;
+                   << lifecycle::StatusText(s.status) << "\n"
+                   << s;
   return s.state == lifecycle::ServiceState::kFailed && s.status.code() == code;
 }
 

@@ -45,8 +45,8 @@ class FirstFailure {
   }
   uint64_t seed = options.seed != 0 ? options.seed : std::random_device()();
   std::string context =
-      absl::StrCat("stress (seed ", seed, ", ", options.threads,
-                   " threads x ", options.cycles, " cycles): ");
+      absl::StrCat("stress (seed ", seed, ", ", options.threads, " threads x ",
+                   options.cycles, " cycles): ");
 
   FirstFailure failure;
   auto fail = [&](int thread, int cycle, const std::string& what) {
@@ -68,14 +68,16 @@ class FirstFailure {
         absl::Status started = service.Start(lifecycle::Context::Background());
         if (!started.ok() && !(options.allowed_start_error &&
                                options.allowed_start_error(started))) {
-          fail(t, c, absl::StrCat("unexpected start error: ", started.ToString()));
+          fail(t, c,
+               absl::StrCat("unexpected start error: ", started.ToString()));
           return;
         }
         // Another thread may stop the run at any moment; the started signal
         // must close either way.
         if (!service.Started().WaitFor(options.wait_timeout)) {
-          fail(t, c, absl::StrCat("started signal not closed within ",
-                                  absl::FormatDuration(options.wait_timeout)));
+          fail(t, c,
+               absl::StrCat("started signal not closed within ",
+                            absl::FormatDuration(options.wait_timeout)));
           return;
         }
         delay();
@@ -93,8 +95,8 @@ class FirstFailure {
     if (final_stop.ok()) return ::testing::AssertionSuccess();
     failure.Set(absl::StrCat("final stop: ", final_stop.message()));
   }
-  return ::testing::AssertionFailure()
-         << context << failure.what() << "\n" << service.Snapshot();
+  return ::testing::AssertionFailure() << context << failure.what() << "\n"
+                                       << service.Snapshot();
 }
 
 }  // namespace lifecycle_testing

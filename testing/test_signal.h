@@ -3,11 +3,11 @@
 // -----------------------------------------------------------------------------
 //
 // `TestSignal<T>` is a hook production code carries so that a test can observe
-// an internal event (River's `testsignal`): "a retry was scheduled", "the leader
-// was elected", with a value. It does nothing, and costs one relaxed atomic load
-// per `Signal()`, until a test calls `Init()`. It never blocks the production
-// code: values go into a bounded buffer, and an overflow is remembered and
-// reported when the test waits, not turned into a block.
+// an internal event (River's `testsignal`): "a retry was scheduled", "the
+// leader was elected", with a value. It does nothing, and costs one relaxed
+// atomic load per `Signal()`, until a test calls `Init()`. It never blocks the
+// production code: values go into a bounded buffer, and an overflow is
+// remembered and reported when the test waits, not turned into a block.
 //
 // This target is not testonly and does not depend on GoogleTest, so production
 // code can depend on it. The gtest-facing waits are in wait.h:

@@ -91,15 +91,16 @@ std::string DescribeServices(absl::Span<Service* const> services) {
         // that failed because of it.
         auto origin = lifecycle::FailedServicePath(s->status);
         if (!origin || *origin == s->path) {
-          failed.push_back(
-              absl::StrCat(s->path, " (", lifecycle::StatusText(s->status), ")"));
+          failed.push_back(absl::StrCat(s->path, " (",
+                                        lifecycle::StatusText(s->status), ")"));
         }
       } else if (s->state == ServiceState::kStarting ||
                  s->state == ServiceState::kStopping) {
-        pending.push_back(absl::StrCat(s->path, " (", s->StateLabel(), " for ",
-                                       absl::FormatDuration(absl::Trunc(
-                                           s->InState(), absl::Milliseconds(1))),
-                                       ")"));
+        pending.push_back(
+            absl::StrCat(s->path, " (", s->StateLabel(), " for ",
+                         absl::FormatDuration(
+                             absl::Trunc(s->InState(), absl::Milliseconds(1))),
+                         ")"));
       }
     }
   }
@@ -123,11 +124,10 @@ std::string DescribeServices(absl::Span<Service* const> services) {
          << "signal not closed after "
          << absl::FormatDuration(
                 absl::Trunc(absl::Now() - began, absl::Milliseconds(1)))
-         << (is_default
-                 ? absl::StrCat(" (WaitTimeout(); set ", kWaitTimeoutVariable,
-                                " to change it)")
-                 : absl::StrCat(" (timeout ", absl::FormatDuration(timeout),
-                                ")"))
+         << (is_default ? absl::StrCat(" (WaitTimeout(); set ",
+                                       kWaitTimeoutVariable, " to change it)")
+                        : absl::StrCat(" (timeout ",
+                                       absl::FormatDuration(timeout), ")"))
          << (services.empty() ? "" : "\n") << DescribeServices(services);
 }
 
@@ -136,7 +136,8 @@ bool WaitOrTimeout(const lifecycle::Signal& signal,
                    const char* file, int line) {
   ::testing::AssertionResult result =
       SignalClosesWithin(signal, timeout, services);
-  if (!result) ADD_FAILURE_AT(file, line) << "WaitOrTimeout: " << result.message();
+  if (!result)
+    ADD_FAILURE_AT(file, line) << "WaitOrTimeout: " << result.message();
   return static_cast<bool>(result);
 }
 

@@ -94,8 +94,8 @@ T WaitOrTimeout(TestSignal<T>& test_signal,
                 int line = __builtin_LINE()) {
   auto value = test_signal.WaitFor(timeout);
   if (value.ok()) return *std::move(value);
-  ADD_FAILURE_AT(file, line) << "WaitOrTimeout(TestSignal): "
-                             << value.status().message();
+  ADD_FAILURE_AT(file, line)
+      << "WaitOrTimeout(TestSignal): " << value.status().message();
   return T{};
 }
 
@@ -108,8 +108,8 @@ std::vector<T> WaitOrTimeoutN(TestSignal<T>& test_signal, size_t n,
                               int line = __builtin_LINE()) {
   auto values = test_signal.WaitForN(n, timeout);
   if (values.ok()) return *std::move(values);
-  ADD_FAILURE_AT(file, line) << "WaitOrTimeoutN(TestSignal): "
-                             << values.status().message();
+  ADD_FAILURE_AT(file, line)
+      << "WaitOrTimeoutN(TestSignal): " << values.status().message();
   return {};
 }
 
@@ -120,8 +120,8 @@ void RequireEmpty(TestSignal<T>& test_signal,
                   int line = __builtin_LINE()) {
   absl::Status status = test_signal.RequireEmpty();
   if (!status.ok()) {
-    ADD_FAILURE_AT(file, line) << "RequireEmpty(TestSignal): "
-                               << status.message();
+    ADD_FAILURE_AT(file, line)
+        << "RequireEmpty(TestSignal): " << status.message();
   }
 }
 

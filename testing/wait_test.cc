@@ -48,13 +48,14 @@ TEST(WaitTimeoutTest, SanitizersMultiply) {
 }
 
 TEST(WaitTimeoutTest, OverrideReplacesEverything) {
-  EXPECT_EQ(TimeoutWith({{"LIFECYCLE_WAIT_TIMEOUT", "500ms"}, {"CI", "true"}},
-                        2),
-            absl::Milliseconds(500));
+  EXPECT_EQ(
+      TimeoutWith({{"LIFECYCLE_WAIT_TIMEOUT", "500ms"}, {"CI", "true"}}, 2),
+      absl::Milliseconds(500));
 }
 
 TEST(WaitTimeoutTest, BadOverrideIsIgnored) {
-  EXPECT_EQ(TimeoutWith({{"LIFECYCLE_WAIT_TIMEOUT", "soon"}}), absl::Seconds(3));
+  EXPECT_EQ(TimeoutWith({{"LIFECYCLE_WAIT_TIMEOUT", "soon"}}),
+            absl::Seconds(3));
   EXPECT_EQ(TimeoutWith({{"LIFECYCLE_WAIT_TIMEOUT", "-1s"}}), absl::Seconds(3));
   EXPECT_EQ(TimeoutWith({{"LIFECYCLE_WAIT_TIMEOUT", "0"}}), absl::Seconds(3));
 }
@@ -62,8 +63,9 @@ TEST(WaitTimeoutTest, BadOverrideIsIgnored) {
 TEST(WaitTimeoutTest, CappedBelowBazelTestTimeout) {
   EXPECT_EQ(TimeoutWith({{"CI", "true"}, {"TEST_TIMEOUT", "8"}}),
             absl::Seconds(6));
-  EXPECT_EQ(TimeoutWith({{"LIFECYCLE_WAIT_TIMEOUT", "1h"}, {"TEST_TIMEOUT", "60"}}),
-            absl::Seconds(45));
+  EXPECT_EQ(
+      TimeoutWith({{"LIFECYCLE_WAIT_TIMEOUT", "1h"}, {"TEST_TIMEOUT", "60"}}),
+      absl::Seconds(45));
   EXPECT_EQ(TimeoutWith({{"TEST_TIMEOUT", "300"}}), absl::Seconds(3));
   EXPECT_EQ(TimeoutWith({{"TEST_TIMEOUT", "junk"}}), absl::Seconds(3));
 }
@@ -107,7 +109,8 @@ TEST(WaitOrTimeoutTest, FailsAtTheCallersLineWithTheTimeWaited) {
   int line;
   {
     ::testing::ScopedFakeTestPartResultReporter reporter(
-        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD,
+        ::testing::ScopedFakeTestPartResultReporter::
+            INTERCEPT_ONLY_CURRENT_THREAD,
         &results);
     line = __LINE__ + 1;
     EXPECT_FALSE(WaitOrTimeout(never, {}, absl::Milliseconds(20)));
