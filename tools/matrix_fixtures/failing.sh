@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "this test always fails"
+exit 1

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Self-test of tools/matrix.py: argument errors, and a run over the fixtures in
+# tools/matrix_fixtures that must find the flaky test flaky and the failing
+# test failing. Runs Bazel, so it runs outside `bazel test` (from .ci/run).
+set -u
+cd "$(dirname "$0")/.."
+failures=0
+expect() {  # expect NAME CONDITION_RESULT
+  if [ "$2" = 0 ]; then echo "ok   $1"; else echo "FAIL $1"; failures=$((failures + 1)); fi
+}
+
+out=$(python3 tools/matrix.py --runs=0 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q -- "--runs must be at least 1" <<<"$out"; expect "rejects --runs=0" $?
+out=$(python3 tools/matrix.py --configs=fastbuild,bogus 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "unknown configuration(s) bogus" <<<"$out"; expect "rejects an unknown config" $?
+
+dir=$(mktemp -d /tmp/matrix-fixture.XXXXXX)
+out=$(python3 tools/matrix.py --configs=fastbuild --runs=4 --logs="$dir/logs" \
+  //tools/matrix_fixtures:passing //tools/matrix_fixtures:flaky //tools/matrix_fixtures:failing -- --test_env=MATRIX_FIXTURE_DIR="$dir" 2>&1); rc=$?
+echo "$out" | sed -n '/^TARGET/,$p'
+[ $rc -eq 1 ]; expect "a failing run fails the matrix" $?
+grep -qE '^//tools/matrix_fixtures:flaky +fastbuild +4 +2 +yes' <<<"$out"; expect "the flaky test is flaky" $?
+grep -qE '^//tools/matrix_fixtures:failing +fastbuild +4 +4 +no' <<<"$out"; expect "the failing test fails every run" $?
+grep -qE '^//tools/matrix_fixtures:passing +fastbuild +4 +0 +no' <<<"$out"; expect "the passing test passes" $?
+grep -q "failed run log: $dir/logs/fastbuild/tools/matrix_fixtures/failing/run_1.log" <<<"$out" &&
+  grep -q "always fails" "$dir/logs/fastbuild/tools/matrix_fixtures/failing/run_1.log"
+expect "failed runs' logs are kept" $?
+[ "$(tail -n 1 <<<"$out")" = "6 passed, 6 failed" ]; expect "final count line" $?
+rm -rf "$dir"
+[ $failures -eq 0 ]
