@@ -23,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "examples/client.h"
 #include "lifecycle/service.h"
+#include "lifecycle/thread_stack.h"
 
 namespace {
 
@@ -143,6 +144,7 @@ int main(int argc, char** argv) {
       std::cout << "failed service: " << *path << "\n";
     }
     Show(client, flags.json, "health at the failure");
+    std::cout << lifecycle::PendingThreadStacks(client.Snapshot());
     client.Stop();
     return 1;
   }

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "lifecycle/thread_stack.h"
 
 namespace lifecycle {
 namespace {
@@ -253,10 +254,15 @@ absl::Status BaseService::StopFor(absl::Duration timeout) {
         "' given a negative timeout: ", absl::FormatDuration(timeout)));
   }
   if (!RequestStop().WaitFor(timeout)) {
+    std::string stack;
+    if (pid_t tid = WorkerThreadId(); tid != 0) {
+      stack = absl::StrCat("\n", ThreadStack(tid));
+    }
     return absl::DeadlineExceededError(absl::StrCat(
         "service '", Path(), "' did not stop within ",
         absl::FormatDuration(timeout),
-        ": its worker has not returned since its context was cancelled"));
+        ": its worker has not returned since its context was cancelled",
+        stack));
   }
   JoinFinishedWorker();
   return absl::OkStatus();
@@ -368,6 +374,7 @@ ServiceSnapshot BaseService::Snapshot() const {
     s.start_count = start_count_;
     s.failure_count = failure_count_;
     s.startup_duration = startup_duration_;
+    if (worker_tid_ != 0) s.threads.push_back(worker_tid_);
   }
   for (Service* child : children) {
     s.children.push_back(child->Snapshot());

@@ -93,9 +93,10 @@ class BaseService : public Service {
   ServiceSnapshot Snapshot() const final;
 
   // Stops like `Stop()` but waits at most `timeout` for the worker to return.
-  // Returns OK once stopped, or a `DeadlineExceededError` naming the service if
-  // its worker is still running; the run then goes on, and a later `Stop()` or
-  // `StopFor()` waits for it again.
+  // Returns OK once stopped, or a `DeadlineExceededError` naming the service,
+  // with the worker's stack (thread_stack.h), if its worker is still running;
+  // the run then goes on, and a later `Stop()` or `StopFor()` waits for it
+  // again.
   absl::Status StopFor(absl::Duration timeout);
 
   // This service's path: its parent's path, '/', its name; or its name alone.

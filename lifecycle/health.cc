@@ -132,6 +132,7 @@ nlohmann::json ToJsonValue(const ServiceSnapshot& s) {
       {"starts", s.start_count},
       {"failures", s.failure_count},
       {"startup_seconds", absl::ToDoubleSeconds(s.startup_duration)},
+      {"threads", s.threads},
       {"children", std::move(children)},
   };
 }
@@ -200,6 +201,7 @@ absl::StatusOr<ServiceSnapshot> FromJsonValue(const nlohmann::json& j) {
   // Durations travel as seconds; round to the microsecond like the times.
   s.startup_duration = absl::Microseconds(
       std::llround(j.at("startup_seconds").get<double>() * 1e6));
+  s.threads = j.at("threads").get<std::vector<pid_t>>();
   for (const nlohmann::json& child : j.at("children")) {
     auto c = FromJsonValue(child);
     if (!c.ok()) return c.status();
@@ -236,7 +238,8 @@ bool operator==(const ServiceSnapshot& a, const ServiceSnapshot& b) {
          a.error_count == b.error_count && a.last_error == b.last_error &&
          a.last_error_at == b.last_error_at && a.start_count == b.start_count &&
          a.failure_count == b.failure_count &&
-         a.startup_duration == b.startup_duration && a.children == b.children;
+         a.startup_duration == b.startup_duration && a.threads == b.threads &&
+         a.children == b.children;
 }
 
 std::string ToTable(const ServiceSnapshot& snapshot) {

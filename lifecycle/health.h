@@ -46,6 +46,8 @@
 #ifndef LIFECYCLE_HEALTH_H_
 #define LIFECYCLE_HEALTH_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -93,6 +95,10 @@ struct ServiceSnapshot {
   int64_t failure_count = 0;  // runs that ended in kFailed
   // The last completed start-up (Start() to started signal); zero if none.
   absl::Duration startup_duration = absl::ZeroDuration();
+
+  // OS thread ids of the service's own worker threads while a run is in
+  // progress (see thread_stack.h for what they are good for).
+  std::vector<pid_t> threads;
 
   std::vector<ServiceSnapshot> children;
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "lifecycle/thread_stack.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
@@ -111,6 +112,9 @@ std::string DescribeServices(absl::Span<Service* const> services) {
   absl::StrAppend(&out, "Pending: ",
                   pending.empty() ? "none" : absl::StrJoin(pending, ", "), "\n",
                   lifecycle::ToTable(snapshots));
+  for (const ServiceSnapshot& root : snapshots) {
+    absl::StrAppend(&out, lifecycle::PendingThreadStacks(root));
+  }
   return out;
 }
 

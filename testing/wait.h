@@ -70,7 +70,8 @@ absl::Duration ComputeWaitTimeout(const char* (*getenv)(const char*),
 // What a failed wait reports about `services` and their descendants:
 //   Failed: client/producer/bulk (UNAVAILABLE: ...)   (only if any failed)
 //   Pending: client/notifier (starting for 1.2s)      (or "none")
-// followed by the health table. Empty when `services` is.
+// followed by the health table and the stack of every pending service's worker
+// thread (lifecycle/thread_stack.h). Empty when `services` is.
 std::string DescribeServices(absl::Span<lifecycle::Service* const> services);
 
 ::testing::AssertionResult SignalClosesWithin(

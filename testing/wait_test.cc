@@ -5,9 +5,11 @@
 #include <string>
 #include <thread>
 
+#include "absl/base/attributes.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
+#include "lifecycle/base_service.h"
 #include "testing/fake_service.h"
 #include "testing/test_signal.h"
 
@@ -136,6 +138,37 @@ TEST(WaitOrTimeoutTest, FailureNamesPendingServicesAndPrintsTheTable) {
   EXPECT_NONFATAL_FAILURE(
       WaitOrTimeout(db.Started(), services, absl::Milliseconds(10)),
       "PATH  STATE     SINCE");
+}
+
+// The function the report's stack must show.
+ABSL_ATTRIBUTE_NOINLINE absl::Status StuckInAFunctionWithAName(
+    const lifecycle::Context& ctx, lifecycle::Signal inside) {
+  inside.Close();  // from here on, a captured stack has this function
+  ctx.Done().Wait();
+  return ctx.Cause();
+}
+
+TEST(WaitOrTimeoutTest, FailureShowsThePendingWorkersStack) {
+  lifecycle::Signal inside;
+  lifecycle::FuncService stuck(
+      "stuck", [&](const lifecycle::Context& ctx, absl::FunctionRef<void()>) {
+        return StuckInAFunctionWithAName(ctx, inside);  // never started
+      });
+  ASSERT_TRUE(stuck.Start(lifecycle::Context::Background()).ok());
+  inside.Wait();
+  std::vector<lifecycle::Service*> services = {&stuck};
+#if defined(__SANITIZE_THREAD__)
+  const char* expected = "not captured in ThreadSanitizer builds";
+#else
+  const char* expected = "StuckInAFunctionWithAName";
+#endif
+  EXPECT_NONFATAL_FAILURE(
+      WaitOrTimeout(stuck.Started(), services, absl::Milliseconds(20)),
+      expected);
+  EXPECT_NONFATAL_FAILURE(
+      WaitOrTimeout(stuck.Started(), services, absl::Milliseconds(20)),
+      "Stack of stuck (starting), thread ");
+  stuck.Stop();
 }
 
 TEST(WaitOrTimeoutTest, AssertionResultVariantTakesAMessage) {

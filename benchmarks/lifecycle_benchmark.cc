@@ -1,0 +1,365 @@
+// Benchmarks of the library against what a user would otherwise write, all in
+// one binary so that ratios are measured side by side. Run with
+// tools/bench.sh; results and their reading are in docs/PERFORMANCE.md.
+
+#include <malloc.h>
+#include <time.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "benchmark/benchmark.h"
+#include "lifecycle/base_service.h"
+#include "lifecycle/service.h"
+#include "lifecycle/signal.h"
+#include "testing/wait.h"
+
+// Counts heap allocations, for the footprint benchmarks.
+static std::atomic<int64_t> g_allocations{0};
+void* operator new(size_t n) {
+  ++g_allocations;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+
+namespace {
+
+using lifecycle::Context;
+using lifecycle::FuncService;
+using lifecycle::Service;
+using lifecycle::Signal;
+
+int ThreadsAlive() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// ---- 1. Wake latency: a blocked waiter woken by another thread -------------
+//
+// Each iteration: the waiter blocks, the main thread gives it 200us to be
+// asleep in the kernel, then takes the time and wakes it; the waiter takes the
+// time when it runs again. The iteration time is the difference.
+
+template <typename Event>
+void WakeLatency(benchmark::State& state) {
+  for (auto _ : state) {
+    Event event;
+    std::atomic<bool> waiting{false};
+    std::chrono::steady_clock::time_point woke;
+    std::thread waiter([&] {
+      waiting = true;
+      event.Wait();
+      woke = std::chrono::steady_clock::now();
+    });
+    while (!waiting) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    auto closed = std::chrono::steady_clock::now();
+    event.Close();
+    waiter.join();
+    state.SetIterationTime(
+        std::chrono::duration<double>(woke - closed).count());
+  }
+}
+
+struct SignalEvent {
+  Signal signal;
+  void Wait() { signal.Wait(); }
+  void Close() { signal.Close(); }
+};
+
+struct NotificationEvent {
+  absl::Notification n;
+  void Wait() { n.WaitForNotification(); }
+  void Close() { n.Notify(); }
+};
+
+struct CondVarEvent {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool closed = false;
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return closed; });
+  }
+  void Close() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      closed = true;
+    }
+    cv.notify_all();
+  }
+};
+
+// What tests do without a signal to wait on: check, sleep 1 ms, check again.
+struct SleepPollEvent {
+  std::atomic<bool> closed{false};
+  void Wait() {
+    while (!closed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  void Close() { closed = true; }
+};
+
+BENCHMARK_TEMPLATE(WakeLatency, SignalEvent)->UseManualTime()->Iterations(300);
+BENCHMARK_TEMPLATE(WakeLatency, NotificationEvent)
+    ->UseManualTime()
+    ->Iterations(300);
+BENCHMARK_TEMPLATE(WakeLatency, CondVarEvent)->UseManualTime()->Iterations(300);
+BENCHMARK_TEMPLATE(WakeLatency, SleepPollEvent)
+    ->UseManualTime()
+    ->Iterations(100);
+
+// ---- 2. WaitAllStarted over n services -----------------------------------
+//
+// Services whose signals are plain: the cost measured is the wait's, not any
+// worker's.
+
+class SignalOnlyService : public Service {
+ public:
+  absl::Status Start(const Context&) override { return absl::OkStatus(); }
+  Signal Started() const override { return started_; }
+  void Stop() override { stopped_.Close(); }
+  Signal Stopped() const override { return stopped_; }
+  std::string_view Name() const override { return "s"; }
+  lifecycle::ServiceSnapshot Snapshot() const override {
+    lifecycle::ServiceSnapshot s;
+    s.name = s.path = "s";
+    s.state = started_.IsClosed() ? lifecycle::ServiceState::kStarted
+                                  : lifecycle::ServiceState::kStarting;
+    return s;
+  }
+  Signal started_;
+  Signal stopped_;
+};
+
+void WaitAllStartedAlreadyStarted(benchmark::State& state) {
+  std::vector<SignalOnlyService> services(state.range(0));
+  std::vector<Service*> pointers;
+  for (auto& s : services) {
+    s.started_.Close();
+    pointers.push_back(&s);
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(lifecycle::WaitAllStarted(pointers));
+  }
+  state.SetComplexityN(state.range(0));
+}
+BENCHMARK(WaitAllStartedAlreadyStarted)
+    ->Arg(1)
+    ->Arg(100)
+    ->Arg(10000)
+    ->Complexity(benchmark::oN);
+
+// Starting: another thread closes the started signals, in order, while the
+// wait runs.
+void WaitAllStartedWhileStarting(benchmark::State& state) {
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::vector<SignalOnlyService> services(state.range(0));
+    std::vector<Service*> pointers;
+    for (auto& s : services) pointers.push_back(&s);
+    state.ResumeTiming();
+    std::thread starter([&] {
+      for (auto& s : services) s.started_.Close();
+    });
+    benchmark::DoNotOptimize(lifecycle::WaitAllStarted(pointers));
+    starter.join();
+  }
+  state.SetComplexityN(state.range(0));
+}
+BENCHMARK(WaitAllStartedWhileStarting)
+    ->Arg(1)
+    ->Arg(100)
+    ->Arg(10000)
+    ->Complexity(benchmark::oN)
+    ->Unit(benchmark::kMicrosecond);
+
+// ---- 3. StartAll + WaitAllStarted + StopAllParallel, real services -------
+
+std::unique_ptr<FuncService> Trivial(int i) {
+  return std::make_unique<FuncService>(
+      absl::StrCat("svc", i),
+      [](const Context& ctx, absl::FunctionRef<void()> started) {
+        started();
+        ctx.Done().Wait();
+        return ctx.Cause();
+      });
+}
+
+void StartWaitStop(benchmark::State& state) {
+  const int n = state.range(0);
+  std::vector<std::unique_ptr<FuncService>> services;
+  std::vector<Service*> pointers;
+  for (int i = 0; i < n; ++i) {
+    services.push_back(Trivial(i));
+    pointers.push_back(services.back().get());
+  }
+  int base_threads = ThreadsAlive();
+  int peak_threads = 0;
+  int peak_stop_threads = 0;
+  for (auto _ : state) {
+    if (!lifecycle::StartAll(pointers, Context::Background()).ok() ||
+        !lifecycle::WaitAllStarted(pointers).ok()) {
+      state.SkipWithError("start failed");
+      break;
+    }
+    peak_threads = std::max(peak_threads, ThreadsAlive() - base_threads);
+    std::atomic<bool> stopping{true};
+    std::thread sampler([&] {
+      // Samples the helper threads while the stop runs; the workers are
+      // going away at the same time, so this bounds helpers from above.
+      while (stopping) {
+        peak_stop_threads = std::max(peak_stop_threads, ThreadsAlive());
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    });
+    lifecycle::StopAllParallel(pointers);
+    stopping = false;
+    sampler.join();
+  }
+  state.counters["threads_at_start"] = peak_threads;
+  state.counters["services"] = n;
+  state.SetComplexityN(n);
+}
+BENCHMARK(StartWaitStop)
+    ->Arg(10)
+    ->Arg(1000)
+    ->Arg(10000)
+    ->Complexity(benchmark::oN)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
+
+// ---- 4. Stop latency: Stop() of a worker blocked on its context ----------
+
+void StopLatency(benchmark::State& state) {
+  auto service = Trivial(0);
+  for (auto _ : state) {
+    state.PauseTiming();
+    (void)service->Start(Context::Background());
+    service->Started().Wait();
+    state.ResumeTiming();
+    service->Stop();
+  }
+}
+BENCHMARK(StopLatency)->Unit(benchmark::kMicrosecond);
+
+// ---- 5. CPU burnt while waiting 1 s --------------------------------------
+
+void CpuWhileWaitingOnSignal(benchmark::State& state) {
+  Signal never;
+  for (auto _ : state) {
+    double before = ThreadCpuSeconds();
+    never.WaitFor(absl::Seconds(1));
+    state.counters["cpu_us_per_s"] = (ThreadCpuSeconds() - before) * 1e6;
+  }
+}
+BENCHMARK(CpuWhileWaitingOnSignal)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+void CpuWhileWaitOrTimeout(benchmark::State& state) {
+  Signal never;
+  for (auto _ : state) {
+    double before = ThreadCpuSeconds();
+    // The AssertionResult form: WaitOrTimeout's own wait, without reporting
+    // a gtest failure outside a test.
+    benchmark::DoNotOptimize(static_cast<bool>(
+        lifecycle_testing::SignalClosesWithin(never, absl::Seconds(1))));
+    state.counters["cpu_us_per_s"] = (ThreadCpuSeconds() - before) * 1e6;
+  }
+}
+BENCHMARK(CpuWhileWaitOrTimeout)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+// ---- 6. Footprint ----------------------------------------------------------
+
+void BytesPerIdleService(benchmark::State& state) {
+  constexpr int kCount = 10000;
+  for (auto _ : state) {
+    size_t before = mallinfo2().uordblks;
+    std::vector<std::unique_ptr<FuncService>> services;
+    services.reserve(kCount);
+    size_t with_vector = mallinfo2().uordblks;
+    for (int i = 0; i < kCount; ++i) services.push_back(Trivial(i));
+    size_t after = mallinfo2().uordblks;
+    state.counters["heap_bytes_per_service"] =
+        static_cast<double>(after - with_vector) / kCount;
+    state.counters["sizeof_FuncService"] = sizeof(FuncService);
+    benchmark::DoNotOptimize(before);
+  }
+}
+BENCHMARK(BytesPerIdleService)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+void AllocationsPerStartStop(benchmark::State& state) {
+  auto service = Trivial(0);
+  int64_t allocations = 0;
+  for (auto _ : state) {
+    int64_t before = g_allocations;
+    (void)service->Start(Context::Background());
+    service->Started().Wait();
+    service->Stop();
+    allocations += g_allocations - before;
+  }
+  state.counters["allocations_per_cycle"] =
+      static_cast<double>(allocations) / state.iterations();
+}
+BENCHMARK(AllocationsPerStartStop)->Unit(benchmark::kMicrosecond);
+
+// ---- 7. Snapshot of a 1,000-service tree ------------------------------------
+
+class Tree : public lifecycle::CompositeService {
+ public:
+  explicit Tree(int n) : CompositeService("root") {
+    for (int i = 0; i < n; ++i) {
+      leaves_.push_back(Trivial(i));
+      AddChildOrDie(*leaves_.back());
+    }
+  }
+  ~Tree() override { Stop(); }
+
+ private:
+  std::vector<std::unique_ptr<FuncService>> leaves_;
+};
+
+void SnapshotValue(benchmark::State& state) {
+  Tree tree(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(tree.Snapshot());
+}
+BENCHMARK(SnapshotValue)->Arg(1000)->Unit(benchmark::kMicrosecond);
+
+void SnapshotTable(benchmark::State& state) {
+  Tree tree(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(ToTable(tree.Snapshot()));
+}
+BENCHMARK(SnapshotTable)->Arg(1000)->Unit(benchmark::kMicrosecond);
+
+void SnapshotJson(benchmark::State& state) {
+  Tree tree(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(ToJson(tree.Snapshot()));
+}
+BENCHMARK(SnapshotJson)->Arg(1000)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

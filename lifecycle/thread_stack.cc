@@ -1,0 +1,224 @@
+#include "lifecycle/thread_stack.h"
+
+#include <errno.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <unwind.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <vector>
+
+#include "absl/debugging/symbolize.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LIFECYCLE_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define LIFECYCLE_TSAN 1
+#endif
+
+namespace lifecycle {
+namespace {
+
+constexpr int kMaxFrames = 48;
+
+// One capture at a time. The handler only touches these lock-free objects.
+enum State : int { kIdle, kRequested, kWriting, kDone, kAbandoned };
+std::atomic<int> g_state{kIdle};
+std::atomic<pid_t> g_target{0};
+void* g_frames[kMaxFrames];
+int g_depth = 0;
+sem_t g_done;
+
+// The DWARF unwinder, called directly: sanitizers intercept glibc's
+// backtrace() and replace it with a frame-pointer unwinder that loses its way
+// past a signal frame.
+struct UnwindState {
+  void** frames;
+  int max;
+  int depth;
+};
+
+_Unwind_Reason_Code UnwindStep(_Unwind_Context* context, void* arg) {
+  auto* state = static_cast<UnwindState*>(arg);
+  if (state->depth >= state->max) return _URC_END_OF_STACK;
+  state->frames[state->depth++] =
+      reinterpret_cast<void*>(_Unwind_GetIP(context));
+  return _URC_NO_REASON;
+}
+
+int Unwind(void** frames, int max) {
+  UnwindState state{frames, max, 0};
+  _Unwind_Backtrace(&UnwindStep, &state);
+  return state.depth;
+}
+
+void CaptureHandler(int, siginfo_t*, void*) {
+  int saved_errno = errno;
+  // A late signal from an abandoned request, or meant for another thread,
+  // leaves everything alone.
+  if (static_cast<pid_t>(syscall(SYS_gettid)) == g_target.load()) {
+    int expected = kRequested;
+    if (g_state.compare_exchange_strong(expected, kWriting)) {
+      // The DWARF unwinder steps through the signal frame and through code
+      // built without frame pointers, where frame-pointer unwinders (abseil's,
+      // the sanitizers') picked up stale frames in tests. It ran once when
+      // the handler was installed, so it has nothing left to load now.
+      g_depth = Unwind(g_frames, kMaxFrames);
+      g_state.store(kDone);
+      sem_post(&g_done);
+    }
+  }
+  errno = saved_errno;
+}
+
+int CaptureSignal() { return SIGRTMIN + 4; }
+
+// Installs the handler once; returns an error text if it cannot.
+const char* InstallHandler() {
+  static const char* error = []() -> const char* {
+    sem_init(&g_done, 0, 0);
+    struct sigaction old;
+    if (sigaction(CaptureSignal(), nullptr, &old) != 0)
+      return "sigaction failed";
+    if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN) {
+      return "the capture signal is used by another handler";
+    }
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = &CaptureHandler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(CaptureSignal(), &sa, nullptr) != 0)
+      return "sigaction failed";
+    absl::InitializeSymbolizer("/proc/self/exe");
+    void* warm_up[4];
+    Unwind(warm_up, 4);  // initialises the unwinder outside any handler
+    return nullptr;
+  }();
+  return error;
+}
+
+std::string ThreadName(pid_t tid) {
+  std::ifstream comm(absl::StrCat("/proc/self/task/", tid, "/comm"));
+  std::string name;
+  std::getline(comm, name);
+  return name;
+}
+
+bool CaptureDisabled() {
+  const char* env = std::getenv("LIFECYCLE_STACKS");
+  return env != nullptr && std::string(env) == "0";
+}
+
+absl::Mutex g_capture_mu;
+
+}  // namespace
+
+std::string ThreadStack(pid_t tid, absl::Duration timeout) {
+  std::string out = absl::StrCat("thread ", tid);
+  std::string name = ThreadName(tid);
+  if (!name.empty()) absl::StrAppend(&out, " '", name, "'");
+  absl::StrAppend(&out, ":\n");
+  auto unavailable = [&](std::string_view why) {
+    return absl::StrCat(out, "  stack unavailable: ", why, "\n");
+  };
+#ifdef LIFECYCLE_TSAN
+  return unavailable("not captured in ThreadSanitizer builds");
+#endif
+  if (CaptureDisabled()) return unavailable("LIFECYCLE_STACKS=0");
+  if (tid == static_cast<pid_t>(syscall(SYS_gettid))) {
+    return unavailable("it is the calling thread");
+  }
+  if (const char* error = InstallHandler()) return unavailable(error);
+
+  absl::MutexLock lock(&g_capture_mu);
+  while (sem_trywait(&g_done) == 0) {
+  }  // a late post from an abandoned request
+  g_target.store(tid);
+  g_state.store(kRequested);
+  if (syscall(SYS_tgkill, getpid(), tid, CaptureSignal()) != 0) {
+    g_state.store(kIdle);
+    return unavailable(errno == ESRCH ? "the thread has exited"
+                                      : "the signal could not be sent");
+  }
+  absl::Time deadline = absl::Now() + timeout;
+  bool done = false;
+  while (!done) {
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) break;
+    timespec ts = absl::ToTimespec(absl::Now() + left);
+    done = sem_timedwait(&g_done, &ts) == 0;
+  }
+  if (!done) {
+    int expected = kRequested;
+    if (g_state.compare_exchange_strong(expected, kAbandoned)) {
+      g_target.store(0);
+      return unavailable(absl::StrCat("the thread did not answer within ",
+                                      absl::FormatDuration(timeout),
+                                      " (it may block signals)"));
+    }
+    // The handler is writing right now: it finishes in microseconds.
+    while (g_state.load() != kDone) {
+    }
+  }
+  int depth = g_depth;
+  void* frames[kMaxFrames];
+  std::memcpy(frames, g_frames, sizeof(void*) * depth);
+  g_target.store(0);
+  g_state.store(kIdle);
+
+  // The first frames are the capture's own (the unwinder, the handler, the
+  // kernel's signal trampoline): show the thread from where it was stopped.
+  std::vector<std::string> lines;
+  for (int i = 0; i < depth && frames[i] != nullptr; ++i) {
+    char symbol[1024];
+    // Return addresses point after the call; look up the call itself.
+    uintptr_t pc = reinterpret_cast<uintptr_t>(frames[i]) - 1;
+    if (absl::Symbolize(reinterpret_cast<void*>(pc), symbol, sizeof(symbol))) {
+      lines.push_back(symbol);
+    } else {
+      lines.push_back(absl::StrFormat("%p", frames[i]));
+    }
+  }
+  size_t first = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].find("CaptureHandler") != std::string::npos) {
+      first = i + 2;  // the handler, then the trampoline
+      break;
+    }
+  }
+  for (size_t i = first; i < lines.size(); ++i) {
+    absl::StrAppend(&out, "  #", i - first, " ", lines[i], "\n");
+  }
+  return out;
+}
+
+std::string PendingThreadStacks(const ServiceSnapshot& snapshot) {
+  std::string out;
+  for (const ServiceSnapshot* s : snapshot.Flatten()) {
+    if (s->state != ServiceState::kStarting &&
+        s->state != ServiceState::kStopping) {
+      continue;
+    }
+    for (pid_t tid : s->threads) {
+      absl::StrAppend(&out, "Stack of ", s->path, " (", s->StateLabel(), "), ",
+                      ThreadStack(tid));
+    }
+  }
+  return out;
+}
+
+}  // namespace lifecycle

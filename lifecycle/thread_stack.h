@@ -1,0 +1,60 @@
+// -----------------------------------------------------------------------------
+// thread_stack.h
+// -----------------------------------------------------------------------------
+//
+// Shows *where* a stuck service is stuck: the symbolized stack of one of this
+// process's threads, captured on demand. Timeout reports use it for every
+// pending service's worker thread (`BaseService::WorkerThreadId()`), next to
+// its state, so a hang seen once on CI can be read instead of reproduced.
+//
+//   std::string stack = lifecycle::ThreadStack(service.WorkerThreadId());
+//   //   thread 4242 'notifier':
+//   //     #0 examples::Notifier::Run(...)
+//   //     #1 lifecycle::BaseService::WorkerMain(...)
+//   //     ...
+//
+// Mechanism: a real-time signal is sent to the thread (tgkill); its handler
+// records the stack with the DWARF unwinder (`_Unwind_Backtrace`, initialised
+// before the first capture; frame-pointer unwinders, abseil's included, lost
+// their way past the signal frame in sanitizer builds), and posts a semaphore;
+// the caller waits for that at most `timeout`, then symbolizes with
+// `absl::Symbolize`. Captures are serialized process-wide.
+//
+// Cost: nothing until a capture is asked for (no sampling, no background
+// thread); the handler is installed at the first capture. A capture costs a
+// signal delivery and one symbolization per frame (about a millisecond).
+//
+// Limits: a thread that blocks the signal, or never returns to user space
+// within `timeout`, gives "stack unavailable: ..." instead of a stack (the
+// caller never hangs). A thread that has exited says so. Under
+// ThreadSanitizer, which defers signal delivery, stacks are not captured and
+// the line says so. Setting LIFECYCLE_STACKS=0 turns capture off.
+//
+// Thread safety: thread-safe. Do not call from a signal handler.
+
+#ifndef LIFECYCLE_THREAD_STACK_H_
+#define LIFECYCLE_THREAD_STACK_H_
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "lifecycle/health.h"
+
+namespace lifecycle {
+
+// "thread TID 'NAME':\n" followed by one "  #N function" line per frame, or by
+// one "  stack unavailable: REASON" line. `tid` is an OS thread id of this
+// process.
+std::string ThreadStack(pid_t tid,
+                        absl::Duration timeout = absl::Milliseconds(200));
+
+// The stacks of the worker threads of every service in `snapshot` (and its
+// descendants) that is starting or stopping, each headed by its path; empty if
+// none has a worker thread.
+std::string PendingThreadStacks(const ServiceSnapshot& snapshot);
+
+}  // namespace lifecycle
+
+#endif  // LIFECYCLE_THREAD_STACK_H_
