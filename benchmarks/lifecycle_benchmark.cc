@@ -240,6 +240,11 @@ void StartWaitStop(benchmark::State& state) {
     sampler.join();
   }
   state.counters["threads_at_start"] = peak_threads;
+  // Threads beyond the workers and the sampler while stopping:
+  // StopAllParallel's helpers, as sampled every 200us (so a lower bound of the
+  // true peak).
+  state.counters["stop_helpers"] =
+      std::max(0, peak_stop_threads - base_threads - n - 1);
   state.counters["services"] = n;
   state.SetComplexityN(n);
 }

@@ -99,13 +99,23 @@ std::string BaseService::Path() const {
   return absl::StrCat(parent->Path(), "/", name_);
 }
 
-Signal BaseService::SetStateLocked(ServiceState state) {
+std::optional<Signal> BaseService::SetStateLocked(ServiceState state) {
   state_ = state;
   since_ = absl::Now();
-  Signal changed = change_;
-  change_ = Signal();
+  return TakeChangeLocked();
+}
+
+std::optional<Signal> BaseService::TakeChangeLocked() {
+  std::optional<Signal> changed = std::move(change_);
+  change_.reset();
   return changed;
 }
+
+namespace {
+void CloseIfWatched(const std::optional<Signal>& changed) {
+  if (changed) changed->Close();
+}
+}  // namespace
 
 absl::Status BaseService::OnStart(const Context&) { return absl::OkStatus(); }
 
@@ -114,7 +124,8 @@ absl::Status BaseService::Start(const Context& ctx) {
   JoinFinishedWorker();  // the previous run's worker, if it ended by itself
 
   Context run_ctx = Context::Background();
-  Signal started, stopped, changed;
+  Signal started, stopped;
+  std::optional<Signal> changed;
   {
     absl::MutexLock lock(&mu_);
     if (running_) return absl::OkStatus();
@@ -131,7 +142,7 @@ absl::Status BaseService::Start(const Context& ctx) {
     start_began_ = absl::Now();
     changed = SetStateLocked(ServiceState::kStarting);
   }
-  changed.Close();
+  CloseIfWatched(changed);
 
   absl::Status status =
       CatchExceptions(absl::StrCat("OnStart() of service '", Path(), "'"),
@@ -165,7 +176,7 @@ void BaseService::WorkerMain(Context ctx, Signal started, Signal stopped) {
 }
 
 void BaseService::MarkStarted(const Signal& started) {
-  Signal changed;
+  std::optional<Signal> changed;
   {
     absl::MutexLock lock(&mu_);
     if (started.IsClosed() || started != started_) return;
@@ -175,7 +186,7 @@ void BaseService::MarkStarted(const Signal& started) {
     }
   }
   started.Close();
-  changed.Close();
+  CloseIfWatched(changed);
 }
 
 void BaseService::FinishRun(absl::Status status, const Context& ctx,
@@ -185,7 +196,7 @@ void BaseService::FinishRun(absl::Status status, const Context& ctx,
   bool clean = status.ok() || IsStopped(status) ||
                (ctx.IsCancelled() && status == ctx.Cause());
   std::string path = Path();
-  Signal changed;
+  std::optional<Signal> changed;
   {
     absl::MutexLock lock(&mu_);
     if (clean) {
@@ -206,7 +217,7 @@ void BaseService::FinishRun(absl::Status status, const Context& ctx,
   }
   started.Close();
   stopped.Close();
-  changed.Close();
+  CloseIfWatched(changed);
 }
 
 void BaseService::JoinFinishedWorker() {
@@ -221,7 +232,7 @@ void BaseService::JoinFinishedWorker() {
 }
 
 Signal BaseService::RequestStop() {
-  Signal changed;
+  std::optional<Signal> changed;
   Signal stopped;
   {
     absl::MutexLock lock(&mu_);
@@ -238,7 +249,7 @@ Signal BaseService::RequestStop() {
     }
     stopped = stopped_;
   }
-  changed.Close();
+  CloseIfWatched(changed);
   return stopped;
 }
 
@@ -280,7 +291,8 @@ Signal BaseService::Stopped() const {
 
 Signal BaseService::NextChange() const {
   absl::MutexLock lock(&mu_);
-  return change_;
+  if (!change_) change_ = Signal();
+  return *change_;
 }
 
 pid_t BaseService::WorkerThreadId() const {
@@ -290,29 +302,27 @@ pid_t BaseService::WorkerThreadId() const {
 
 void BaseService::ReportError(absl::Status error) {
   if (error.ok()) return;
-  Signal changed;
+  std::optional<Signal> changed;
   {
     absl::MutexLock lock(&mu_);
     degraded_ = true;
     ++error_count_;
     last_error_ = std::move(error);
     last_error_at_ = absl::Now();
-    changed = change_;
-    change_ = Signal();
+    changed = TakeChangeLocked();
   }
-  changed.Close();
+  CloseIfWatched(changed);
 }
 
 void BaseService::ReportHealthy() {
-  Signal changed;
+  std::optional<Signal> changed;
   {
     absl::MutexLock lock(&mu_);
     if (!degraded_) return;
     degraded_ = false;
-    changed = change_;
-    change_ = Signal();
+    changed = TakeChangeLocked();
   }
-  changed.Close();
+  CloseIfWatched(changed);
 }
 
 absl::Status BaseService::AddChild(Service& child) {

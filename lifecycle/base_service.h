@@ -62,6 +62,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -145,7 +146,11 @@ class BaseService : public Service {
   std::vector<Service*> Children() const;
 
  private:
-  Signal SetStateLocked(ServiceState state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Both return the change signal to close once `mu_` is released, if anyone
+  // asked for one.
+  std::optional<Signal> SetStateLocked(ServiceState state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<Signal> TakeChangeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WorkerMain(Context ctx, Signal started, Signal stopped);
   void MarkStarted(const Signal& started);
   void FinishRun(absl::Status status, const Context& ctx, const Signal& started,
@@ -168,7 +173,9 @@ class BaseService : public Service {
   std::unique_ptr<CancellableContext> run_context_ ABSL_GUARDED_BY(mu_);
   Signal started_ ABSL_GUARDED_BY(mu_);
   Signal stopped_ ABSL_GUARDED_BY(mu_);
-  Signal change_ ABSL_GUARDED_BY(mu_);
+  // Made on the first NextChange() after each change: most services are
+  // never watched, and a signal is a heap allocation.
+  mutable std::optional<Signal> change_ ABSL_GUARDED_BY(mu_);
 
   ServiceState state_ ABSL_GUARDED_BY(mu_) = ServiceState::kStopped;
   absl::Time since_ ABSL_GUARDED_BY(mu_);
