@@ -123,7 +123,8 @@ fi
 # --- the workspace's view of the dependencies -------------------------------------------
 # The links under .deps are what WORKSPACE names; the links keep machine paths
 # out of the repository.
-mkdir -p "$workspace/.deps"
+mkdir -p "$workspace/.deps" 2>/dev/null && [ -w "$workspace/.deps" ] ||
+  die "cannot write $workspace/.deps" "run tools/setup.sh as the user who owns this checkout"
 ln -sfn "$absl_dir" "$workspace/.deps/abseil"
 [ -f /usr/src/googletest/googletest/src/gtest.cc ] ||
   die "/usr/src/googletest is incomplete" "apt-get install --reinstall googletest"
