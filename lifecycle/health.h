@@ -21,27 +21,69 @@
 // healthy again (`ReportHealthy`); the snapshot counts errors and keeps the
 // last.
 //
-// The table (operator<< / AbslStringify) of a small tree looks like this:
+// The table (operator<< / AbslStringify) of a small tree, as health_test.cc
+// checks it:
 //
-//   PATH              STATE     SINCE    STARTUP  STARTS  ERRORS  LAST ERROR
-//   client            started   1.204s   3.1ms    1       0
-//   client/notifier   degraded  0.511s   1.2ms    1       2       UNAVAILABLE:
-//   connection reset client/producer   started   1.202s   0.4ms    1       0
+//   PATH             STATE     SINCE    STARTUP  STARTS  ERRORS  LAST ERROR
+//   client           started   1.204s   3.1ms    1       0
+//   client/notifier  degraded  511.0ms  1.2ms    1       2       UNAVAILABLE:
+//   connection reset client/producer  failed    1.202s   400us    2       0
+//   INTERNAL: boom
 //
 // SINCE is the time spent in the current state up to the snapshot; STARTUP is
-// how long the last start took (from Start() to the started signal).
+// how long the last completed start took (Start() to the started signal), "-"
+// if none completed; LAST ERROR is the failure status of a failed service, or
+// the last error a running service reported.
 //
-// The JSON (`ToJson`) has one object per service, children nested:
+// `ToJson(snapshot, 2)` of the first two of those services, also as the test
+// checks it (one object per service, keys sorted, children nested; absent
+// values are null):
 //
-//   {"name": "client", "path": "client", "state": "started",
-//    "since": "2026-11-27T19:00:00.000000Z", "in_state_seconds": 1.204,
-//    "startup_seconds": 0.0031, "starts": 1, "failures": 0,
-//    "status": null,           // the failure status, "CODE: message", if
-//    failed "degraded": false, "errors": 0, "last_error": null,
-//    "last_error_at": null, "children": [ ... ]}
+//   {
+//     "children": [
+//       {
+//         "children": [],
+//         "degraded": true,
+//         "errors": 2,
+//         "failures": 0,
+//         "in_state_seconds": 0.511,
+//         "last_error": {
+//           "code": "UNAVAILABLE",
+//           "message": "connection reset"
+//         },
+//         "last_error_at": "2026-11-18T11:06:41.100000Z",
+//         "name": "notifier",
+//         "path": "client/notifier",
+//         "since": "2026-11-18T11:06:40.693000Z",
+//         "starts": 1,
+//         "startup_seconds": 0.0012,
+//         "state": "started",
+//         "status": null,
+//         "taken_at": "2026-11-18T11:06:41.204000Z",
+//         "threads": []
+//       }
+//     ],
+//     "degraded": false,
+//     "errors": 0,
+//     "failures": 0,
+//     "in_state_seconds": 1.204,
+//     "last_error": null,
+//     "last_error_at": null,
+//     "name": "client",
+//     "path": "client",
+//     "since": "2026-11-18T11:06:40.000000Z",
+//     "starts": 1,
+//     "startup_seconds": 0.0031,
+//     "state": "started",
+//     "status": null,
+//     "taken_at": "2026-11-18T11:06:41.204000Z",
+//     "threads": []
+//   }
 //
-// Times are RFC 3339 in UTC; durations are seconds as numbers; absent values
-// are null.
+// Times are RFC 3339 in UTC, to the microsecond; durations are seconds as
+// numbers; statuses ("status", the failure; "last_error") are
+// {"code": "UNAVAILABLE", "message": "..."} or null; "threads" lists the
+// worker thread ids while a run is in progress.
 
 #ifndef LIFECYCLE_HEALTH_H_
 #define LIFECYCLE_HEALTH_H_

@@ -172,5 +172,50 @@ TEST(HealthTest, SnapshotsConcurrentWithStartsAndStops) {
   EXPECT_EQ(service.Snapshot().start_count, 200);
 }
 
+// The JSON shown in health.h, byte for byte.
+TEST(HealthTest, JsonOfASmallTreeIsAsDocumented) {
+  ServiceSnapshot tree = SmallTree();
+  tree.children.pop_back();  // client and client/notifier
+  EXPECT_EQ(ToJson(tree, 2), R"json({
+  "children": [
+    {
+      "children": [],
+      "degraded": true,
+      "errors": 2,
+      "failures": 0,
+      "in_state_seconds": 0.511,
+      "last_error": {
+        "code": "UNAVAILABLE",
+        "message": "connection reset"
+      },
+      "last_error_at": "2026-11-18T11:06:41.100000Z",
+      "name": "notifier",
+      "path": "client/notifier",
+      "since": "2026-11-18T11:06:40.693000Z",
+      "starts": 1,
+      "startup_seconds": 0.0012,
+      "state": "started",
+      "status": null,
+      "taken_at": "2026-11-18T11:06:41.204000Z",
+      "threads": []
+    }
+  ],
+  "degraded": false,
+  "errors": 0,
+  "failures": 0,
+  "in_state_seconds": 1.204,
+  "last_error": null,
+  "last_error_at": null,
+  "name": "client",
+  "path": "client",
+  "since": "2026-11-18T11:06:40.000000Z",
+  "starts": 1,
+  "startup_seconds": 0.0031,
+  "state": "started",
+  "status": null,
+  "taken_at": "2026-11-18T11:06:41.204000Z",
+  "threads": []
+})json");
+}
 }  // namespace
 }  // namespace lifecycle

@@ -284,5 +284,26 @@ TEST(CompositeServiceTest, ChildNamesAreValidatedAndUnique) {
   EXPECT_EQ(a.Path(), "holder/a");
 }
 
+TEST(CompositeServiceTest, ADestroyedChildLeavesTheTree) {
+  class Holder : public CompositeService {
+   public:
+    Holder() : CompositeService("holder") {}
+    using BaseService::AddChild;
+  };
+  Holder holder;
+  auto child = std::make_unique<Leaf>("short-lived");
+  Leaf stays("stays");
+  ASSERT_TRUE(holder.AddChild(*child).ok());
+  ASSERT_TRUE(holder.AddChild(stays).ok());
+  EXPECT_EQ(holder.Snapshot().children.size(), 2u);
+  child.reset();
+  ServiceSnapshot s = holder.Snapshot();
+  ASSERT_EQ(s.children.size(), 1u);
+  EXPECT_EQ(s.children[0].path, "holder/stays");
+  // Its name is free again.
+  Leaf again("short-lived");
+  EXPECT_TRUE(holder.AddChild(again).ok());
+}
+
 }  // namespace
 }  // namespace lifecycle
