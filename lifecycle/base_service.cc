@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -157,8 +158,18 @@ absl::Status BaseService::Start(const Context& ctx) {
   // thread has stored it in worker_.
   // A run started by a concurrent Start() may have ended already: reap it.
   if (worker_.joinable()) worker_.join();
-  worker_ =
-      std::thread(&BaseService::WorkerMain, this, run_ctx, started, stopped);
+  try {
+    worker_ =
+        std::thread(&BaseService::WorkerMain, this, run_ctx, started, stopped);
+  } catch (const std::system_error& e) {
+    // Out of threads (EAGAIN): a failed start, not a run nobody can end.
+    status =
+        AnnotateStartError(absl::ResourceExhaustedError(absl::StrCat(
+                               "cannot create the worker thread: ", e.what())),
+                           Path());
+    FinishRun(status, run_ctx, started, stopped);
+    return status;
+  }
   return absl::OkStatus();
 }
 

@@ -54,6 +54,7 @@ class DeadlineTimer {
   void Add(absl::Time deadline, std::weak_ptr<State> state) {
     absl::MutexLock lock(&mu_);
     pending_.emplace(deadline, std::move(state));
+    changed_.Signal();  // the new deadline may be the earliest
     if (!thread_started_) {
       thread_started_ = true;
       std::thread([this] { Loop(); }).detach();  // lives as long as the process

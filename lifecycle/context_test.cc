@@ -77,6 +77,21 @@ TEST(ContextTest, DeadlineCancelsWithDeadlineExceeded) {
   EXPECT_TRUE(absl::IsDeadlineExceeded(scope.context().Cause()));
 }
 
+TEST(ContextTest, DeadlinesAddedLaterAndEarlierAllFire) {
+  // The timer thread must wake for a deadline added while it waits for a
+  // later one, or for none at all.
+  CancellableContext far(Context::Background(), absl::Now() + absl::Hours(1));
+  CancellableContext first(Context::Background(),
+                           absl::Now() + absl::Milliseconds(5));
+  // Bounded, so that the bug this test is about fails it instead of hanging.
+  ASSERT_TRUE(first.context().Done().WaitFor(absl::Seconds(30)));
+  CancellableContext second(Context::Background(),
+                            absl::Now() + absl::Milliseconds(5));
+  ASSERT_TRUE(second.context().Done().WaitFor(absl::Seconds(30)));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(second.context().Cause()));
+  EXPECT_FALSE(far.context().IsCancelled());
+}
+
 TEST(ContextTest, PastDeadlineIsCancelledAtOnce) {
   CancellableContext scope(Context::Background(), absl::InfinitePast());
   EXPECT_TRUE(absl::IsDeadlineExceeded(scope.context().Cause()));

@@ -152,6 +152,7 @@ TEST(HealthTest, SnapshotsConcurrentWithStartsAndStops) {
   Idle service;
   std::atomic<bool> done{false};
   std::atomic<int> snapshots{0};
+  Signal reading;
   std::thread reader([&] {
     while (!done) {
       ServiceSnapshot s = service.Snapshot();
@@ -159,8 +160,11 @@ TEST(HealthTest, SnapshotsConcurrentWithStartsAndStops) {
       EXPECT_LE(s.failure_count, 0);
       EXPECT_FALSE(ToJson(s).empty());
       ++snapshots;
+      reading.Close();
     }
   });
+  // The cycles begin once the reader is reading, so that they overlap.
+  reading.Wait();
   for (int i = 0; i < 200; ++i) {
     ASSERT_TRUE(service.Start(Context::Background()).ok());
     service.Started().Wait();

@@ -49,20 +49,12 @@ void StartStopHarness::WriteSnapshotOutput() const {
   }
   if (status.ok()) return ::testing::AssertionSuccess();
   WriteSnapshotOutput();
-  std::string headline(status.message());
+  // The status names the service: the innermost one that failed (its own
+  // error, with its path), or every one still pending and for how long.
+  std::string headline = lifecycle::StatusText(status);
   if (absl::IsDeadlineExceeded(status)) {
     absl::StrAppend(&headline, " (start timeout ",
                     absl::FormatDuration(options_.start_timeout), ")");
-  } else if (auto path = lifecycle::FailedServicePath(status)) {
-    // Lead with the innermost failing service and its own error.
-    for (const auto& root : lifecycle::SnapshotAll(services_)) {
-      if (const auto* failed = root.Find(*path);
-          failed != nullptr && !failed->status.ok()) {
-        headline = std::string(failed->status.message());
-        headline = absl::StrCat(absl::StatusCodeToString(failed->status.code()),
-                                ": ", headline);
-      }
-    }
   }
   return ::testing::AssertionFailure() << headline << "\n"
                                        << DescribeServices(services_);

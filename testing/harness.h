@@ -15,13 +15,27 @@
 //     ...  // the client and all its subservices are started
 //   }    // the harness stops everything, bounded by WaitTimeout()
 //
-// A failed start reads:
+// A failed start reads (harness_test.cc checks these lines):
 //
 //   client_test.cc:12: Failure
-//   StartStopHarness: service 'client/producer/bulk' failed to start:
-//   UNAVAILABLE: queue missing
-//   Pending: client (failed: ...), client/producer/bulk (failed: ...)
-//   PATH                  STATE    SINCE  ...
+//   StartStopHarness: UNAVAILABLE: service 'client/producer/bulk' failed to
+//     start: queue missing
+//   Failed: client/producer/bulk (UNAVAILABLE: service 'client/producer/bulk'
+//     failed to start: queue missing)
+//   Pending: none
+//   PATH                     STATE    SINCE  STARTUP  STARTS  ERRORS  ...
+//   client                   failed   ...
+//
+// and a start that times out names what is pending, down to the services that
+// hold a composite up, with their worker threads' stacks:
+//
+//   StartStopHarness: DEADLINE_EXCEEDED: 1 of 1 services not started after
+//     3s: client (starting for 3s) waiting on client/notifier (starting for
+//     3s) (start timeout 3s)
+//   Pending: client (starting for 3s), client/notifier (starting for 3s)
+//   PATH ...
+//   Stack of client/notifier (starting), thread 4242 'notifier':
+//     #0 ...
 //
 // Under Bazel, the snapshot of a failed start or stop is also written as JSON
 // to `$TEST_UNDECLARED_OUTPUTS_DIR/lifecycle_snapshot.json` (the test's

@@ -25,6 +25,12 @@
 //   PATH             STATE     SINCE   STARTUP  STARTS  ERRORS  LAST ERROR
 //   client           starting  3.002s  -        1       0
 //   client/notifier  starting  3.001s  -        1       0
+//   Stack of client (starting), thread 4241 'client':
+//     ...
+//   Stack of client/notifier (starting), thread 4242 'notifier':
+//     #0 syscall
+//     ...
+//     #9 examples::Notifier::Run()
 //
 // WARNING: a value passed as `timeout` is used as is. Hard-coded short
 // timeouts are how suites become flaky on loaded CI machines: prefer the
