@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "gmock/gmock.h"
+#include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "lifecycle/signal.h"
 #include "testing/fake_service.h"
@@ -46,6 +47,30 @@ TEST(LeftoverThreadsTest, AStoppedServiceLeavesNoThread) {
   EXPECT_THAT(running.message(), HasSubstr("'tidy'"));
   fake.Stop();
   EXPECT_TRUE(check.NoNewThreads());
+}
+
+TEST(LeftoverThreadListenerTest, FailsTheTestThatLeftAThread) {
+  // Drives the listener by hand around a "test" that leaves a thread, as gtest
+  // would around each test of a binary where it is registered.
+  LeftoverThreadListener listener;
+  const ::testing::TestInfo& info =
+      *::testing::UnitTest::GetInstance()->current_test_info();
+  listener.OnTestStart(info);
+  lifecycle::Signal named, release;
+  std::thread straggler([&] {
+    pthread_setname_np(pthread_self(), "left-behind");
+    named.Close();
+    release.Wait();
+  });
+  named.Wait();
+  EXPECT_NONFATAL_FAILURE(
+      listener.OnTestEnd(info),
+      "leftover threads after LeftoverThreadListenerTest."
+      "FailsTheTestThatLeftAThread: 1 thread(s) left running: 'left-behind'");
+  release.Close();
+  straggler.join();
+  listener.OnTestStart(info);
+  listener.OnTestEnd(info);  // nothing left: no failure
 }
 
 }  // namespace
