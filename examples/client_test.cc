@@ -81,6 +81,24 @@ TEST_F(ClientTest, NotifierReconnectsAndReportsItsHealth) {
   EXPECT_EQ(s.last_error.code(), absl::StatusCode::kUnavailable);
 }
 
+// The README's example, verbatim but for the test name: keeps it compiling.
+TEST(ReadmeTest, NotifierReconnects) {
+  examples::SimulatedDatabase db;
+  examples::ClientConfig config;
+  config.database = &db;
+  examples::Client client(config);
+  auto& signals = client.notifier().test_signals();
+  signals.reconnect_scheduled.Init();
+
+  lifecycle_testing::StartStopHarness harness({&client});
+  ASSERT_TRUE(harness.StartAll());  // fails naming the path that did not start
+
+  db.SetAvailable(false);  // the database goes away...
+  db.DropConnections();
+  EXPECT_EQ(lifecycle_testing::WaitOrTimeout(signals.reconnect_scheduled), 1);
+  EXPECT_THAT(client.notifier(), lifecycle_testing::IsDegraded());
+}  // the harness stops everything, bounded, and reports what would not stop
+
 TEST_F(ClientTest, FailingLeafIsNamedByItsFullPath) {
   config_.faults.fail = {"client/producer/bulk"};
   Client client(config_);
