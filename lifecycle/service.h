@@ -18,7 +18,8 @@
 //   * `Stop()` returns only once the service is fully stopped. It may be called
 //     without a prior start, twice, and from several threads at once.
 //   * `Stopped()` closes when the service has fully stopped. It can be obtained
-//     before or during a run.
+//     before or during a run. Before the first start it belongs to the first
+//     run: a `Stop()` without a start leaves it open.
 //   * A stop cancels the context handed to the service with `StoppedError()`,
 //     which `IsStopped()` tells from other cancellations.
 //   * A service can start again after it stopped or failed to start. After a
