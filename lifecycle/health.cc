@@ -218,6 +218,15 @@ std::string StatusText(const absl::Status& status) {
                       status.message());
 }
 
+std::string ServiceSnapshot::StateText() const {
+  if (state != ServiceState::kStarting && state != ServiceState::kStopping) {
+    return std::string(StateLabel());
+  }
+  return absl::StrCat(
+      StateLabel(), " for ",
+      absl::FormatDuration(absl::Trunc(InState(), absl::Milliseconds(1))));
+}
+
 std::vector<const ServiceSnapshot*> ServiceSnapshot::Flatten() const& {
   std::vector<const ServiceSnapshot*> out;
   FlattenInto(*this, out);

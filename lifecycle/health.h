@@ -21,8 +21,9 @@
 // healthy again (`ReportHealthy`); the snapshot counts errors and keeps the
 // last.
 //
-// The table (operator<< / AbslStringify) of a small tree, as health_test.cc
-// checks it:
+// The table (`ToTable`, `operator<<`, and `AbslStringify` for abseil versions
+// whose StrCat/StrFormat use it, 2023 and later) of a small tree, as
+// health_test.cc checks it:
 //
 //   PATH             STATE     SINCE    STARTUP  STARTS  ERRORS  LAST ERROR
 //   client           started   1.204s   3.1ms    1       0
@@ -150,6 +151,11 @@ struct ServiceSnapshot {
   // The state word shown in the table: the state, or "degraded" when started
   // and degraded.
   std::string_view StateLabel() const;
+
+  // The state label, with the time in it for a service in transition:
+  // "starting for 1.204s", "stopping for 20ms", "started", "degraded", ...
+  // How reports name what is pending.
+  std::string StateText() const;
 
   // This snapshot and its descendants, depth first, parents before children.
   // The pointers point into this snapshot, so calling it on a temporary does

@@ -115,6 +115,17 @@ TEST(HealthTest, BadJsonIsAnError) {
   EXPECT_THAT(missing.status().message(), HasSubstr("not a service snapshot"));
 }
 
+TEST(HealthTest, StateTextGivesTheTimeOfATransition) {
+  ServiceSnapshot s = SmallTree();
+  EXPECT_EQ(s.StateText(), "started");
+  EXPECT_EQ(s.children[0].StateText(), "degraded");
+  s.state = ServiceState::kStarting;
+  EXPECT_EQ(s.StateText(), "starting for 1.204s");
+  s.state = ServiceState::kStopping;
+  s.taken_at = s.since + absl::Microseconds(20999);
+  EXPECT_EQ(s.StateText(), "stopping for 20ms");
+}
+
 TEST(HealthTest, FindAndFlatten) {
   ServiceSnapshot tree = SmallTree();
   EXPECT_EQ(tree.Flatten().size(), 3u);

@@ -122,14 +122,6 @@ absl::Status FailuresAmong(absl::Span<Service* const> services) {
   return status;
 }
 
-// "starting for 1.2s", or the state.
-std::string Pending(const ServiceSnapshot& s) {
-  if (s.state != ServiceState::kStarting) return std::string(s.StateLabel());
-  return absl::StrCat(
-      "starting for ",
-      absl::FormatDuration(absl::Trunc(s.InState(), absl::Milliseconds(1))));
-}
-
 // The descendants of `root` that hold its start up: starting services none of
 // whose children is starting.
 std::vector<const ServiceSnapshot*> BlockingDescendants(
@@ -164,10 +156,11 @@ absl::Status WaitAllStartedUntil(absl::Span<Service* const> services,
     for (Service* service : services) {
       if (service->Started().IsClosed()) continue;
       ServiceSnapshot s = service->Snapshot();
-      std::string entry = absl::StrCat(s.path, " (", Pending(s), ")");
+      std::string entry = absl::StrCat(s.path, " (", s.StateText(), ")");
       std::vector<std::string> blockers;
       for (const ServiceSnapshot* node : BlockingDescendants(s)) {
-        blockers.push_back(absl::StrCat(node->path, " (", Pending(*node), ")"));
+        blockers.push_back(
+            absl::StrCat(node->path, " (", node->StateText(), ")"));
       }
       if (!blockers.empty()) {
         absl::StrAppend(&entry, " waiting on ", absl::StrJoin(blockers, ", "));

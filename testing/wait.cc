@@ -97,11 +97,7 @@ std::string DescribeServices(absl::Span<Service* const> services) {
         }
       } else if (s->state == ServiceState::kStarting ||
                  s->state == ServiceState::kStopping) {
-        pending.push_back(
-            absl::StrCat(s->path, " (", s->StateLabel(), " for ",
-                         absl::FormatDuration(
-                             absl::Trunc(s->InState(), absl::Milliseconds(1))),
-                         ")"));
+        pending.push_back(absl::StrCat(s->path, " (", s->StateText(), ")"));
       }
     }
   }
