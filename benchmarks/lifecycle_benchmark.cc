@@ -23,7 +23,7 @@
 #include "lifecycle/base_service.h"
 #include "lifecycle/service.h"
 #include "lifecycle/signal.h"
-#include "testing/wait.h"
+#include "lifecycle/testing/wait.h"
 
 // Counts heap allocations, for the footprint benchmarks.
 static std::atomic<int64_t> g_allocations{0};

@@ -33,7 +33,7 @@
 #include "absl/time/time.h"
 #include "lifecycle/base_service.h"
 #include "lifecycle/signal.h"
-#include "testing/test_signal.h"
+#include "lifecycle/testing/test_signal.h"
 
 namespace examples {
 

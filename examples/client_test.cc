@@ -6,12 +6,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
-#include "testing/conformance.h"
-#include "testing/harness.h"
-#include "testing/leftover_threads.h"
-#include "testing/matchers.h"
-#include "testing/stress.h"
-#include "testing/wait.h"
+#include "lifecycle/testing/conformance.h"
+#include "lifecycle/testing/harness.h"
+#include "lifecycle/testing/leftover_threads.h"
+#include "lifecycle/testing/matchers.h"
+#include "lifecycle/testing/stress.h"
+#include "lifecycle/testing/wait.h"
 
 namespace examples {
 namespace {

@@ -1,10 +1,10 @@
-#include "testing/conformance.h"
+#include "lifecycle/testing/conformance.h"
 
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "testing/wait.h"
+#include "lifecycle/testing/wait.h"
 
 namespace lifecycle_testing {
 

@@ -18,8 +18,8 @@
 // Every check waits with `WaitTimeout()`, so a broken service fails with a
 // report rather than hanging.
 
-#ifndef TESTING_CONFORMANCE_H_
-#define TESTING_CONFORMANCE_H_
+#ifndef LIFECYCLE_TESTING_CONFORMANCE_H_
+#define LIFECYCLE_TESTING_CONFORMANCE_H_
 
 #include <functional>
 #include <memory>
@@ -51,4 +51,4 @@ class ServiceConformanceTest : public ::testing::TestWithParam<ServiceFactory> {
 
 }  // namespace lifecycle_testing
 
-#endif  // TESTING_CONFORMANCE_H_
+#endif  // LIFECYCLE_TESTING_CONFORMANCE_H_

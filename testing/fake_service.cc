@@ -1,4 +1,4 @@
-#include "testing/fake_service.h"
+#include "lifecycle/testing/fake_service.h"
 
 #include <utility>
 

@@ -19,8 +19,8 @@
 //
 // Thread safety: all members are thread-safe.
 
-#ifndef TESTING_FAKE_SERVICE_H_
-#define TESTING_FAKE_SERVICE_H_
+#ifndef LIFECYCLE_TESTING_FAKE_SERVICE_H_
+#define LIFECYCLE_TESTING_FAKE_SERVICE_H_
 
 #include <atomic>
 #include <string>
@@ -78,4 +78,4 @@ class FakeService : public lifecycle::BaseService {
 
 }  // namespace lifecycle_testing
 
-#endif  // TESTING_FAKE_SERVICE_H_
+#endif  // LIFECYCLE_TESTING_FAKE_SERVICE_H_

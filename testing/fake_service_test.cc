@@ -1,4 +1,4 @@
-#include "testing/fake_service.h"
+#include "lifecycle/testing/fake_service.h"
 
 #include <memory>
 
@@ -6,10 +6,10 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
-#include "testing/conformance.h"
-#include "testing/matchers.h"
-#include "testing/mock_service.h"
-#include "testing/wait.h"
+#include "lifecycle/testing/conformance.h"
+#include "lifecycle/testing/matchers.h"
+#include "lifecycle/testing/mock_service.h"
+#include "lifecycle/testing/wait.h"
 
 namespace lifecycle_testing {
 namespace {

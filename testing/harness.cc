@@ -1,4 +1,4 @@
-#include "testing/harness.h"
+#include "lifecycle/testing/harness.h"
 
 #include <algorithm>
 #include <cstdlib>

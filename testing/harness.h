@@ -46,8 +46,8 @@
 // workers keep running; a `BaseService` destroyed that way then aborts with
 // its name rather than corrupting memory).
 
-#ifndef TESTING_HARNESS_H_
-#define TESTING_HARNESS_H_
+#ifndef LIFECYCLE_TESTING_HARNESS_H_
+#define LIFECYCLE_TESTING_HARNESS_H_
 
 #include <string>
 #include <vector>
@@ -56,7 +56,7 @@
 #include "gtest/gtest.h"
 #include "lifecycle/context.h"
 #include "lifecycle/service.h"
-#include "testing/wait.h"
+#include "lifecycle/testing/wait.h"
 
 namespace lifecycle_testing {
 
@@ -107,4 +107,4 @@ class StartStopHarness {
 
 }  // namespace lifecycle_testing
 
-#endif  // TESTING_HARNESS_H_
+#endif  // LIFECYCLE_TESTING_HARNESS_H_

@@ -1,4 +1,4 @@
-#include "testing/harness.h"
+#include "lifecycle/testing/harness.h"
 
 #include <cstdlib>
 #include <fstream>
@@ -8,9 +8,9 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/testing/fake_service.h"
+#include "lifecycle/testing/matchers.h"
 #include "nlohmann/json.hpp"
-#include "testing/fake_service.h"
-#include "testing/matchers.h"
 
 namespace lifecycle_testing {
 namespace {

@@ -1,4 +1,4 @@
-#include "testing/leftover_threads.h"
+#include "lifecycle/testing/leftover_threads.h"
 
 #include <dirent.h>
 

@@ -23,8 +23,8 @@
 // exiting when the check runs is given until `grace` to go away, so a joined
 // worker does not count as left over.
 
-#ifndef TESTING_LEFTOVER_THREADS_H_
-#define TESTING_LEFTOVER_THREADS_H_
+#ifndef LIFECYCLE_TESTING_LEFTOVER_THREADS_H_
+#define LIFECYCLE_TESTING_LEFTOVER_THREADS_H_
 
 #include <sys/types.h>
 
@@ -65,4 +65,4 @@ class LeftoverThreadListener : public ::testing::EmptyTestEventListener {
 
 }  // namespace lifecycle_testing
 
-#endif  // TESTING_LEFTOVER_THREADS_H_
+#endif  // LIFECYCLE_TESTING_LEFTOVER_THREADS_H_

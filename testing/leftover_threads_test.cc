@@ -1,4 +1,4 @@
-#include "testing/leftover_threads.h"
+#include "lifecycle/testing/leftover_threads.h"
 
 #include <pthread.h>
 
@@ -8,7 +8,7 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "lifecycle/signal.h"
-#include "testing/fake_service.h"
+#include "lifecycle/testing/fake_service.h"
 
 namespace lifecycle_testing {
 namespace {

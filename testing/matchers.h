@@ -12,8 +12,8 @@
 //   EXPECT_THAT(client.Snapshot(),
 //   HasState(lifecycle::ServiceState::kStopped));
 
-#ifndef TESTING_MATCHERS_H_
-#define TESTING_MATCHERS_H_
+#ifndef LIFECYCLE_TESTING_MATCHERS_H_
+#define LIFECYCLE_TESTING_MATCHERS_H_
 
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
@@ -68,4 +68,4 @@ MATCHER_P(FailedToStart, code,
 
 }  // namespace lifecycle_testing
 
-#endif  // TESTING_MATCHERS_H_
+#endif  // LIFECYCLE_TESTING_MATCHERS_H_

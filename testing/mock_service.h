@@ -12,8 +12,8 @@
 //
 // A mock keeps no contract by itself; to test the contract, use `FakeService`.
 
-#ifndef TESTING_MOCK_SERVICE_H_
-#define TESTING_MOCK_SERVICE_H_
+#ifndef LIFECYCLE_TESTING_MOCK_SERVICE_H_
+#define LIFECYCLE_TESTING_MOCK_SERVICE_H_
 
 #include <string_view>
 
@@ -34,4 +34,4 @@ class MockService : public lifecycle::Service {
 
 }  // namespace lifecycle_testing
 
-#endif  // TESTING_MOCK_SERVICE_H_
+#endif  // LIFECYCLE_TESTING_MOCK_SERVICE_H_

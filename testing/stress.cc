@@ -1,4 +1,4 @@
-#include "testing/stress.h"
+#include "lifecycle/testing/stress.h"
 
 #include <atomic>
 #include <random>

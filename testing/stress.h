@@ -14,8 +14,8 @@
 //
 // Re-run with the seed: `StressStartStop(client, {.seed = 1234567})`.
 
-#ifndef TESTING_STRESS_H_
-#define TESTING_STRESS_H_
+#ifndef LIFECYCLE_TESTING_STRESS_H_
+#define LIFECYCLE_TESTING_STRESS_H_
 
 #include <cstdint>
 #include <functional>
@@ -24,7 +24,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
-#include "testing/wait.h"
+#include "lifecycle/testing/wait.h"
 
 namespace lifecycle_testing {
 
@@ -46,4 +46,4 @@ struct StressOptions {
 
 }  // namespace lifecycle_testing
 
-#endif  // TESTING_STRESS_H_
+#endif  // LIFECYCLE_TESTING_STRESS_H_

@@ -1,9 +1,9 @@
-#include "testing/stress.h"
+#include "lifecycle/testing/stress.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
-#include "testing/fake_service.h"
+#include "lifecycle/testing/fake_service.h"
 
 namespace lifecycle_testing {
 namespace {

@@ -26,8 +26,8 @@
 // Thread safety: all members are thread-safe. `Init()` must happen before the
 // code under test can `Signal()` for the value to be seen.
 
-#ifndef TESTING_TEST_SIGNAL_H_
-#define TESTING_TEST_SIGNAL_H_
+#ifndef LIFECYCLE_TESTING_TEST_SIGNAL_H_
+#define LIFECYCLE_TESTING_TEST_SIGNAL_H_
 
 #include <atomic>
 #include <cstddef>
@@ -159,4 +159,4 @@ class TestSignal {
 
 }  // namespace lifecycle_testing
 
-#endif  // TESTING_TEST_SIGNAL_H_
+#endif  // LIFECYCLE_TESTING_TEST_SIGNAL_H_

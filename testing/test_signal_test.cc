@@ -1,4 +1,4 @@
-#include "testing/test_signal.h"
+#include "lifecycle/testing/test_signal.h"
 
 #include <string>
 #include <thread>

@@ -1,4 +1,4 @@
-#include "testing/wait.h"
+#include "lifecycle/testing/wait.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -36,8 +36,8 @@
 // timeouts are how suites become flaky on loaded CI machines: prefer the
 // default.
 
-#ifndef TESTING_WAIT_H_
-#define TESTING_WAIT_H_
+#ifndef LIFECYCLE_TESTING_WAIT_H_
+#define LIFECYCLE_TESTING_WAIT_H_
 
 #include <cstdlib>
 #include <optional>
@@ -49,7 +49,7 @@
 #include "gtest/gtest.h"
 #include "lifecycle/service.h"
 #include "lifecycle/signal.h"
-#include "testing/test_signal.h"
+#include "lifecycle/testing/test_signal.h"
 
 namespace lifecycle_testing {
 
@@ -134,4 +134,4 @@ void RequireEmpty(TestSignal<T>& test_signal,
 
 }  // namespace lifecycle_testing
 
-#endif  // TESTING_WAIT_H_
+#endif  // LIFECYCLE_TESTING_WAIT_H_

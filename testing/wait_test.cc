@@ -1,4 +1,4 @@
-#include "testing/wait.h"
+#include "lifecycle/testing/wait.h"
 
 #include <cstdlib>
 #include <map>
@@ -10,8 +10,8 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
-#include "testing/fake_service.h"
-#include "testing/test_signal.h"
+#include "lifecycle/testing/fake_service.h"
+#include "lifecycle/testing/test_signal.h"
 
 namespace lifecycle_testing {
 namespace {

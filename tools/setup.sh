@@ -6,10 +6,10 @@
 #   - the abseil source, by package name through apt's own source client, checked by sha256;
 #   - the GoogleTest source (Debian's googletest package).
 #
-# Sources land in a stable folder under the user's home ($LIFECYCLE_DEPS, default
-# ~/.cache/lifecycle/deps) and are reached from the workspace through the git-ignored link
-# `.deps`. Nothing is downloaded from anywhere but Debian's archive as the system's own apt
-# configuration names it.
+# The abseil source lands in a stable folder under the user's home ($LIFECYCLE_DEPS, default
+# ~/.cache/lifecycle/deps), where `lifecycle_offline_deps()` (tools/bazel/deps.bzl) finds it,
+# for this repository and for any workspace that uses the library. Nothing is downloaded
+# from anywhere but Debian's archive as the system's own apt configuration names it.
 #
 # Idempotent: when everything is present it only checks, in well under 5 seconds. A
 # half-finished earlier run (an interrupted download, a missing link) is repaired by running
@@ -23,7 +23,6 @@ readonly BAZEL_VERSION=4.2.3
 readonly PACKAGES=(bazel-bootstrap bazel-platforms bazel-skylib nlohmann-json3-dev
   googletest libbenchmark-dev)
 
-workspace=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 deps=${LIFECYCLE_DEPS:-$HOME/.cache/lifecycle/deps}
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -120,16 +119,11 @@ if [ ! -f "$absl_dir/.complete" ]; then
   touch "$absl_dir/.complete"
 fi
 
-# --- the workspace's view of the dependencies -------------------------------------------
-# The links under .deps are what WORKSPACE names; the links keep machine paths
-# out of the repository.
-mkdir -p "$workspace/.deps" 2>/dev/null && [ -w "$workspace/.deps" ] ||
-  die "cannot write $workspace/.deps" "run tools/setup.sh as the user who owns this checkout"
-ln -sfn "$absl_dir" "$workspace/.deps/abseil"
+# --- what tools/bazel/deps.bzl's lifecycle_offline_deps() reads -----------------------
 [ -f /usr/src/googletest/googletest/src/gtest.cc ] ||
   die "/usr/src/googletest is incomplete" "apt-get install --reinstall googletest"
-ln -sfn /usr/src/googletest "$workspace/.deps/googletest"
-ln -sfn /usr/share/bazel/tools/platforms "$workspace/.deps/platforms"
-ln -sfn /usr/share/bazel/tools/skylib "$workspace/.deps/bazel_skylib"
+[ -f /usr/share/bazel/tools/platforms/os/BUILD ] && [ -f /usr/share/bazel/tools/skylib/lib/selects.bzl ] ||
+  die "Debian's bazel-platforms or bazel-skylib is incomplete" \
+    "apt-get install --reinstall bazel-platforms bazel-skylib"
 
 say "ready: bazel $bazel_version, abseil $ABSL_VERSION, googletest from Debian"
