@@ -11,12 +11,47 @@
 #include <system_error>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "lifecycle/thread_stack.h"
 
 namespace lifecycle {
+namespace base_service_internal {
+
+// Guards calls into a service made through its parent's tree: `Enter()` fails
+// once the service has begun to be destroyed, and `End()` (the first thing
+// the destructor does) waits for the calls in progress to return.
+struct Lifeline {
+  absl::Mutex mu;
+  bool alive ABSL_GUARDED_BY(mu) = true;
+  int calls ABSL_GUARDED_BY(mu) = 0;
+
+  bool Enter() {
+    absl::MutexLock lock(&mu);
+    if (!alive) return false;
+    ++calls;
+    return true;
+  }
+  void Exit() {
+    absl::MutexLock lock(&mu);
+    --calls;
+  }
+  void End() {
+    absl::MutexLock lock(&mu);
+    alive = false;
+    mu.Await(absl::Condition(
+        +[](int* calls) { return *calls == 0; }, &calls));
+  }
+};
+
+}  // namespace base_service_internal
+
+using base_service_internal::Child;
+using base_service_internal::Lifeline;
+
 namespace {
 
 absl::Status ValidateName(std::string_view name) {
@@ -26,6 +61,14 @@ absl::Status ValidateName(std::string_view name) {
   if (name.find('/') != std::string_view::npos) {
     return absl::InvalidArgumentError(absl::StrCat(
         "service name '", name, "' contains '/', which separates paths"));
+  }
+  for (char c : name) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "service name '", absl::CHexEscape(name),
+          "' contains a control character, which would break reports"));
+    }
   }
   return absl::OkStatus();
 }
@@ -50,53 +93,215 @@ absl::Status CatchExceptions(std::string_view where, Body&& body) {
   }
 }
 
+// `status` with `prefix` before its message, keeping its payloads.
+absl::Status WithPrefix(const absl::Status& status, std::string_view prefix) {
+  absl::Status out(status.code(), absl::StrCat(prefix, status.message()));
+  status.ForEachPayload([&](std::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
+}
+
+// At most `max_bytes` of `name`, cut at a UTF-8 character boundary.
+std::string TruncateUtf8(std::string_view name, size_t max_bytes) {
+  if (name.size() <= max_bytes) return std::string(name);
+  size_t end = max_bytes;
+  // Back up over continuation bytes (10xxxxxx) to the start of a character.
+  while (end > 0 && (static_cast<unsigned char>(name[end]) & 0xC0) == 0x80) {
+    --end;
+  }
+  return std::string(name.substr(0, end));
+}
+
+// Every structural change of any tree (AddChild, a service leaving), so that
+// two concurrent AddChild() calls cannot build a cycle between them.
+absl::Mutex& TreeMutex() {
+  static absl::Mutex* mu = new absl::Mutex();
+  return *mu;
+}
+
+// What the current thread is doing for which service: running its worker, or
+// its OnStart() inside Start(). Stops that would wait for it are refused.
+struct CurrentRun {
+  const BaseService* service = nullptr;
+  bool in_on_start = false;
+};
+thread_local CurrentRun current_run;
+
+class ScopedCurrentRun {
+ public:
+  ScopedCurrentRun(const BaseService* service, bool in_on_start)
+      : saved_(current_run) {
+    current_run = CurrentRun{service, in_on_start};
+  }
+  ~ScopedCurrentRun() { current_run = saved_; }
+
+ private:
+  CurrentRun saved_;
+};
+
+// A child as the parent's tree sees it: forwards while the child lives, then
+// acts as a departed, stopped service.
+class ChildHandle final : public Service {
+ public:
+  explicit ChildHandle(Child child)
+      : child_(std::move(child)), name_(child_.service->Name()) {}
+
+  absl::Status Start(const Context& ctx) override {
+    absl::Status status = Departed();
+    Use([&](auto& service) { status = service.Start(ctx); });
+    return status;
+  }
+  Signal Started() const override {
+    Signal signal = Signal::Closed();
+    Use([&](auto& service) { signal = service.Started(); });
+    return signal;
+  }
+  void Stop() override {
+    Use([](auto& service) { service.Stop(); });
+  }
+  Signal Stopped() const override {
+    Signal signal = Signal::Closed();
+    Use([&](auto& service) { signal = service.Stopped(); });
+    return signal;
+  }
+  std::string_view Name() const override { return name_; }
+  ServiceSnapshot Snapshot() const override {
+    ServiceSnapshot snapshot;
+    if (!SnapshotIfAlive(snapshot)) {
+      snapshot.name = name_;
+      snapshot.path = name_;
+      snapshot.taken_at = absl::Now();
+      snapshot.since = snapshot.taken_at;
+      snapshot.status = Departed();
+    }
+    return snapshot;
+  }
+
+  bool SnapshotIfAlive(ServiceSnapshot& out) const {
+    return Use([&](auto& service) { out = service.Snapshot(); });
+  }
+
+ private:
+  absl::Status Departed() const {
+    return absl::FailedPreconditionError(
+        absl::StrCat("child service '", name_, "' was destroyed"));
+  }
+
+  // Calls `f` with the child while it lives; returns whether it did. A
+  // BaseService child is called as a BaseService (its methods are final, so
+  // no virtual dispatch on an object that may be in destruction).
+  template <typename F>
+  bool Use(F&& f) const {
+    if (child_.base == nullptr) {
+      f(*child_.service);  // must outlive the parent (AddChild)
+      return true;
+    }
+    if (!child_.lifeline->Enter()) return false;
+    absl::Cleanup exit = [&] { child_.lifeline->Exit(); };
+    f(*child_.base);
+    return true;
+  }
+
+  const Child child_;
+  const std::string name_;
+};
+
 }  // namespace
 
+absl::Duration DestructionStopTimeout() {
+  absl::Duration timeout;
+  const char* value = std::getenv("LIFECYCLE_DESTROY_TIMEOUT");
+  if (value != nullptr && absl::ParseDuration(value, &timeout) &&
+      timeout >= absl::ZeroDuration()) {
+    return timeout;
+  }
+  return absl::Seconds(30);
+}
+
 BaseService::BaseService(std::string name)
-    : name_(std::move(name)), name_error_(ValidateName(name_)) {
+    : name_(std::move(name)),
+      name_error_(ValidateName(name_)),
+      lifeline_(std::make_shared<Lifeline>()) {
   absl::MutexLock lock(&mu_);
   since_ = absl::Now();
 }
 
 BaseService::~BaseService() {
-  BaseService* parent;
-  std::vector<Child> children;
+  // First, no call through a parent's tree reaches this object any more.
+  lifeline_->End();
   {
     absl::MutexLock lock(&mu_);
     if (running_) {
       // Not Path(): the parent may be gone already.
       Die(absl::StrCat("service '", name_,
                        "' destroyed while running. The most derived class must "
-                       "call Stop() in its destructor."));
+                       "stop it in its destructor (StopForDestruction())."));
     }
-    parent = parent_;
-    children = children_;
   }
-  // Children are usually members of the parent, so they go first and take
-  // themselves off the parent's list; the parent forgets the survivors.
-  if (parent != nullptr) {
-    absl::MutexLock lock(&parent->mu_);
-    auto& siblings = parent->children_;
-    siblings.erase(
-        std::remove_if(siblings.begin(), siblings.end(),
-                       [this](const Child& c) { return c.base == this; }),
-        siblings.end());
-  }
-  for (const Child& child : children) {
-    if (child.base == nullptr) continue;
-    absl::MutexLock lock(&child.base->mu_);
-    if (child.base->parent_ == this) child.base->parent_ = nullptr;
+  {
+    // Leave the tree: the parent forgets this service, the children their
+    // parent.
+    absl::MutexLock tree(&TreeMutex());
+    BaseService* parent;
+    std::vector<Child> children;
+    {
+      absl::MutexLock lock(&mu_);
+      parent = parent_;
+      children.swap(children_);
+      parent_ = nullptr;
+      parent_lifeline_.reset();
+    }
+    if (parent != nullptr) {
+      absl::MutexLock lock(&parent->mu_);
+      auto& siblings = parent->children_;
+      siblings.erase(
+          std::remove_if(siblings.begin(), siblings.end(),
+                         [this](const Child& c) { return c.base == this; }),
+          siblings.end());
+    }
+    for (const Child& child : children) {
+      if (child.base == nullptr) continue;
+      absl::MutexLock lock(&child.base->mu_);
+      if (child.base->parent_ == this) {
+        child.base->parent_ = nullptr;
+        child.base->parent_lifeline_.reset();
+      }
+    }
   }
   JoinFinishedWorker();
+  absl::MutexLock join_lock(&join_mu_);
+  // Destroyed from its own Stopped() callback: the ended worker cannot join
+  // itself; it no longer touches this object, so it may finish on its own.
+  for (std::thread& t : ended_workers_) t.detach();
+  if (worker_.joinable()) worker_.detach();
+}
+
+void BaseService::StopForDestruction() {
+  absl::Status status = StopFor(DestructionStopTimeout());
+  if (!status.ok()) {
+    Die(absl::StrCat(
+        StatusText(status),
+        "\nIt is being destroyed; freeing it while its worker runs would "
+        "corrupt memory, so the process stops here."));
+  }
+}
+
+BaseService* BaseService::Parent() const {
+  absl::MutexLock lock(&mu_);
+  return parent_;
 }
 
 std::string BaseService::Path() const {
-  const BaseService* parent;
+  BaseService* parent;
+  std::shared_ptr<Lifeline> parent_lifeline;
   {
     absl::MutexLock lock(&mu_);
     parent = parent_;
+    parent_lifeline = parent_lifeline_;
   }
-  if (parent == nullptr) return name_;
+  if (parent == nullptr || !parent_lifeline->Enter()) return name_;
+  absl::Cleanup exit = [&] { parent_lifeline->Exit(); };
   return absl::StrCat(parent->Path(), "/", name_);
 }
 
@@ -121,10 +326,14 @@ void CloseIfWatched(const std::optional<Signal>& changed) {
 absl::Status BaseService::OnStart(const Context&) { return absl::OkStatus(); }
 
 absl::Status BaseService::Start(const Context& ctx) {
-  if (!name_error_.ok()) return name_error_;
   JoinFinishedWorker();  // the previous run's worker, if it ended by itself
 
-  Context run_ctx = Context::Background();
+  // Made and replaced outside `mu_`: making one may cancel it at once (a
+  // cancelled `ctx`), destroying the previous one cancels it, and either runs
+  // callbacks.
+  auto run_context = std::make_shared<CancellableContext>(ctx);
+  std::shared_ptr<CancellableContext> previous_context;
+  Context run_ctx = run_context->context();
   Signal started, stopped;
   std::optional<Signal> changed;
   {
@@ -135,19 +344,25 @@ absl::Status BaseService::Start(const Context& ctx) {
     if (stopped_.IsClosed()) stopped_ = Signal();
     started = started_;
     stopped = stopped_;
-    run_context_ = std::make_unique<CancellableContext>(ctx);
-    run_ctx = run_context_->context();
+    previous_context = std::exchange(run_context_, run_context);
     status_ = absl::OkStatus();
     degraded_ = false;
     ++start_count_;
     start_began_ = absl::Now();
     changed = SetStateLocked(ServiceState::kStarting);
   }
+  previous_context.reset();
   CloseIfWatched(changed);
 
-  absl::Status status =
-      CatchExceptions(absl::StrCat("OnStart() of service '", Path(), "'"),
-                      [&] { return OnStart(run_ctx); });
+  // A bad name fails every start the way a failing OnStart() does: both
+  // signals close, so no waiter hangs on it.
+  absl::Status status = name_error_;
+  if (status.ok()) {
+    ScopedCurrentRun in_on_start(this, /*in_on_start=*/true);
+    status =
+        CatchExceptions(absl::StrCat("OnStart() of service '", Path(), "'"),
+                        [&] { return OnStart(run_ctx); });
+  }
   if (!status.ok()) {
     status = AnnotateStartError(std::move(status), Path());
     FinishRun(status, run_ctx, started, stopped);
@@ -156,8 +371,9 @@ absl::Status BaseService::Start(const Context& ctx) {
   absl::MutexLock join_lock(&join_mu_);
   // The worker's FinishRun takes mu_, so it cannot end the run before this
   // thread has stored it in worker_.
-  // A run started by a concurrent Start() may have ended already: reap it.
-  if (worker_.joinable()) worker_.join();
+  // A run started by a concurrent Start() may have ended already: hand its
+  // worker over for joining (by this thread, unless it is that worker).
+  if (worker_.joinable()) ended_workers_.push_back(std::move(worker_));
   try {
     worker_ =
         std::thread(&BaseService::WorkerMain, this, run_ctx, started, stopped);
@@ -174,15 +390,20 @@ absl::Status BaseService::Start(const Context& ctx) {
 }
 
 void BaseService::WorkerMain(Context ctx, Signal started, Signal stopped) {
-  pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
+  pthread_setname_np(pthread_self(), TruncateUtf8(name_, 15).c_str());
   {
     absl::MutexLock lock(&mu_);
     worker_id_ = std::this_thread::get_id();
     worker_tid_ = static_cast<pid_t>(syscall(SYS_gettid));
   }
-  absl::Status status =
-      CatchExceptions(absl::StrCat("service '", Path(), "'"),
-                      [&] { return Run(ctx, [&] { MarkStarted(started); }); });
+  absl::Status status;
+  {
+    ScopedCurrentRun in_worker(this, /*in_on_start=*/false);
+    status = CatchExceptions(absl::StrCat("service '", Path(), "'"), [&] {
+      return Run(ctx, [&] { MarkStarted(started); });
+    });
+  }
+  // The run is over: from here, callbacks of the signals may re-enter.
   FinishRun(std::move(status), ctx, started, stopped);
 }
 
@@ -214,52 +435,103 @@ void BaseService::FinishRun(absl::Status status, const Context& ctx,
       changed = SetStateLocked(ServiceState::kStopped);
     } else {
       status_ = started.IsClosed()
-                    ? absl::Status(status.code(),
-                                   absl::StrCat("service '", path,
-                                                "' failed: ", status.message()))
+                    ? WithPrefix(status,
+                                 absl::StrCat("service '", path, "' failed: "))
                     : AnnotateStartError(status, path);
       ++failure_count_;
       changed = SetStateLocked(ServiceState::kFailed);
     }
     running_ = false;
+    ending_thread_ = std::this_thread::get_id();
     worker_id_ = std::thread::id();
     worker_tid_ = 0;
     degraded_ = false;
   }
+  // Nothing below touches this object: a callback of these signals may
+  // restart, stop or even destroy the service.
   started.Close();
   stopped.Close();
   CloseIfWatched(changed);
 }
 
 void BaseService::JoinFinishedWorker() {
-  absl::MutexLock join_lock(&join_mu_);
+  std::vector<std::thread> to_join;
   {
-    absl::MutexLock lock(&mu_);
+    absl::MutexLock join_lock(&join_mu_);
+    bool running;
+    {
+      absl::MutexLock lock(&mu_);
+      running = running_;
+    }
     // A run in progress is not ours to join; its Stop() or the next Start()
-    // reaps it.
-    if (running_) return;
+    // hands it over.
+    if (!running && worker_.joinable()) {
+      ended_workers_.push_back(std::move(worker_));
+    }
+    std::vector<std::thread> keep;
+    for (std::thread& t : ended_workers_) {
+      (t.get_id() == std::this_thread::get_id() ? keep : to_join)
+          .push_back(std::move(t));
+    }
+    ended_workers_.swap(keep);
   }
-  if (worker_.joinable()) worker_.join();
+  // Outside join_mu_: the worker being joined may still be running a
+  // Stopped() callback that calls Start() or Stop() on this service.
+  for (std::thread& t : to_join) t.join();
+}
+
+void BaseService::DieIfStopWouldWaitForItself() const {
+  const CurrentRun run = current_run;
+  // Walk up from the service the calling thread works for: a stop of that
+  // service, or of an ancestor that waits for its children all the way up,
+  // would wait for this very thread.
+  const BaseService* node = run.service;
+  while (node != nullptr && node != this) {
+    BaseService* parent = node->Parent();
+    if (parent == nullptr || !parent->stops_children_) return;
+    node = parent;
+  }
+  if (node == nullptr) return;
+  std::string where =
+      absl::StrCat(run.in_on_start ? "OnStart() of service '"
+                                   : "the worker thread of service '",
+                   run.service->Path(), "'");
+  std::string what =
+      run.service == this
+          ? absl::StrCat("Stop() called from ", where)
+          : absl::StrCat("Stop() of service '", Path(), "' called from ", where,
+                         ", which that stop waits for,");
+  Die(absl::StrCat(what, " would wait for itself forever. ",
+                   run.in_on_start
+                       ? "Return an error from OnStart() to fail the start."
+                       : "Return from Run() to end the run from inside."));
 }
 
 Signal BaseService::RequestStop() {
   std::optional<Signal> changed;
+  std::shared_ptr<CancellableContext> run_context;
   Signal stopped;
   {
     absl::MutexLock lock(&mu_);
-    if (!running_) return Signal::Closed();
-    if (worker_id_ == std::this_thread::get_id()) {
-      Die(absl::StrCat("Stop() called from the worker thread of service '",
-                       name_,
-                       "' would wait for itself forever. Return from Run() "
-                       "to end the run from inside."));
+    if (!running_) {
+      // Nothing to cancel. The last run's stopped signal may still be about
+      // to close (its worker is finishing): wait for that, unless this is
+      // that worker, in a callback of the run's end.
+      if (start_count_ == 0 || ending_thread_ == std::this_thread::get_id()) {
+        return Signal::Closed();
+      }
+      return stopped_;
     }
-    run_context_->Cancel(StoppedError());
+    run_context = run_context_;
     if (state_ == ServiceState::kStarting || state_ == ServiceState::kStarted) {
       changed = SetStateLocked(ServiceState::kStopping);
     }
     stopped = stopped_;
   }
+  DieIfStopWouldWaitForItself();
+  // Outside the lock: cancelling runs the context's callbacks, which may ask
+  // this service (or its tree) for its path or snapshot.
+  run_context->Cancel(StoppedError());
   CloseIfWatched(changed);
   return stopped;
 }
@@ -343,6 +615,23 @@ absl::Status BaseService::AddChild(Service& child) {
   }
   if (absl::Status s = ValidateName(child.Name()); !s.ok()) return s;
   auto* base = dynamic_cast<BaseService*>(&child);
+  absl::MutexLock tree(&TreeMutex());
+  if (base != nullptr) {
+    if (BaseService* other = base->Parent(); other != nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("service '", child.Name(), "' already has a parent, '",
+                       other->Path(), "': a service belongs to one tree"));
+    }
+    for (const BaseService* node = this; node != nullptr;
+         node = node->Parent()) {
+      if (node == base) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("adding '", child.Name(), "' as a child of '", Path(),
+                         "' would make a cycle: '", child.Name(),
+                         "' is already an ancestor of it"));
+      }
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     for (const Child& existing : children_) {
@@ -352,11 +641,13 @@ absl::Status BaseService::AddChild(Service& child) {
                          child.Name(), "'"));
       }
     }
-    children_.push_back(Child{&child, base});
+    children_.push_back(
+        Child{&child, base, base != nullptr ? base->lifeline_ : nullptr});
   }
   if (base != nullptr) {
     absl::MutexLock lock(&base->mu_);
     base->parent_ = this;
+    base->parent_lifeline_ = lifeline_;
   }
   return absl::OkStatus();
 }
@@ -366,6 +657,16 @@ std::vector<Service*> BaseService::Children() const {
   std::vector<Service*> children;
   for (const Child& child : children_) children.push_back(child.service);
   return children;
+}
+
+std::vector<std::unique_ptr<Service>> BaseService::ChildHandles() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::unique_ptr<Service>> handles;
+  handles.reserve(children_.size());
+  for (const Child& child : children_) {
+    handles.push_back(std::make_unique<ChildHandle>(child));
+  }
+  return handles;
 }
 
 namespace {
@@ -381,7 +682,7 @@ ServiceSnapshot BaseService::Snapshot() const {
   ServiceSnapshot s;
   s.name = name_;
   s.path = Path();
-  std::vector<Service*> children = Children();
+  std::vector<std::unique_ptr<Service>> children = ChildHandles();
   {
     absl::MutexLock lock(&mu_);
     s.taken_at = absl::Now();
@@ -397,9 +698,12 @@ ServiceSnapshot BaseService::Snapshot() const {
     s.startup_duration = startup_duration_;
     if (worker_tid_ != 0) s.threads.push_back(worker_tid_);
   }
-  for (Service* child : children) {
-    s.children.push_back(child->Snapshot());
-    PrefixPaths(s.children.back(), s.path);
+  for (const auto& child : children) {
+    ServiceSnapshot c;
+    // A child destroyed since the list was taken has left the tree.
+    if (!static_cast<const ChildHandle&>(*child).SnapshotIfAlive(c)) continue;
+    PrefixPaths(c, s.path);
+    s.children.push_back(std::move(c));
   }
   return s;
 }
@@ -413,7 +717,9 @@ absl::Status FuncService::Run(const Context& ctx,
 }
 
 CompositeService::CompositeService(std::string name)
-    : BaseService(std::move(name)) {}
+    : BaseService(std::move(name)) {
+  stops_children_ = true;
+}
 
 void CompositeService::AddChildOrDie(Service& child) {
   if (absl::Status s = AddChild(child); !s.ok()) {
@@ -424,7 +730,11 @@ void CompositeService::AddChildOrDie(Service& child) {
 
 absl::Status CompositeService::Run(const Context& ctx,
                                    absl::FunctionRef<void()> started) {
-  std::vector<Service*> children = Children();
+  // Handles, not the children themselves: a child destroyed during the run
+  // is never touched again.
+  std::vector<std::unique_ptr<Service>> handles = ChildHandles();
+  std::vector<Service*> children;
+  for (const auto& handle : handles) children.push_back(handle.get());
   if (absl::Status s = StartAll(children, ctx); !s.ok()) return s;
   // Wait for every child's start, but give up if this service is stopped
   // meanwhile: a child that never starts must not make Stop() hang.

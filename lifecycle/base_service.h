@@ -10,7 +10,7 @@
 //   class Ticker : public lifecycle::BaseService {
 //    public:
 //     Ticker() : BaseService("ticker") {}
-//     ~Ticker() override { Stop(); }  // required: see "Destruction" below
+//     ~Ticker() override { StopForDestruction(); }  // see "Destruction"
 //
 //    private:
 //     absl::Status Run(const lifecycle::Context& ctx,
@@ -42,17 +42,35 @@
 //     read `parent/child` and snapshots include the child.
 //
 // Destruction: a run's worker uses the object, so the object must not die
-// while it runs. The most derived class calls `Stop()` in its destructor (its
-// members are gone by the time ~BaseService runs). If a `BaseService` is
-// destroyed while a run is in progress anyway, the process aborts with
-// "service 'PATH' destroyed while running" instead of corrupting memory.
+// while it runs. The most derived class stops it in its destructor (its
+// members are gone by the time ~BaseService runs), preferably with
+// `StopForDestruction()`: a bounded stop that aborts with the service's path
+// and its worker's stack when the worker will not return, rather than hang in
+// a destructor forever. If a `BaseService` is destroyed while a run is in
+// progress anyway, the process aborts with "service 'PATH' destroyed while
+// running" instead of corrupting memory.
 //
-// `Stop()` called from the service's own worker thread (from inside `Run()`)
-// would join itself and deadlock: it aborts with a message naming the service.
-// To end a run from inside, return from `Run()`.
+// Stops that would wait for themselves abort with a message naming the
+// services instead of deadlocking: `Stop()` called from the service's own
+// worker (inside `Run()`), from its own `OnStart()`, or — for a
+// `CompositeService`, which waits for its children — from the worker or
+// `OnStart()` of any of its descendants. To end a run from inside, return
+// from `Run()`.
+//
+// Re-entry is allowed where nothing waits for itself: a `Stopped()` callback
+// (which runs on the worker thread after the run has ended) may call
+// `Start()` to restart the service, or `Stop()`. The ended worker is then
+// joined later, by the next `Start()`, `Stop()` or the destructor on another
+// thread; only a service destroyed from its own `Stopped()` callback detaches
+// its ended worker, which no longer touches the object.
 //
 // A worker that ignores its context makes `Stop()` wait forever; `StopFor()` is
 // the bounded stop that reports it instead.
+//
+// The tree: a service has at most one parent, and `AddChild()` rejects a
+// service that already has one and any cycle. A child that is destroyed leaves
+// the tree at once: its parent's snapshots and a composite's stop never touch
+// it again (they wait for a call in progress on it to return first).
 //
 // Thread safety: all public members are thread-safe.
 
@@ -80,6 +98,17 @@
 #include "lifecycle/signal.h"
 
 namespace lifecycle {
+
+class BaseService;
+
+namespace base_service_internal {
+struct Lifeline;
+struct Child {
+  Service* service;
+  BaseService* base;                   // `service` as a BaseService, or null
+  std::shared_ptr<Lifeline> lifeline;  // `base`'s lifeline, or null
+};
+}  // namespace base_service_internal
 
 class BaseService : public Service {
  public:
@@ -118,6 +147,12 @@ class BaseService : public Service {
   // Aborts with the service's path if a run is still in progress (see above).
   ~BaseService() override;
 
+  // For the most derived class's destructor: stops like `StopFor()`, bounded
+  // by `DestructionStopTimeout()`, and aborts the process with the service's
+  // path and its worker's stack if the worker still runs then — a loud, named
+  // failure instead of a destructor that hangs forever.
+  void StopForDestruction();
+
   // Optional synchronous part of `Start()`, on the caller's thread, before the
   // worker exists. An error (or exception) fails the start: `Start()` returns
   // it and the service is left failed, with both signals closed.
@@ -135,15 +170,22 @@ class BaseService : public Service {
   void ReportHealthy();
 
   // Makes `child` part of this service's tree (paths and snapshots). Returns
-  // `InvalidArgumentError` for an invalid name or this service itself, and
-  // `AlreadyExistsError` if a child with the same name is already there. A
-  // child that is a `BaseService` leaves the tree when it is destroyed; any
-  // other `Service` must outlive this one. Starting and stopping
-  // children is the subclass's job (see `CompositeService`).
+  // `InvalidArgumentError` for an invalid name, this service itself, a
+  // `BaseService` that already has a parent, or a child that is an ancestor of
+  // this service (a cycle); `AlreadyExistsError` if a child with the same name
+  // is already there. A child that is a `BaseService` leaves the tree when it
+  // is destroyed; any other `Service` must outlive this one. Starting and
+  // stopping children is the subclass's job (see `CompositeService`).
   absl::Status AddChild(Service& child);
 
-  // The children added so far, in order.
+  // The children added so far, in order. The pointers are only valid while
+  // the children live; `ChildHandles()` is safe against a child's destruction.
   std::vector<Service*> Children() const;
+
+  // One `Service` per child, in order, that forwards to the child while it
+  // lives and acts as a stopped, departed service once it is destroyed
+  // (`Start()` fails, the signals are closed, `Stop()` does nothing).
+  std::vector<std::unique_ptr<Service>> ChildHandles() const;
 
  private:
   // Both return the change signal to close once `mu_` is released, if anyone
@@ -155,22 +197,39 @@ class BaseService : public Service {
   void MarkStarted(const Signal& started);
   void FinishRun(absl::Status status, const Context& ctx, const Signal& started,
                  const Signal& stopped);
+  // Joins ended workers, except one that is the calling thread.
   void JoinFinishedWorker() ABSL_LOCKS_EXCLUDED(mu_, join_mu_);
   // Requests a stop; returns the signal to wait for (closed if nothing runs).
   Signal RequestStop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Aborts if a stop of this service from the calling thread would wait for
+  // the calling thread itself.
+  void DieIfStopWouldWaitForItself() const;
+  BaseService* Parent() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  friend class CompositeService;
 
   const std::string name_;
   const absl::Status name_error_;
+  // Calls into this service through its parent's tree hold the lifeline;
+  // destruction ends it first (see "The tree").
+  const std::shared_ptr<base_service_internal::Lifeline> lifeline_;
+  // Set by CompositeService: a stop of this service waits for its children.
+  bool stops_children_ = false;
 
-  // Serializes joining the worker, so that every concurrent `Stop()` returns
-  // only after the join. Acquired before `mu_`.
+  // Serializes handing the worker over for joining. Acquired before `mu_`.
   absl::Mutex join_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   std::thread worker_ ABSL_GUARDED_BY(join_mu_);
+  // Ended workers not joined yet because the thread that ended them was the
+  // worker itself (a re-entrant Stopped() callback).
+  std::vector<std::thread> ended_workers_ ABSL_GUARDED_BY(join_mu_);
   std::thread::id worker_id_ ABSL_GUARDED_BY(mu_);
+  // The thread that ended the last run (and closes its signals).
+  std::thread::id ending_thread_ ABSL_GUARDED_BY(mu_);
   pid_t worker_tid_ ABSL_GUARDED_BY(mu_) = 0;
   bool running_ ABSL_GUARDED_BY(mu_) = false;  // a run is in progress
-  std::unique_ptr<CancellableContext> run_context_ ABSL_GUARDED_BY(mu_);
+  // Shared so that a stop can cancel it outside `mu_`.
+  std::shared_ptr<CancellableContext> run_context_ ABSL_GUARDED_BY(mu_);
   Signal started_ ABSL_GUARDED_BY(mu_);
   Signal stopped_ ABSL_GUARDED_BY(mu_);
   // Made on the first NextChange() after each change: most services are
@@ -189,13 +248,15 @@ class BaseService : public Service {
   absl::Time start_began_ ABSL_GUARDED_BY(mu_);
   absl::Duration startup_duration_ ABSL_GUARDED_BY(mu_);
 
-  struct Child {
-    Service* service;
-    BaseService* base;  // `service` as a BaseService, or nullptr
-  };
   BaseService* parent_ ABSL_GUARDED_BY(mu_) = nullptr;
-  std::vector<Child> children_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<base_service_internal::Lifeline> parent_lifeline_
+      ABSL_GUARDED_BY(mu_);
+  std::vector<base_service_internal::Child> children_ ABSL_GUARDED_BY(mu_);
 };
+
+// How long `StopForDestruction()` waits: `LIFECYCLE_DESTROY_TIMEOUT` (an
+// `absl::ParseDuration` string such as "10s") when set and valid, else 30s.
+absl::Duration DestructionStopTimeout();
 
 // A service made from a function (River's `StartStopFunc`): `run` is the body
 // of `Run()`. Example:
@@ -212,7 +273,7 @@ class FuncService final : public BaseService {
       const Context& ctx, absl::FunctionRef<void()> started)>;
 
   FuncService(std::string name, RunFunction run);
-  ~FuncService() override { Stop(); }
+  ~FuncService() override { StopForDestruction(); }
 
  private:
   absl::Status Run(const Context& ctx,
@@ -222,9 +283,10 @@ class FuncService final : public BaseService {
 
 // A service made of child services: its run starts the children in order
 // (`StartAll`), signals started once every child has started, and when stopped
-// stops them all in parallel. If a child fails to start, the composite fails
-// with that child's error, which names the child's full path, e.g.
-// "service 'client/producer/default' failed to start: UNAVAILABLE: ...".
+// stops them all in parallel (those still alive: a destroyed child has left).
+// If a child fails to start, the composite fails with that child's error, which
+// names the child's full path, e.g. "service 'client/producer/default' failed
+// to start: UNAVAILABLE: ...".
 //
 //   class Client : public lifecycle::CompositeService {
 //    public:
@@ -232,7 +294,7 @@ class FuncService final : public BaseService {
 //       AddChildOrDie(notifier_);
 //       AddChildOrDie(producer_);
 //     }
-//     ~Client() override { Stop(); }
+//     ~Client() override { StopForDestruction(); }
 //    private:
 //     Notifier notifier_;
 //     Producer producer_;

@@ -1,49 +1,36 @@
 #include "lifecycle/context.h"
 
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
-#include <functional>
+#include <atomic>
 #include <map>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 
 namespace lifecycle {
 namespace context_internal {
 
-struct State {
-  Signal done;
-  absl::Time deadline = absl::InfiniteFuture();
-  absl::Mutex mu;
-  absl::Status cause ABSL_GUARDED_BY(mu);
-
-  // The parent's done signal and our callback on it, removed when we go away.
-  std::optional<Signal> parent_done;
-  uint64_t parent_callback = 0;
-
-  ~State() {
-    if (parent_done) parent_done->CancelOnClose(parent_callback);
-  }
-
-  void Cancel(absl::Status why) {
-    {
-      absl::MutexLock lock(&mu);
-      if (!cause.ok()) return;
-      cause =
-          why.ok() ? absl::CancelledError("context cancelled") : std::move(why);
-    }
-    done.Close();
-  }
-};
+struct State;
+void Cancel(std::shared_ptr<State> root, absl::Status why);
 
 namespace {
 
-// Closes contexts whose deadline passed: one thread for the whole process.
+// Closes contexts whose deadline passed: one thread for the whole process,
+// started with the first deadline. An entry leaves the timer when its context
+// is cancelled or destroyed, so abandoned deadlines cost nothing.
 class DeadlineTimer {
  public:
   static DeadlineTimer& Get() {
@@ -51,53 +38,143 @@ class DeadlineTimer {
     return *timer;
   }
 
-  void Add(absl::Time deadline, std::weak_ptr<State> state) {
-    absl::MutexLock lock(&mu_);
-    pending_.emplace(deadline, std::move(state));
-    changed_.Signal();  // the new deadline may be the earliest
-    if (!thread_started_) {
-      thread_started_ = true;
-      std::thread([this] { Loop(); }).detach();  // lives as long as the process
-    }
-  }
+  // Arms `state`'s deadline. Fails (and arms nothing) when the timer thread
+  // cannot be started; a later call tries again.
+  absl::Status Add(const std::shared_ptr<State>& state);
+  // Disarms `state`'s deadline, if armed.
+  void Remove(State* state);
+
+  pid_t ThreadId() const { return tid_.load(std::memory_order_acquire); }
+
+  using Entries = std::multimap<absl::Time, std::weak_ptr<State>>;
 
  private:
-  void Loop() {
-#ifdef __linux__
-    pthread_setname_np(pthread_self(), "lifecycle-timer");
-#endif
-    absl::MutexLock lock(&mu_);
-    while (true) {
-      absl::Time next =
-          pending_.empty() ? absl::InfiniteFuture() : pending_.begin()->first;
-      if (next > absl::Now()) {
-        changed_.WaitWithDeadline(&mu_, next);
-        continue;
-      }
-      std::weak_ptr<State> weak = std::move(pending_.begin()->second);
-      pending_.erase(pending_.begin());
-      if (auto state = weak.lock()) {
-        mu_.Unlock();
-        state->Cancel(absl::DeadlineExceededError("context deadline exceeded"));
-        state.reset();
-        mu_.Lock();
-      }
-    }
-  }
+  void Loop();
 
   absl::Mutex mu_;
   absl::CondVar changed_;
   bool thread_started_ ABSL_GUARDED_BY(mu_) = false;
-  std::multimap<absl::Time, std::weak_ptr<State>> pending_ ABSL_GUARDED_BY(mu_);
+  Entries pending_ ABSL_GUARDED_BY(mu_);
+  std::atomic<pid_t> tid_{0};
 };
 
 }  // namespace
+
+struct State {
+  Signal done;
+  absl::Time deadline = absl::InfiniteFuture();
+  // False only for the background context, which is never cancelled and so
+  // keeps no list of children.
+  bool cancellable = true;
+  absl::Mutex mu;
+  absl::Status cause ABSL_GUARDED_BY(mu);
+  // Children to cancel with this context; removal when a child goes is O(1).
+  absl::flat_hash_map<State*, std::weak_ptr<State>> children
+      ABSL_GUARDED_BY(mu);
+  // The parent, to leave its list when this context goes.
+  std::weak_ptr<State> parent;
+  // This context's entry in the deadline timer; guarded by the timer's mutex.
+  std::optional<DeadlineTimer::Entries::iterator> timer_entry;
+
+  ~State() {
+    if (auto up = parent.lock()) {
+      absl::MutexLock lock(&up->mu);
+      up->children.erase(this);
+    }
+    if (deadline != absl::InfiniteFuture()) DeadlineTimer::Get().Remove(this);
+  }
+};
+
+namespace {
+
+absl::Status DeadlineTimer::Add(const std::shared_ptr<State>& state) {
+  absl::MutexLock lock(&mu_);
+  state->timer_entry = pending_.emplace(state->deadline, state);
+  changed_.Signal();  // the new deadline may be the earliest
+  if (!thread_started_) {
+    try {
+      std::thread([this] { Loop(); }).detach();  // lives as long as the process
+      thread_started_ = true;
+    } catch (const std::system_error& e) {
+      pending_.erase(*state->timer_entry);
+      state->timer_entry.reset();
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cannot start the context deadline timer thread: ", e.what()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void DeadlineTimer::Remove(State* state) {
+  absl::MutexLock lock(&mu_);
+  if (!state->timer_entry) return;
+  pending_.erase(*state->timer_entry);
+  state->timer_entry.reset();
+}
+
+void DeadlineTimer::Loop() {
+#ifdef __linux__
+  pthread_setname_np(pthread_self(), "lifecycle-timer");
+#endif
+  tid_.store(static_cast<pid_t>(syscall(SYS_gettid)),
+             std::memory_order_release);
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    absl::Time next =
+        pending_.empty() ? absl::InfiniteFuture() : pending_.begin()->first;
+    if (next > absl::Now()) {
+      changed_.WaitWithDeadline(&mu_, next);
+      continue;
+    }
+    std::shared_ptr<State> state = pending_.begin()->second.lock();
+    pending_.erase(pending_.begin());
+    if (state == nullptr) continue;
+    state->timer_entry.reset();
+    // Outside the lock: cancelling runs callbacks, and dropping the last
+    // reference destroys the state, which calls Remove().
+    mu_.Unlock();
+    Cancel(std::move(state),
+           absl::DeadlineExceededError("context deadline exceeded"));
+    mu_.Lock();
+  }
+}
+
+}  // namespace
+
+void Cancel(std::shared_ptr<State> root, absl::Status why) {
+  if (why.ok()) why = absl::CancelledError("context cancelled");
+  // Iterative, so a chain of any depth is cancelled without recursion; each
+  // context's own callbacks run as it is cancelled, parents before children.
+  std::vector<std::shared_ptr<State>> pending = {std::move(root)};
+  while (!pending.empty()) {
+    std::shared_ptr<State> state = std::move(pending.back());
+    pending.pop_back();
+    {
+      absl::MutexLock lock(&state->mu);
+      if (!state->cause.ok()) continue;
+      state->cause = why;
+      for (auto& [raw, weak] : state->children) {
+        if (auto child = weak.lock()) pending.push_back(std::move(child));
+      }
+      state->children.clear();
+    }
+    if (state->deadline != absl::InfiniteFuture()) {
+      DeadlineTimer::Get().Remove(state.get());
+    }
+    state->done.Close();
+  }
+}
+
 }  // namespace context_internal
 
 using context_internal::State;
 
 Context Context::Background() {
-  static const Context* background = new Context(std::make_shared<State>());
+  static const Context* background = [] {
+    auto state = std::make_shared<State>();
+    state->cancellable = false;
+    return new Context(std::move(state));
+  }();
   return *background;
 }
 
@@ -115,31 +192,43 @@ absl::Time Context::Deadline() const { return state_->deadline; }
 CancellableContext::CancellableContext(const Context& parent,
                                        absl::Time deadline)
     : context_(std::make_shared<State>()) {
-  State& state = *context_.state_;
-  state.deadline = std::min(deadline, parent.Deadline());
-  std::weak_ptr<State> weak = context_.state_;
-  state.parent_done = parent.Done();
-  std::weak_ptr<State> weak_parent = parent.state_;
-  state.parent_callback = parent.Done().OnClose([weak, weak_parent] {
-    auto child = weak.lock();
-    auto up = weak_parent.lock();
-    if (child && up) child->Cancel(Context(up).Cause());
-  });
-  if (state.deadline != absl::InfiniteFuture()) {
-    if (state.deadline <= absl::Now()) {
-      state.Cancel(absl::DeadlineExceededError("context deadline exceeded"));
+  const std::shared_ptr<State>& state = context_.state_;
+  state->deadline = std::min(deadline, parent.Deadline());
+  absl::Status cancel_now;
+  if (parent.state_->cancellable) {
+    State& up = *parent.state_;
+    absl::MutexLock lock(&up.mu);
+    if (up.cause.ok()) {
+      up.children.emplace(state.get(), state);
+      state->parent = parent.state_;
     } else {
-      context_internal::DeadlineTimer::Get().Add(state.deadline, weak);
+      cancel_now = up.cause;
     }
   }
+  if (cancel_now.ok() && state->deadline != absl::InfiniteFuture()) {
+    if (state->deadline <= absl::Now()) {
+      cancel_now = absl::DeadlineExceededError("context deadline exceeded");
+    } else if (absl::Status armed =
+                   context_internal::DeadlineTimer::Get().Add(state);
+               !armed.ok()) {
+      // Never a deadline that silently does not fire.
+      cancel_now = armed;
+    }
+  }
+  if (!cancel_now.ok()) context_internal::Cancel(state, std::move(cancel_now));
 }
 
 CancellableContext::~CancellableContext() {
-  context_.state_->Cancel(absl::CancelledError("context scope ended"));
+  context_internal::Cancel(context_.state_,
+                           absl::CancelledError("context scope ended"));
 }
 
 void CancellableContext::Cancel(absl::Status cause) {
-  context_.state_->Cancel(std::move(cause));
+  context_internal::Cancel(context_.state_, std::move(cause));
+}
+
+pid_t DeadlineTimerThreadId() {
+  return context_internal::DeadlineTimer::Get().ThreadId();
 }
 
 namespace {

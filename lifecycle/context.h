@@ -26,15 +26,26 @@
 //   worker.join();
 //
 // Deadlines are enforced by one process-wide timer thread, named
-// "lifecycle-timer", started the first time a context gets a deadline.
+// "lifecycle-timer", started the first time a context gets a deadline. A
+// context cancelled or destroyed before its deadline leaves the timer at once.
+// If that thread cannot be started (the process is out of threads), the
+// context that asked for it is cancelled at once with a
+// `ResourceExhaustedError` saying so, never left with a deadline that does
+// not fire; the next deadline tries again.
+//
+// Cancellation propagates iteratively: a chain of any depth is cancelled
+// without recursion, each context's `Done()` callbacks running as it is
+// cancelled, parents before children.
 //
 // Thread safety: `Context` and `CancellableContext` are thread-safe; copies of
 // a `Context` share one state. A child created from a parent keeps only a weak
-// link upward, so an abandoned child does not keep its parent's callbacks
-// growing.
+// link upward; a parent forgets a child that goes away in O(1), so tearing
+// down many siblings is linear.
 
 #ifndef LIFECYCLE_CONTEXT_H_
 #define LIFECYCLE_CONTEXT_H_
+
+#include <sys/types.h>
 
 #include <memory>
 
@@ -99,6 +110,11 @@ class CancellableContext {
  private:
   Context context_;
 };
+
+// The OS thread id of the deadline timer thread, or 0 before it has started:
+// the one thread the library keeps for the whole process (leftover-thread
+// checks exempt it by this identity, not by its name).
+pid_t DeadlineTimerThreadId();
 
 // The cause a service's context is cancelled with when `Stop()` is called.
 absl::Status StoppedError();

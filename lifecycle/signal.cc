@@ -1,6 +1,12 @@
 #include "lifecycle/signal.h"
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <map>
+#include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -16,8 +22,13 @@ struct State {
   // Written under `mu`; read without it on the fast paths.
   std::atomic<bool> closed{false};
   uint64_t next_id ABSL_GUARDED_BY(mu) = 1;
-  std::vector<std::pair<uint64_t, absl::AnyInvocable<void() &&>>> callbacks
+  // Ordered by id, so callbacks run in registration order; O(log n) removal.
+  std::map<uint64_t, absl::AnyInvocable<void() &&>> callbacks
       ABSL_GUARDED_BY(mu);
+  // While Close() runs the callbacks: the thread running them and the id of
+  // the one running now (0 between callbacks).
+  std::thread::id closer ABSL_GUARDED_BY(mu);
+  uint64_t running_id ABSL_GUARDED_BY(mu) = 0;
 
   bool IsClosedLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu) {
     return closed.load(std::memory_order_relaxed);
@@ -28,15 +39,25 @@ struct State {
 
 namespace {
 
-bool IsClosedCondition(signal_internal::State* state)
-    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+using signal_internal::State;
+
+bool IsClosedCondition(State* state) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // absl::Condition evaluates this with `state->mu` held.
   return state->closed.load(std::memory_order_relaxed);
 }
 
+struct RunningCallback {
+  State* state;
+  uint64_t id;
+};
+
+bool CallbackFinished(RunningCallback* c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  return c->state->running_id != c->id;
+}
+
 }  // namespace
 
-Signal::Signal() : state_(std::make_shared<signal_internal::State>()) {}
+Signal::Signal() : state_(std::make_shared<State>()) {}
 
 Signal Signal::Closed() {
   Signal signal;
@@ -45,15 +66,50 @@ Signal Signal::Closed() {
 }
 
 void Signal::Close() const {
-  std::vector<std::pair<uint64_t, absl::AnyInvocable<void() &&>>> callbacks;
+  State& s = *state_;
   {
-    absl::MutexLock lock(&state_->mu);
-    if (state_->IsClosedLocked()) return;
-    state_->closed.store(true, std::memory_order_release);
-    callbacks.swap(state_->callbacks);
+    absl::MutexLock lock(&s.mu);
+    if (s.IsClosedLocked()) return;
+    s.closed.store(true, std::memory_order_release);
+    s.closer = std::this_thread::get_id();
   }
-  // Outside the lock, so that a callback may use this signal again.
-  for (auto& [id, callback] : callbacks) std::move(callback)();
+  // One callback at a time, outside the lock, so that a callback may use this
+  // signal again and CancelOnClose() can still remove the ones not yet run.
+  std::string thrown;
+  while (true) {
+    absl::AnyInvocable<void() &&> callback;
+    {
+      absl::MutexLock lock(&s.mu);
+      s.running_id = 0;  // the previous one has run and been destroyed
+      if (s.callbacks.empty()) {
+        s.closer = std::thread::id();
+        break;
+      }
+      auto first = s.callbacks.begin();
+      s.running_id = first->first;
+      callback = std::move(first->second);
+      s.callbacks.erase(first);
+    }
+    // Every callback runs even if one throws; then the process stops loudly:
+    // a callback that throws has left its own work half done, and nothing
+    // above Close() (a worker thread, a destructor) could handle it.
+    try {
+      std::move(callback)();
+    } catch (const std::exception& e) {
+      if (thrown.empty()) thrown = e.what();
+    } catch (...) {
+      if (thrown.empty()) thrown = "(not a std::exception)";
+    }
+  }
+  if (!thrown.empty()) {
+    std::fprintf(stderr,
+                 "lifecycle: FATAL: a Signal::OnClose() callback threw an "
+                 "exception: %s. Callbacks must not throw; every other "
+                 "callback of the signal has run.\n",
+                 thrown.c_str());
+    std::fflush(stderr);
+    std::abort();
+  }
 }
 
 bool Signal::IsClosed() const {
@@ -91,7 +147,7 @@ uint64_t Signal::OnClose(absl::AnyInvocable<void() &&> callback) const {
     absl::MutexLock lock(&state_->mu);
     if (!state_->IsClosedLocked()) {
       uint64_t id = state_->next_id++;
-      state_->callbacks.emplace_back(id, std::move(callback));
+      state_->callbacks.emplace(id, std::move(callback));
       return id;
     }
   }
@@ -101,13 +157,15 @@ uint64_t Signal::OnClose(absl::AnyInvocable<void() &&> callback) const {
 
 bool Signal::CancelOnClose(uint64_t id) const {
   if (id == 0) return false;
-  absl::MutexLock lock(&state_->mu);
-  auto& callbacks = state_->callbacks;
-  for (auto it = callbacks.begin(); it != callbacks.end(); ++it) {
-    if (it->first == id) {
-      callbacks.erase(it);
-      return true;
-    }
+  State& s = *state_;
+  absl::MutexLock lock(&s.mu);
+  if (s.callbacks.erase(id) > 0) return true;
+  // Running now on another thread: return only once it has finished, so the
+  // caller may free what it captured. (From inside the callback itself, or
+  // from another callback of the same Close(), waiting would never end.)
+  if (s.running_id == id && s.closer != std::this_thread::get_id()) {
+    RunningCallback running{&s, id};
+    s.mu.Await(absl::Condition(&CallbackFinished, &running));
   }
   return false;
 }

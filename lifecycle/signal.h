@@ -82,14 +82,20 @@ class Signal {
   bool WaitUntil(absl::Time deadline) const;
 
   // Runs `callback` once, when the signal closes; at once, on this thread, if
-  // it is already closed. The callback must not block for long: it runs on the
-  // closing thread. Returns an id for `CancelOnClose()`, or 0 if the callback
-  // already ran.
+  // it is already closed. Callbacks run one after another, in registration
+  // order, on the closing thread, outside any lock of the signal: a callback
+  // may use the signal again (register, cancel, wait) but must not block for
+  // long. A callback must not throw: if one does, the rest still run and then
+  // the process aborts with the exception's message. Returns an id for
+  // `CancelOnClose()`, or 0 if the callback already ran.
   uint64_t OnClose(absl::AnyInvocable<void() &&> callback) const;
 
-  // Forgets a callback registered by `OnClose()` that has not run yet. Has no
-  // effect for id 0 or a callback that already ran. Returns whether it was
-  // removed.
+  // Forgets a callback registered by `OnClose()`. Returns true if it was
+  // removed before it ran: it never will. Returns false if it has already
+  // run, or for id 0; if it is running on another thread at that moment,
+  // `CancelOnClose()` first waits until it has returned (and been destroyed),
+  // so after any return the caller may free what the callback captured. Do not
+  // hold a lock the callback takes while calling it. Removal is O(log n).
   bool CancelOnClose(uint64_t id) const;
 
   // Two handles are equal when they refer to the same event.
