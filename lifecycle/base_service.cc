@@ -340,8 +340,14 @@ absl::Status BaseService::Start(const Context& ctx) {
     absl::MutexLock lock(&mu_);
     if (running_) return absl::OkStatus();
     running_ = true;
-    if (started_.IsClosed()) started_ = Signal();
-    if (stopped_.IsClosed()) stopped_ = Signal();
+    // Fresh signals for every run but the first, whose signals may have been
+    // handed out before it. (Not "if closed": the last run's worker may not
+    // have closed its signals yet.)
+    if (signals_used_) {
+      started_ = Signal();
+      stopped_ = Signal();
+    }
+    signals_used_ = true;
     started = started_;
     stopped = stopped_;
     previous_context = std::exchange(run_context_, run_context);

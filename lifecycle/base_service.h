@@ -232,6 +232,7 @@ class BaseService : public Service {
   std::shared_ptr<CancellableContext> run_context_ ABSL_GUARDED_BY(mu_);
   Signal started_ ABSL_GUARDED_BY(mu_);
   Signal stopped_ ABSL_GUARDED_BY(mu_);
+  bool signals_used_ ABSL_GUARDED_BY(mu_) = false;  // by a run
   // Made on the first NextChange() after each change: most services are
   // never watched, and a signal is a heap allocation.
   mutable std::optional<Signal> change_ ABSL_GUARDED_BY(mu_);

@@ -1,12 +1,17 @@
 #include "lifecycle/base_service.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/cord.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -411,6 +416,235 @@ TEST(FuncServiceTest, RunsTheFunction) {
   ASSERT_TRUE(service.Start(Context::Background()).ok());
   service.Stop();
   EXPECT_EQ(calls, 2);
+}
+
+// --- Issue 13: the reliability round -----------------------------------------
+
+// A composite of the given children, for tree tests.
+class Parent : public CompositeService {
+ public:
+  explicit Parent(std::string name) : CompositeService(std::move(name)) {}
+  ~Parent() override { StopForDestruction(); }
+  using BaseService::AddChild;
+};
+
+// Item 1: a Stopped() callback runs on the worker after the run; calling
+// Start() or Stop() from it used to make the worker join itself.
+TEST(BaseServiceTest, StoppedCallbackMayRestartTheService) {
+  TestService service;
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Started().Wait();
+  Signal restarted;
+  service.Stopped().OnClose([&] {
+    EXPECT_TRUE(service.Start(Context::Background()).ok());
+    restarted.Close();
+  });
+  std::thread stopper([&] { service.Stop(); });
+  stopper.join();
+  restarted.Wait();
+  service.Started().Wait();  // the second run started
+  EXPECT_EQ(service.runs, 2);
+  service.Stop();
+}
+
+TEST(BaseServiceTest, StoppedCallbackMayStopTheService) {
+  TestService service;
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Started().Wait();
+  Signal called;
+  service.Stopped().OnClose([&] {
+    service.Stop();  // the run has ended: returns at once
+    called.Close();
+  });
+  service.Stop();
+  called.Wait();
+  EXPECT_EQ(service.Snapshot().state, ServiceState::kStopped);
+}
+
+// Item 2: a second parent used to be accepted silently (a use-after-free
+// later), and a cycle made Snapshot() recurse until the stack overflowed.
+TEST(BaseServiceTest, AddChildRejectsASecondParent) {
+  TestService child("child");
+  Parent first("first"), second("second");
+  ASSERT_TRUE(first.AddChild(child).ok());
+  absl::Status status = second.AddChild(child);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              HasSubstr("'child' already has a parent, 'first'"));
+  EXPECT_EQ(child.Path(), "first/child");
+}
+
+TEST(BaseServiceTest, AddChildRejectsACycle) {
+  Parent a("a"), b("b"), c("c");
+  ASSERT_TRUE(a.AddChild(b).ok());
+  ASSERT_TRUE(b.AddChild(c).ok());
+  absl::Status status = c.AddChild(a);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("would make a cycle"));
+  ServiceSnapshot tree = a.Snapshot();
+  EXPECT_EQ(tree.Flatten().size(), 3u);
+}
+
+// Item 3: a child destroyed during its parent's run used to be stopped again
+// (freed memory) by the parent's stop, and to appear in snapshots.
+TEST(BaseServiceTest, DestroyedChildIsNeverTouchedAgain) {
+  Parent parent("parent");
+  auto child = std::make_unique<TestService>("child");
+  TestService stays("stays");
+  ASSERT_TRUE(parent.AddChild(*child).ok());
+  ASSERT_TRUE(parent.AddChild(stays).ok());
+  ASSERT_TRUE(parent.Start(Context::Background()).ok());
+  parent.Started().Wait();
+  child.reset();  // stops itself and leaves the tree while the parent runs
+  ServiceSnapshot snapshot = parent.Snapshot();
+  ASSERT_EQ(snapshot.children.size(), 1u);
+  EXPECT_EQ(snapshot.children[0].path, "parent/stays");
+  parent.Stop();  // under ASan, touching the departed child would fail here
+  EXPECT_EQ(stays.Snapshot().state, ServiceState::kStopped);
+}
+
+// Item 7: Stop() used to cancel the run's context with the service's mutex
+// held, so a context callback asking for the path or a snapshot deadlocked.
+TEST(BaseServiceDeathTest, ContextCallbackMayAskForPathAndSnapshot) {
+  EXPECT_EXIT(
+      {
+        alarm(20);  // a deadlock ends the child with SIGALRM, not the suite
+        Parent parent("parent");
+        FuncService child("child", [&](const Context& ctx,
+                                       absl::FunctionRef<void()> started) {
+          ctx.Done().OnClose([&] {
+            (void)child.Path();
+            (void)parent.Snapshot();
+          });
+          started();
+          ctx.Done().Wait();
+          return absl::OkStatus();
+        });
+        if (!parent.AddChild(child).ok()) _exit(3);
+        if (!parent.Start(Context::Background()).ok()) _exit(4);
+        parent.Started().Wait();
+        parent.Stop();
+        std::fprintf(stderr, "stopped cleanly\n");
+        _exit(0);
+      },
+      ::testing::ExitedWithCode(0), "stopped cleanly");
+}
+
+// Item 8: these stops used to wait for themselves silently.
+TEST(BaseServiceDeathTest, StopFromOnStartFailsLoudly) {
+  class StopsItself : public BaseService {
+   public:
+    StopsItself() : BaseService("impatient") {}
+    ~StopsItself() override { Stop(); }
+
+   private:
+    absl::Status OnStart(const Context&) override {
+      Stop();
+      return absl::OkStatus();
+    }
+    absl::Status Run(const Context&, absl::FunctionRef<void()>) override {
+      return absl::OkStatus();
+    }
+  };
+  EXPECT_DEATH(
+      {
+        StopsItself service;
+        (void)service.Start(Context::Background());
+      },
+      "Stop\\(\\) called from OnStart\\(\\) of service 'impatient' would wait "
+      "for itself forever");
+}
+
+TEST(BaseServiceDeathTest, ChildStoppingItsCompositeParentFailsLoudly) {
+  EXPECT_DEATH(
+      {
+        Parent parent("client");
+        FuncService child(
+            "notifier", [&](const Context&, absl::FunctionRef<void()> started) {
+              started();
+              parent.Stop();
+              return absl::OkStatus();
+            });
+        (void)parent.AddChild(child);
+        (void)parent.Start(Context::Background());
+        parent.Stopped().Wait();
+      },
+      "Stop\\(\\) of service 'client' called from the worker thread of service "
+      "'client/notifier', which that stop waits for, would wait for itself");
+}
+
+// Item 9: a start refused for a bad name used to leave both signals open, so
+// waiters hung instead of getting the error.
+TEST(BaseServiceTest, BadNameStartClosesBothSignals) {
+  TestService service("bad/name");
+  Signal started = service.Started();
+  Signal stopped = service.Stopped();
+  absl::Status status = service.Start(Context::Background());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(started.IsClosed());
+  EXPECT_TRUE(stopped.IsClosed());
+  std::vector<Service*> services = {&service};
+  absl::Status waited =
+      WaitAllStartedUntil(services, absl::Now() + absl::Seconds(30));
+  EXPECT_EQ(waited.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(waited.message(), HasSubstr("contains '/'"));
+}
+
+// Item 11: ~FuncService used to wait forever for a worker that ignores its
+// context; it now stops bounded and aborts naming the service.
+TEST(BaseServiceDeathTest, FuncServiceDestroyedWithAHungWorkerAbortsNamingIt) {
+  EXPECT_DEATH(
+      {
+        setenv("LIFECYCLE_DESTROY_TIMEOUT", "100ms", 1);
+        Signal never;
+        FuncService stuck(
+            "stuck", [&](const Context&, absl::FunctionRef<void()> started) {
+              started();
+              never.Wait();  // ignores its context
+              return absl::OkStatus();
+            });
+        (void)stuck.Start(Context::Background());
+        stuck.Started().Wait();
+      },  // ~FuncService
+      "service 'stuck' did not stop within 100ms(.|\n)*It is being destroyed");
+}
+
+// Item 14: a run's failure used to drop the error's payloads.
+TEST(BaseServiceTest, RunFailureKeepsPayloads) {
+  absl::Status error = absl::DataLossError("disk");
+  error.SetPayload("example.com/detail", absl::Cord("sector 7"));
+  FuncService failing("failing",
+                      [&](const Context&, absl::FunctionRef<void()> started) {
+                        started();
+                        return error;
+                      });
+  ASSERT_TRUE(failing.Start(Context::Background()).ok());
+  failing.Stopped().Wait();
+  absl::Status status = failing.Snapshot().status;
+  EXPECT_THAT(status.message(), HasSubstr("service 'failing' failed: disk"));
+  EXPECT_EQ(status.GetPayload("example.com/detail"), absl::Cord("sector 7"));
+}
+
+// Item 21: names with control characters split report lines.
+TEST(BaseServiceTest, NamesWithControlCharactersAreRejected) {
+  TestService service("two\nlines");
+  absl::Status status = service.Start(Context::Background());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("two\\nlines"));
+  EXPECT_THAT(status.message(), HasSubstr("control character"));
+  Parent parent("parent");
+  EXPECT_EQ(parent.AddChild(service).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Item 21: the 15-byte thread name used to be cut inside a UTF-8 character.
+TEST(BaseServiceTest, ThreadNameIsCutAtACharacterBoundary) {
+  // 14 ASCII bytes, then a 2-byte character: 16 bytes, cut to 14, not 15.
+  TestService service("abcdefghijklmn\xC3\xA9");
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Started().Wait();
+  service.Stop();
+  EXPECT_EQ(service.thread_name, "abcdefghijklmn");
 }
 
 }  // namespace

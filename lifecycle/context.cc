@@ -45,6 +45,10 @@ class DeadlineTimer {
   void Remove(State* state);
 
   pid_t ThreadId() const { return tid_.load(std::memory_order_acquire); }
+  size_t Pending() {
+    absl::MutexLock lock(&mu_);
+    return pending_.size();
+  }
 
   using Entries = std::multimap<absl::Time, std::weak_ptr<State>>;
 
@@ -225,6 +229,10 @@ CancellableContext::~CancellableContext() {
 
 void CancellableContext::Cancel(absl::Status cause) {
   context_internal::Cancel(context_.state_, std::move(cause));
+}
+
+size_t PendingDeadlines() {
+  return context_internal::DeadlineTimer::Get().Pending();
 }
 
 pid_t DeadlineTimerThreadId() {

@@ -47,6 +47,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -115,6 +116,10 @@ class CancellableContext {
 // the one thread the library keeps for the whole process (leftover-thread
 // checks exempt it by this identity, not by its name).
 pid_t DeadlineTimerThreadId();
+
+// How many contexts' deadlines the timer is watching now: a context leaves
+// when its deadline fires or it is cancelled or destroyed. For leak checks.
+size_t PendingDeadlines();
 
 // The cause a service's context is cancelled with when `Stop()` is called.
 absl::Status StoppedError();

@@ -1,6 +1,8 @@
 #include "lifecycle/context.h"
 
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -129,6 +131,51 @@ TEST(ContextTest, CancelFromAnotherThreadWakesWaiter) {
   scope.context().Done().Wait();
   canceller.join();
   EXPECT_TRUE(IsStopped(scope.context().Cause()));
+}
+
+// Issue 13, item 6: cancelling a 100,000-deep chain used to recurse once per
+// level and overflow the stack.
+TEST(ContextTest, CancelsAVeryDeepChainWithoutRecursion) {
+  constexpr int kDepth = 100000;
+  std::vector<std::unique_ptr<CancellableContext>> chain;
+  chain.reserve(kDepth);
+  chain.push_back(std::make_unique<CancellableContext>());
+  for (int i = 1; i < kDepth; ++i) {
+    chain.push_back(
+        std::make_unique<CancellableContext>(chain.back()->context()));
+  }
+  Context deepest = chain.back()->context();
+  chain.front()->Cancel(absl::UnavailableError("root gone"));
+  EXPECT_TRUE(deepest.IsCancelled());
+  EXPECT_EQ(deepest.Cause(), absl::UnavailableError("root gone"));
+  // Tearing down in either order is linear and recursion-free too.
+  chain.clear();
+}
+
+// Item 18: a cancelled context used to stay in the deadline timer until its
+// deadline passed.
+TEST(ContextTest, CancelledContextLeavesTheDeadlineTimer) {
+  size_t before = PendingDeadlines();
+  {
+    std::vector<std::unique_ptr<CancellableContext>> contexts;
+    for (int i = 0; i < 1000; ++i) {
+      contexts.push_back(std::make_unique<CancellableContext>(
+          Context::Background(), absl::Now() + absl::Hours(1)));
+    }
+    EXPECT_EQ(PendingDeadlines(), before + 1000);
+    for (int i = 0; i < 500; ++i) contexts[i]->Cancel(StoppedError());
+    EXPECT_EQ(PendingDeadlines(), before + 500);
+    // Copies of the cancelled contexts may live on: they no longer count.
+  }
+  EXPECT_EQ(PendingDeadlines(), before);
+}
+
+TEST(ContextTest, ChildOfACancelledParentIsCancelledAtOnce) {
+  CancellableContext parent;
+  parent.Cancel(absl::AbortedError("early"));
+  CancellableContext child(parent.context());
+  EXPECT_TRUE(child.context().IsCancelled());
+  EXPECT_EQ(child.context().Cause(), absl::AbortedError("early"));
 }
 
 }  // namespace

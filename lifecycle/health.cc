@@ -59,6 +59,14 @@ std::string ShortDuration(absl::Duration d) {
   return absl::StrFormat("%dm%02ds", seconds / 60, seconds % 60);
 }
 
+// Display width of UTF-8 text, counted in code points (continuation bytes
+// 10xxxxxx do not start a character).
+size_t TextWidth(std::string_view text) {
+  size_t width = 0;
+  for (char c : text) width += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return width;
+}
+
 std::string TableOf(const std::vector<const ServiceSnapshot*>& rows) {
   std::vector<std::vector<std::string>> cells;
   cells.push_back(
@@ -81,7 +89,7 @@ std::string TableOf(const std::vector<const ServiceSnapshot*>& rows) {
   std::vector<size_t> widths(cells[0].size(), 0);
   for (const auto& row : cells) {
     for (size_t i = 0; i < row.size(); ++i) {
-      widths[i] = std::max(widths[i], row[i].size());
+      widths[i] = std::max(widths[i], TextWidth(row[i]));
     }
   }
   std::string out;
@@ -92,7 +100,7 @@ std::string TableOf(const std::vector<const ServiceSnapshot*>& rows) {
         absl::StrAppend(&line, row[i]);
       } else {
         absl::StrAppend(&line, row[i],
-                        std::string(widths[i] - row[i].size() + 2, ' '));
+                        std::string(widths[i] - TextWidth(row[i]) + 2, ' '));
       }
     }
     line.erase(line.find_last_not_of(' ') + 1);
@@ -149,13 +157,19 @@ absl::StatusOr<absl::Time> TimeFromJson(const nlohmann::json& j) {
   return t;
 }
 
-absl::StatusOr<absl::Status> StatusFromJson(const nlohmann::json& j) {
-  if (j.is_null()) return absl::OkStatus();
+// Parses a status value into `*out`; the return value says whether the JSON
+// was valid (a StatusOr<Status> would confuse the two).
+absl::Status StatusFromJson(const nlohmann::json& j, absl::Status* out) {
+  if (j.is_null()) {
+    *out = absl::OkStatus();
+    return absl::OkStatus();
+  }
   std::string code_name = j.at("code").get<std::string>();
   for (int code = 1; code <= 16; ++code) {
     auto c = static_cast<absl::StatusCode>(code);
     if (absl::StatusCodeToString(c) == code_name) {
-      return absl::Status(c, j.at("message").get<std::string>());
+      *out = absl::Status(c, j.at("message").get<std::string>());
+      return absl::OkStatus();
     }
   }
   return absl::InvalidArgumentError(
@@ -180,19 +194,18 @@ absl::StatusOr<ServiceSnapshot> FromJsonValue(const nlohmann::json& j) {
   auto state = StateFromJson(j.at("state"));
   auto since = TimeFromJson(j.at("since"));
   auto taken_at = TimeFromJson(j.at("taken_at"));
-  auto status = StatusFromJson(j.at("status"));
-  auto last_error = StatusFromJson(j.at("last_error"));
+  absl::Status status_ok = StatusFromJson(j.at("status"), &s.status);
+  absl::Status last_error_ok =
+      StatusFromJson(j.at("last_error"), &s.last_error);
   auto last_error_at = TimeFromJson(j.at("last_error_at"));
   for (const absl::Status& st :
-       {state.status(), since.status(), taken_at.status(), status.status(),
-        last_error.status(), last_error_at.status()}) {
+       {state.status(), since.status(), taken_at.status(), status_ok,
+        last_error_ok, last_error_at.status()}) {
     if (!st.ok()) return st;
   }
   s.state = *state;
   s.since = *since;
   s.taken_at = *taken_at;
-  s.status = *status;
-  s.last_error = *last_error;
   s.last_error_at = *last_error_at;
   s.degraded = j.at("degraded").get<bool>();
   s.error_count = j.at("errors").get<int64_t>();
@@ -261,17 +274,55 @@ std::string ToTable(const std::vector<ServiceSnapshot>& snapshots) {
   return TableOf(rows);
 }
 
+namespace {
+
+std::string Dump(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', /*ensure_ascii=*/false,
+                nlohmann::json::error_handler_t::replace);
+}
+
+// The deepest nesting of arrays and objects in `json`, stopping early once it
+// exceeds `limit`; strings (with their escapes) are skipped.
+int NestingDepth(std::string_view json, int limit) {
+  int depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size() && deepest <= limit; ++i) {
+    char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+}  // namespace
+
 std::string ToJson(const ServiceSnapshot& snapshot, int indent) {
-  return ToJsonValue(snapshot).dump(indent);
+  return Dump(ToJsonValue(snapshot), indent);
 }
 
 std::string ToJson(const std::vector<ServiceSnapshot>& snapshots, int indent) {
   nlohmann::json all = nlohmann::json::array();
   for (const ServiceSnapshot& s : snapshots) all.push_back(ToJsonValue(s));
-  return all.dump(indent);
+  return Dump(all, indent);
 }
 
 absl::StatusOr<ServiceSnapshot> ServiceSnapshotFromJson(std::string_view json) {
+  if (NestingDepth(json, kMaxSnapshotJsonDepth) > kMaxSnapshotJsonDepth) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a service snapshot: JSON nested deeper than ",
+                     kMaxSnapshotJsonDepth, " levels"));
+  }
   nlohmann::json j = nlohmann::json::parse(json, nullptr,
                                            /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::InvalidArgumentError("not valid JSON");

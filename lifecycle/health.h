@@ -177,17 +177,25 @@ struct ServiceSnapshot {
 std::string StatusText(const absl::Status& status);
 
 // The aligned table shown above, one line per service, ending in a newline.
+// Columns are aligned by characters (UTF-8 code points), not bytes.
 std::string ToTable(const ServiceSnapshot& snapshot);
 // The same for several roots, under one header.
 std::string ToTable(const std::vector<ServiceSnapshot>& snapshots);
 
-// JSON as documented above; `indent` < 0 gives one line.
+// JSON as documented above; `indent` < 0 gives one line. Never throws: bytes
+// that are not valid UTF-8 (in a name or an error message) are written as
+// U+FFFD, so a report is written whatever its messages hold.
 std::string ToJson(const ServiceSnapshot& snapshot, int indent = -1);
 std::string ToJson(const std::vector<ServiceSnapshot>& snapshots,
                    int indent = -1);
 
 // Parses what `ToJson(const ServiceSnapshot&)` wrote. Round-trips every field
 // (times to the microsecond, status codes and messages, but not payloads).
+// Bad input is an `InvalidArgumentError` saying what is wrong, including JSON
+// nested deeper than `kMaxSnapshotJsonDepth` (each level of services takes two
+// levels of JSON), which is rejected before it is parsed, so hostile input
+// cannot exhaust the stack.
+inline constexpr int kMaxSnapshotJsonDepth = 512;
 absl::StatusOr<ServiceSnapshot> ServiceSnapshotFromJson(std::string_view json);
 
 template <typename Sink>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <system_error>
 #include <thread>
 
 #include "absl/container/flat_hash_set.h"
@@ -77,7 +78,13 @@ void StopAllParallel(absl::Span<Service* const> services) {
                    (services.empty() ? 0 : 1);
   std::vector<std::thread> threads;
   threads.reserve(helpers);
-  for (size_t i = 0; i < helpers; ++i) threads.emplace_back(stop_some);
+  for (size_t i = 0; i < helpers; ++i) {
+    try {
+      threads.emplace_back(stop_some);
+    } catch (const std::system_error&) {
+      break;  // out of threads: fewer helpers, down to the calling thread alone
+    }
+  }
   stop_some();  // the calling thread helps too
   for (std::thread& t : threads) t.join();
 }

@@ -73,15 +73,17 @@ class Service {
 
 // Starts `services` in order with `ctx`. On the first error, stops the services
 // already started (in parallel) and returns that error, annotated with the path
-// of the service that failed (see `FailedServicePath`). An empty list is OK.
-// A null entry or one service listed twice is an `InvalidArgumentError` and
-// nothing is started.
+// of the service that failed (see `FailedServicePath`); a service that cannot
+// get a thread fails with `ResourceExhaustedError`, like any other error. An
+// empty list is OK. A null entry or one service listed twice is an
+// `InvalidArgumentError` and nothing is started.
 absl::Status StartAll(absl::Span<Service* const> services, const Context& ctx);
 
 // Stops every service at once and returns when all have stopped. Null entries
 // are skipped. Uses at most `kMaxStopThreads` helper threads however many
 // services there are; with more services than that, a helper that finishes one
-// stop takes the next.
+// stop takes the next. When no thread can be created (the process is out of
+// threads), the calling thread stops them all itself: never an exception.
 inline constexpr int kMaxStopThreads = 16;
 void StopAllParallel(absl::Span<Service* const> services);
 

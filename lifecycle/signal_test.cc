@@ -1,6 +1,8 @@
 #include "lifecycle/signal.h"
 
 #include <atomic>
+#include <cstdio>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -161,6 +163,76 @@ TEST(SignalTest, CloseIsVisibleWithItsWrites) {
   signal.Wait();
   EXPECT_EQ(data, 42);
   writer.join();
+}
+
+// Issue 13, item 12: a throwing callback used to abort Close() and skip the
+// rest (child-context cancellation among them).
+TEST(SignalDeathTest, ThrowingCallbackRunsTheRestThenAbortsLoudly) {
+  EXPECT_DEATH(
+      {
+        Signal signal;
+        signal.OnClose([] { throw std::runtime_error("callback blew up"); });
+        signal.OnClose([] { std::fprintf(stderr, "second callback ran\n"); });
+        signal.Close();
+      },
+      "second callback ran\n(.|\n)*a Signal::OnClose\\(\\) callback threw an "
+      "exception: callback blew up");
+}
+
+// Item 13: CancelOnClose() used to return false while the callback was about
+// to run, after which the callback used what the caller had freed.
+TEST(SignalTest, CancelOnCloseWaitsForACallbackRunningElsewhere) {
+  Signal signal;
+  Signal entered, release;
+  std::atomic<bool> callback_done{false};
+  uint64_t id = signal.OnClose([&] {
+    entered.Close();
+    release.Wait();
+    callback_done = true;
+  });
+  std::thread closer([&] { signal.Close(); });
+  entered.Wait();  // the callback is running on `closer`
+  std::atomic<bool> cancel_returned{false};
+  std::thread canceller([&] {
+    EXPECT_FALSE(signal.CancelOnClose(id));  // too late to remove it...
+    EXPECT_TRUE(callback_done);              // ...so it returns after it ran
+    cancel_returned = true;
+  });
+  EXPECT_FALSE(cancel_returned);
+  release.Close();
+  canceller.join();
+  closer.join();
+  EXPECT_TRUE(cancel_returned);
+}
+
+TEST(SignalTest, CancelOnCloseRemovesACallbackNotYetRun) {
+  Signal signal;
+  Signal entered, release;
+  bool second_ran = false;
+  signal.OnClose([&] {
+    entered.Close();
+    release.Wait();
+  });
+  uint64_t second = signal.OnClose([&] { second_ran = true; });
+  std::thread closer([&] { signal.Close(); });
+  entered.Wait();  // Close() is in progress, the second callback still queued
+  EXPECT_TRUE(signal.CancelOnClose(second));
+  release.Close();
+  closer.join();
+  EXPECT_FALSE(second_ran);
+}
+
+TEST(SignalTest, CallbackMayCancelItselfAndUseTheSignal) {
+  Signal signal;
+  uint64_t id = 0;
+  bool ran = false;
+  id = signal.OnClose([&] {
+    EXPECT_FALSE(signal.CancelOnClose(id));  // no wait for itself
+    EXPECT_TRUE(signal.IsClosed());
+    signal.OnClose([&] { ran = true; });  // runs at once
+  });
+  signal.Close();
+  EXPECT_TRUE(ran);
 }
 
 }  // namespace

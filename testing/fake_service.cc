@@ -1,5 +1,6 @@
 #include "lifecycle/testing/fake_service.h"
 
+#include <optional>
 #include <utility>
 
 namespace lifecycle_testing {
@@ -10,9 +11,12 @@ using lifecycle::Signal;
 FakeService::FakeService(std::string name) : BaseService(std::move(name)) {}
 
 FakeService::~FakeService() {
-  release_start_.Close();
+  {
+    absl::MutexLock lock(&mu_);
+    release_start_.Close();
+  }
   release_stop_.Close();
-  Stop();
+  StopForDestruction();
 }
 
 void FakeService::FailStartWith(absl::Status status) {
@@ -30,7 +34,14 @@ void FakeService::StartWhenReleased() {
   wait_for_release_ = true;
 }
 
-void FakeService::ReleaseStart() { release_start_.Close(); }
+void FakeService::ReleaseStart() {
+  Signal release;
+  {
+    absl::MutexLock lock(&mu_);
+    release = release_start_;
+  }
+  release.Close();
+}
 
 void FakeService::FailNow(absl::Status status) {
   Signal fail;
@@ -52,6 +63,17 @@ void FakeService::ReleaseStop() { release_stop_.Close(); }
 absl::Status FakeService::OnStart(const Context&) {
   ++start_calls_;
   absl::MutexLock lock(&mu_);
+  // Per-run state is set up here, before Start() returns, so a FailNow() or
+  // ReleaseStart() made right after Start() belongs to this run.
+  if (start_error_.ok()) {
+    if (fail_now_.IsClosed()) fail_now_ = Signal();
+    // A release applies to one run: once a run has used it, the next run
+    // waits for a new one.
+    if (release_used_) {
+      release_start_ = Signal();
+      release_used_ = false;
+    }
+  }
   return start_error_;
 }
 
@@ -59,27 +81,34 @@ absl::Status FakeService::Run(const Context& ctx,
                               absl::FunctionRef<void()> started) {
   ++runs_;
   bool never_started, wait_for_release, block_stop;
-  Signal fail;
+  Signal fail, release;
   {
     absl::MutexLock lock(&mu_);
     never_started = never_started_;
     wait_for_release = wait_for_release_;
     block_stop = block_stop_;
-    if (fail_now_.IsClosed()) fail_now_ = Signal();  // a fresh one per run
     fail = fail_now_;
+    release = release_start_;
   }
+  auto failed = [&]() -> std::optional<absl::Status> {
+    if (!fail.IsClosed() || ctx.IsCancelled()) return std::nullopt;
+    absl::MutexLock lock(&mu_);
+    return fail_status_;
+  };
   if (wait_for_release) {
-    Signal waits[] = {release_start_, ctx.Done()};
+    Signal waits[] = {release, ctx.Done(), fail};
     lifecycle::WaitForAny(waits, absl::InfiniteFuture());
+    if (auto status = failed()) return *status;
+    if (release.IsClosed()) {
+      absl::MutexLock lock(&mu_);
+      release_used_ = true;
+    }
   }
   if (!never_started && !ctx.IsCancelled()) started();
 
   Signal waits[] = {ctx.Done(), fail};
   lifecycle::WaitForAny(waits, absl::InfiniteFuture());
-  if (fail.IsClosed() && !ctx.IsCancelled()) {
-    absl::MutexLock lock(&mu_);
-    return fail_status_;
-  }
+  if (auto status = failed()) return *status;
   if (block_stop) release_stop_.Wait();
   return ctx.Cause();
 }

@@ -15,7 +15,8 @@
 //   ReleaseStop() db.ReportError(...); db.ReportHealthy();  // degraded health
 //
 // The behaviour set before `Start()` applies to every later run until changed.
-// The destructor releases anything blocked and stops the fake.
+// The destructor releases anything blocked and stops the fake
+// (`StopForDestruction()`).
 //
 // Thread safety: all members are thread-safe.
 
@@ -42,10 +43,14 @@ class FakeService : public lifecycle::BaseService {
   void FailStartWith(absl::Status status);
   // Makes runs never call `started()`; they still stop when asked.
   void NeverSignalStarted();
-  // Makes runs wait for `ReleaseStart()` before signalling started.
+  // Makes runs wait for `ReleaseStart()` before signalling started. Each
+  // `ReleaseStart()` releases one run: the current one, or the next one if
+  // none is waiting.
   void StartWhenReleased();
   void ReleaseStart();
-  // Makes the current run fail with `status`, as a worker that died would.
+  // Makes the current run fail with `status`, as a worker that died would:
+  // also right after `Start()` returned and while the run waits for
+  // `ReleaseStart()`. A failure is never lost.
   void FailNow(absl::Status status);
   // Makes the run ignore its cancelled context until `ReleaseStop()`: a stop
   // that hangs.
@@ -69,7 +74,8 @@ class FakeService : public lifecycle::BaseService {
   bool wait_for_release_ ABSL_GUARDED_BY(mu_) = false;
   bool block_stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status fail_status_ ABSL_GUARDED_BY(mu_);
-  lifecycle::Signal release_start_;
+  lifecycle::Signal release_start_ ABSL_GUARDED_BY(mu_);
+  bool release_used_ ABSL_GUARDED_BY(mu_) = false;  // by a run, so renew it
   lifecycle::Signal release_stop_;
   lifecycle::Signal fail_now_ ABSL_GUARDED_BY(mu_);
   std::atomic<int> start_calls_{0};

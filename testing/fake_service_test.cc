@@ -135,13 +135,6 @@ INSTANTIATE_TEST_SUITE_P(
                                ctx.Done().Wait();
                                return ctx.Cause();
                              });
-                       }},
-        ServiceFactory{"GatedFake",
-                       [] {
-                         auto fake = std::make_unique<FakeService>("gated");
-                         fake->StartWhenReleased();
-                         fake->ReleaseStart();
-                         return fake;
                        }}),
     ServiceFactoryName);
 

@@ -1,9 +1,11 @@
 #include "lifecycle/testing/harness.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <system_error>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -24,9 +26,25 @@ StartStopHarness::StartStopHarness(std::vector<Service*> services,
     : services_(std::move(services)), options_(options) {}
 
 StartStopHarness::~StartStopHarness() {
-  if (stopped_) return;
-  ::testing::AssertionResult result = TryStopAll();
-  if (!result) ADD_FAILURE() << "StartStopHarness: " << result.message();
+  if (!stopped_) {
+    ::testing::AssertionResult result = TryStopAll();
+    if (!result) ADD_FAILURE() << "StartStopHarness: " << result.message();
+  }
+  if (!starter_.joinable()) return;
+  // A start that timed out may still be inside a Start() (a blocking
+  // OnStart()); the stop above cancelled its context. Its thread uses the
+  // services, so it must end before they are destroyed.
+  if (!start_returned_.WaitFor(options_.stop_timeout)) {
+    std::fprintf(stderr,
+                 "lifecycle: FATAL: StartStopHarness: a Start() has not "
+                 "returned %s after the harness stopped its services; they "
+                 "cannot be destroyed safely, so the process stops here.\n%s",
+                 absl::FormatDuration(options_.stop_timeout).c_str(),
+                 Report().c_str());
+    std::fflush(stderr);
+    std::abort();
+  }
+  starter_.join();
 }
 
 std::string StartStopHarness::Report() const {
@@ -41,8 +59,41 @@ void StartStopHarness::WriteSnapshotOutput() const {
 }
 
 ::testing::AssertionResult StartStopHarness::TryStartAll() {
+  if (starter_.joinable()) {
+    if (!start_returned_.IsClosed()) {
+      return ::testing::AssertionFailure()
+             << "an earlier start has not returned yet\n"
+             << DescribeServices(services_);
+    }
+    starter_.join();
+  }
   stopped_ = false;
-  absl::Status status = lifecycle::StartAll(services_, scope_.context());
+  absl::Time deadline = absl::Now() + options_.start_timeout;
+  // Start() runs on a helper thread, so that a Start() that blocks (in
+  // OnStart()) is bounded by the start timeout like everything else.
+  auto status_holder = std::make_shared<absl::Status>();
+  start_returned_ = Signal();
+  try {
+    starter_ = std::thread([services = services_, ctx = scope_.context(),
+                            status_holder, done = start_returned_] {
+      *status_holder = lifecycle::StartAll(services, ctx);
+      done.Close();
+    });
+  } catch (const std::system_error&) {
+    // Out of threads: start on this thread, unbounded.
+    *status_holder = lifecycle::StartAll(services_, scope_.context());
+    start_returned_.Close();
+  }
+  absl::Status status;
+  if (start_returned_.WaitUntil(deadline)) {
+    status = *status_holder;  // the helper wrote it before closing the signal
+  } else {
+    status = absl::DeadlineExceededError(absl::StrCat(
+        "Start() did not return within ",
+        absl::FormatDuration(options_.start_timeout),
+        " (a blocking OnStart()?); pending: ",
+        absl::StrJoin(lifecycle::PendingServices(services_), ", ")));
+  }
   if (status.ok()) {
     status = lifecycle::WaitAllStartedUntil(
         services_, absl::Now() + options_.start_timeout);
@@ -83,20 +134,30 @@ bool StartStopHarness::StartAll(const char* file, int line) {
     if (service == nullptr) continue;
     Stopper stopper{service, Signal()};
     if (auto* base = dynamic_cast<lifecycle::BaseService*>(service)) {
-      bounded.emplace_back([base, done = stopper.done, deadline] {
+      auto stop = [base, done = stopper.done, deadline] {
         if (base->StopFor(
                     std::max(deadline - absl::Now(), absl::ZeroDuration()))
                 .ok()) {
           done.Close();
         }
-      });
+      };
+      try {
+        bounded.emplace_back(stop);
+      } catch (const std::system_error&) {
+        stop();  // out of threads: stop it here, still bounded
+      }
     } else {
       // A Service whose stop cannot be bounded: stop it on a thread that is
       // abandoned if the stop hangs.
-      std::thread([service, done = stopper.done] {
+      auto stop = [service, done = stopper.done] {
         service->Stop();
         done.Close();
-      }).detach();
+      };
+      try {
+        std::thread(stop).detach();
+      } catch (const std::system_error&) {
+        stop();  // out of threads: on this thread, unbounded
+      }
     }
     stoppers.push_back(stopper);
   }
@@ -105,7 +166,7 @@ bool StartStopHarness::StartAll(const char* file, int line) {
   std::vector<std::string> stuck;
   for (const Stopper& stopper : stoppers) {
     if (!stopper.done.IsClosed()) {
-      stuck.push_back(std::string(stopper.service->Name()));
+      stuck.push_back(stopper.service->Snapshot().path);
     }
   }
   scope_.Cancel(lifecycle::StoppedError());

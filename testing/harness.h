@@ -41,15 +41,23 @@
 // to `$TEST_UNDECLARED_OUTPUTS_DIR/lifecycle_snapshot.json` (the test's
 // outputs.zip).
 //
-// Stopping on destruction is bounded by `Options::stop_timeout`; services that
-// do not stop in time are reported as a test failure naming them (their
-// workers keep running; a `BaseService` destroyed that way then aborts with
-// its name rather than corrupting memory).
+// Starting is bounded by `Options::start_timeout` as a whole, including a
+// `Start()` that blocks (a slow `OnStart()`): `Start()` runs on a helper
+// thread, and a start that does not return in time fails with the usual
+// report. Stopping on destruction is bounded by `Options::stop_timeout`;
+// services that do not stop in time are reported as a test failure naming
+// them by path. Their workers keep running; destroying such a service then
+// ends the process with a message naming it instead of hanging or corrupting
+// memory (`BaseService` aborts at once; `FuncService` and `FakeService` stop
+// for `DestructionStopTimeout()` first, base_service.h). If a `Start()` still
+// has not returned `stop_timeout` after the stop, the harness's destructor
+// aborts naming what is pending, for the same reason.
 
 #ifndef LIFECYCLE_TESTING_HARNESS_H_
 #define LIFECYCLE_TESTING_HARNESS_H_
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -103,6 +111,10 @@ class StartStopHarness {
   Options options_;
   lifecycle::CancellableContext scope_;
   bool stopped_ = false;
+  // The thread that calls Start() (so a blocking Start() is bounded too) and
+  // the signal it closes when Start() has returned.
+  std::thread starter_;
+  lifecycle::Signal start_returned_ = lifecycle::Signal::Closed();
 };
 
 }  // namespace lifecycle_testing

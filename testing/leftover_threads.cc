@@ -10,13 +10,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "lifecycle/context.h"
 #include "lifecycle/signal.h"
 
 namespace lifecycle_testing {
 namespace {
 
-bool IsLibraryThread(const std::string& name) {
-  return name == "lifecycle-timer";
+// The library's own process-wide thread, by identity: a service that happens
+// to be named like it is still reported.
+bool IsLibraryThread(pid_t tid) {
+  return tid == lifecycle::DeadlineTimerThreadId();
 }
 
 }  // namespace
@@ -55,7 +58,7 @@ LeftoverThreadCheck::LeftoverThreadCheck() {
   do {
     leftover.clear();
     for (const auto& [tid, name] : LiveThreads()) {
-      if (before_.count(tid) == 0 && !IsLibraryThread(name)) {
+      if (before_.count(tid) == 0 && !IsLibraryThread(tid)) {
         leftover.push_back(absl::StrCat("'", name, "' (tid ", tid, ")"));
       }
     }

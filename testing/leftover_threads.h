@@ -19,7 +19,8 @@
 //       new lifecycle_testing::LeftoverThreadListener());
 //
 // Threads that belong to the library for the whole process (the context
-// deadline timer, "lifecycle-timer") are not counted. A thread that is still
+// deadline timer) are not counted; they are recognised by thread id
+// (`lifecycle::DeadlineTimerThreadId()`), never by name. A thread that is still
 // exiting when the check runs is given until `grace` to go away, so a joined
 // worker does not count as left over.
 

@@ -102,15 +102,22 @@ class TestSignal {
 
   // Takes `n` values, waiting up to `timeout` in all. On timeout the error
   // says how many arrived ("received 2 value(s), wanted 3") and the received
-  // ones are put back.
+  // ones stay unread. Values dropped by an overflow meanwhile end the wait at
+  // once with the overflow error, which says how many were dropped.
   absl::StatusOr<std::vector<T>> WaitForN(size_t n, absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = CheckLocked(); !s.ok()) return s;
     auto enough = [this, n] {
       mu_.AssertReaderHeld();  // absl::Condition runs with mu_ held
-      return values_.size() >= n;
+      return values_.size() >= n || overflowed_ > 0;
     };
-    if (!mu_.AwaitWithTimeout(absl::Condition(&enough), timeout)) {
+    bool done = mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
+    if (absl::Status s = CheckLocked(); !s.ok()) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("received ", values_.size(), " value(s), wanted ", n,
+                       ", and then: ", s.message()));
+    }
+    if (!done) {
       return absl::DeadlineExceededError(
           absl::StrCat("received ", values_.size(), " value(s), wanted ", n,
                        ", within ", absl::FormatDuration(timeout)));

@@ -5,9 +5,11 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "lifecycle/thread_stack.h"
 
@@ -43,6 +45,15 @@ bool IsTrue(const char* value) {
   return v == "true" || v == "1" || v == "TRUE" || v == "True";
 }
 
+// True the first time a bad value is seen: every wait reads the variable, and
+// one warning per value is enough.
+bool FirstWarningFor(std::string_view value) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* warned = new absl::flat_hash_set<std::string>();
+  absl::MutexLock lock(&mu);
+  return warned->insert(std::string(value)).second;
+}
+
 }  // namespace
 
 absl::Duration ComputeWaitTimeout(const char* (*getenv)(const char*),
@@ -57,7 +68,7 @@ absl::Duration ComputeWaitTimeout(const char* (*getenv)(const char*),
     if (absl::ParseDuration(override_value, &parsed) &&
         parsed > absl::ZeroDuration()) {
       timeout = parsed;
-    } else {
+    } else if (FirstWarningFor(override_value)) {
       std::fprintf(stderr,
                    "lifecycle_testing: ignoring %s=\"%s\": not a positive "
                    "duration such as \"500ms\" or \"20s\"\n",
