@@ -365,6 +365,31 @@ void SnapshotJson(benchmark::State& state) {
 }
 BENCHMARK(SnapshotJson)->Arg(1000)->Unit(benchmark::kMicrosecond);
 
+// Creating and then destroying N sibling contexts under one parent (issue 13,
+// item 19: removal used to scan the parent's list, so this was quadratic). The
+// time per sibling should stay flat from 1,000 to 10,000 (and 40,000).
+void ContextSiblingsTeardown(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  for (auto _ : state) {
+    lifecycle::CancellableContext parent;
+    std::vector<std::unique_ptr<lifecycle::CancellableContext>> children;
+    children.reserve(n);
+    for (int i = 0; i < n; ++i) {
+      children.push_back(
+          std::make_unique<lifecycle::CancellableContext>(parent.context()));
+    }
+    children.clear();
+  }
+  state.counters["ns_per_sibling"] = benchmark::Counter(
+      static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate |
+                                  benchmark::Counter::kInvert);
+}
+BENCHMARK(ContextSiblingsTeardown)
+    ->Arg(1000)
+    ->Arg(10000)
+    ->Arg(40000)
+    ->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
 BENCHMARK_MAIN();

@@ -96,7 +96,7 @@ class ComponentGroup : public lifecycle::CompositeService {
 class Notifier : public Component {
  public:
   explicit Notifier(const ClientConfig& config);
-  ~Notifier() override { Stop(); }
+  ~Notifier() override { StopForDestruction(); }
 
   struct TestSignals {
     lifecycle_testing::TestSignal<int> reconnect_scheduled;  // attempt number
@@ -113,7 +113,7 @@ class Notifier : public Component {
 class Elector : public Component {
  public:
   explicit Elector(const ClientConfig& config);
-  ~Elector() override { Stop(); }
+  ~Elector() override { StopForDestruction(); }
   bool IsLeader() const { return leader_; }
 
   struct TestSignals {
@@ -133,7 +133,7 @@ class PeriodicWorker : public Component {
  public:
   PeriodicWorker(std::string name, const ClientConfig& config,
                  absl::Duration interval);
-  ~PeriodicWorker() override { Stop(); }
+  ~PeriodicWorker() override { StopForDestruction(); }
   int64_t ticks() const { return ticks_; }
 
  private:
@@ -146,7 +146,7 @@ class PeriodicWorker : public Component {
 class ProducerGroup : public ComponentGroup {
  public:
   explicit ProducerGroup(const ClientConfig& config);
-  ~ProducerGroup() override { Stop(); }
+  ~ProducerGroup() override { StopForDestruction(); }
 
  private:
   std::vector<std::unique_ptr<PeriodicWorker>> producers_;
@@ -155,7 +155,7 @@ class ProducerGroup : public ComponentGroup {
 class Maintenance : public ComponentGroup {
  public:
   explicit Maintenance(const ClientConfig& config);
-  ~Maintenance() override { Stop(); }
+  ~Maintenance() override { StopForDestruction(); }
 
  private:
   PeriodicWorker cleaner_;
@@ -166,7 +166,7 @@ class Client : public ComponentGroup {
  public:
   // `config` must outlive the client.
   explicit Client(const ClientConfig& config);
-  ~Client() override { Stop(); }
+  ~Client() override { StopForDestruction(); }
 
   Notifier& notifier() { return notifier_; }
   Elector& elector() { return elector_; }

@@ -2,8 +2,11 @@
 
 #include <atomic>
 #include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -231,6 +234,69 @@ TEST(HealthTest, JsonOfASmallTreeIsAsDocumented) {
   "taken_at": "2026-11-18T11:06:41.204000Z",
   "threads": []
 })json");
+}
+// --- Issue 13 --------------------------------------------------------------
+
+// Item 5: a message that is not UTF-8 used to make ToJson() throw (and with it
+// the harness's failure report).
+TEST(HealthTest, JsonOfInvalidUtf8IsWrittenWithReplacements) {
+  ServiceSnapshot s = SmallTree();
+  s.status = absl::InternalError("bad byte \xFF here");
+  s.state = ServiceState::kFailed;
+  std::string json;
+  ASSERT_NO_THROW(json = ToJson(s));
+  EXPECT_THAT(json, HasSubstr("bad byte \xEF\xBF\xBD here"));  // U+FFFD
+  EXPECT_NO_THROW(ToJson(std::vector<ServiceSnapshot>{s}, 2));
+}
+
+// Item 6: 60,000-deep JSON used to overflow the stack while being parsed.
+TEST(HealthTest, DeeplyNestedJsonIsRejectedBeforeParsing) {
+  std::string deep(60000, '[');
+  deep += std::string(60000, ']');
+  absl::StatusOr<ServiceSnapshot> parsed = ServiceSnapshotFromJson(deep);
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(parsed.status().message(), HasSubstr("nested deeper than"));
+  // Brackets inside strings do not count.
+  ServiceSnapshot s = SmallTree();
+  s.status = absl::InternalError(std::string(1000, '['));
+  s.state = ServiceState::kFailed;
+  EXPECT_TRUE(ServiceSnapshotFromJson(ToJson(s)).ok());
+}
+
+// Item 15: an unknown status code used to become the parsed status itself.
+TEST(HealthTest, UnknownStatusCodeIsAParseError) {
+  nlohmann::json j = nlohmann::json::parse(ToJson(SmallTree()));
+  j["status"] = {{"code", "NOT_A_CODE"}, {"message", "x"}};
+  absl::StatusOr<ServiceSnapshot> parsed = ServiceSnapshotFromJson(j.dump());
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(parsed.status().message(),
+              HasSubstr("unknown status code \"NOT_A_CODE\""));
+}
+
+// Item 21: columns used to be padded by bytes, so a path with non-ASCII
+// characters pushed its row out of line.
+TEST(HealthTest, TableAlignsByCharactersNotBytes) {
+  ServiceSnapshot root = SmallTree();
+  root.children.clear();
+  ServiceSnapshot child = root;
+  child.name = "caf\xC3\xA9";  // "café": 4 characters, 5 bytes
+  child.path = "client/caf\xC3\xA9";
+  root.children.push_back(child);
+  std::string table = ToTable(root);
+  std::vector<std::string> lines = absl::StrSplit(table, '\n');
+  ASSERT_GE(lines.size(), 3u);
+  // STATE starts in the same column (counted in characters) on every row.
+  auto column_of_state = [](const std::string& line) {
+    size_t bytes = line.find("started");
+    if (bytes == std::string::npos) bytes = line.find("STATE");
+    size_t chars = 0;
+    for (size_t i = 0; i < bytes; ++i) {
+      chars += (static_cast<unsigned char>(line[i]) & 0xC0) != 0x80;
+    }
+    return chars;
+  };
+  EXPECT_EQ(column_of_state(lines[0]), column_of_state(lines[1]));
+  EXPECT_EQ(column_of_state(lines[1]), column_of_state(lines[2]));
 }
 }  // namespace
 }  // namespace lifecycle

@@ -24,6 +24,16 @@
 // thread); the handler is installed at the first capture. A capture costs a
 // signal delivery and one symbolization per frame (about a millisecond).
 //
+// Side effect on the target thread: the handler is installed with SA_RESTART,
+// but Linux never restarts some blocking calls after any signal handler ran:
+// `poll`, `ppoll`, `select`, `epoll_wait`, `nanosleep`/`sleep`, `usleep`,
+// `sem_timedwait`, `io_getevents` and socket calls with a timeout return
+// EINTR in the thread whose stack was captured (signal(7), "Interruption of
+// system calls"). Code that retries on EINTR, as robust code must anyway, is
+// unaffected; code that treats EINTR as an error sees one spurious error per
+// capture. Captures only happen when a wait has already failed (a timeout
+// report, a `StopFor()` that expired), and LIFECYCLE_STACKS=0 turns them off.
+//
 // Limits: a thread that blocks the signal, or never returns to user space
 // within `timeout`, gives "stack unavailable: ..." instead of a stack (the
 // caller never hangs). A thread that has exited says so. Under

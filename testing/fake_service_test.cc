@@ -138,5 +138,40 @@ INSTANTIATE_TEST_SUITE_P(
                        }}),
     ServiceFactoryName);
 
+// --- Issue 13, item 16: injected failures are never lost --------------------
+
+TEST(FakeServiceTest, FailNowRightAfterStartIsNotLost) {
+  for (int i = 0; i < 20; ++i) {
+    FakeService fake("fake");
+    ASSERT_TRUE(fake.Start(Context::Background()).ok());
+    fake.FailNow(absl::DataLossError("disk"));  // the worker may not run yet
+    ASSERT_TRUE(WaitOrTimeout(fake.Stopped()));
+    EXPECT_THAT(fake.Snapshot().status.message(), HasSubstr("disk"));
+  }
+}
+
+TEST(FakeServiceTest, FailNowWhileWaitingForReleaseFailsTheRun) {
+  FakeService fake("fake");
+  fake.StartWhenReleased();
+  ASSERT_TRUE(fake.Start(Context::Background()).ok());
+  fake.FailNow(absl::UnavailableError("gone before it started"));
+  ASSERT_TRUE(WaitOrTimeout(fake.Stopped()));
+  EXPECT_EQ(fake.Snapshot().state, lifecycle::ServiceState::kFailed);
+  EXPECT_THAT(fake.Snapshot().status.message(),
+              HasSubstr("gone before it started"));
+}
+
+TEST(FakeServiceTest, StartWhenReleasedHoldsEveryRun) {
+  FakeService fake("fake");
+  fake.StartWhenReleased();
+  for (int run = 0; run < 3; ++run) {
+    ASSERT_TRUE(fake.Start(Context::Background()).ok());
+    EXPECT_FALSE(fake.Started().WaitFor(absl::Milliseconds(20)))
+        << "run " << run << " started without a release";
+    fake.ReleaseStart();
+    ASSERT_TRUE(WaitOrTimeout(fake.Started()));
+    fake.Stop();
+  }
+}
 }  // namespace
 }  // namespace lifecycle_testing

@@ -132,5 +132,39 @@ TEST(StartStopHarnessTest, ReportIsTheTable) {
   EXPECT_THAT(harness.Report(), ::testing::HasSubstr("a     started"));
 }
 
+// Issue 13, item 10: a Start() that blocks (in OnStart) used to make
+// TryStartAll wait for it and then report success.
+TEST(StartStopHarnessTest, StartTimeoutBoundsABlockingOnStart) {
+  class SlowToStart : public lifecycle::BaseService {
+   public:
+    SlowToStart() : BaseService("slow") {}
+    ~SlowToStart() override { StopForDestruction(); }
+    lifecycle::Signal release;
+
+   private:
+    absl::Status OnStart(const lifecycle::Context& ctx) override {
+      lifecycle::Signal waits[] = {release, ctx.Done()};
+      lifecycle::WaitForAny(waits, absl::InfiniteFuture());
+      return absl::OkStatus();
+    }
+    absl::Status Run(const lifecycle::Context& ctx,
+                     absl::FunctionRef<void()> started) override {
+      started();
+      ctx.Done().Wait();
+      return absl::OkStatus();
+    }
+  };
+  SlowToStart slow;
+  StartStopHarness::Options options = Short();
+  options.start_timeout = absl::Milliseconds(200);
+  StartStopHarness harness({&slow}, options);
+  ::testing::AssertionResult result = harness.TryStartAll();
+  EXPECT_FALSE(result);
+  EXPECT_THAT(result.message(),
+              ::testing::HasSubstr("Start() did not return within 200ms"));
+  EXPECT_THAT(result.message(), ::testing::HasSubstr("slow (starting"));
+  // The harness's stop cancels the start's context, so OnStart returns and
+  // the harness ends without a hang.
+}
 }  // namespace
 }  // namespace lifecycle_testing

@@ -73,5 +73,23 @@ TEST(LeftoverThreadListenerTest, FailsTheTestThatLeftAThread) {
   listener.OnTestEnd(info);  // nothing left: no failure
 }
 
+// Issue 13, item 17: threads used to be exempted by name, so a service named
+// like the library's timer thread was never reported.
+TEST(LeftoverThreadsTest, AThreadNamedLikeTheLibrarysIsStillReported) {
+  LeftoverThreadCheck check;
+  lifecycle::Signal release;
+  lifecycle::Signal named;
+  std::thread impostor([&] {
+    pthread_setname_np(pthread_self(), "lifecycle-timer");
+    named.Close();
+    release.Wait();
+  });
+  named.Wait();
+  ::testing::AssertionResult result = check.NoNewThreads(absl::ZeroDuration());
+  EXPECT_FALSE(result);
+  EXPECT_THAT(result.message(), HasSubstr("'lifecycle-timer'"));
+  release.Close();
+  impostor.join();
+}
 }  // namespace
 }  // namespace lifecycle_testing

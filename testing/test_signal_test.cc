@@ -3,6 +3,7 @@
 #include <string>
 #include <thread>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace lifecycle_testing {
@@ -55,5 +56,19 @@ TEST(TestSignalTest, WaitForNPutsNothingBackOnTimeout) {
   EXPECT_EQ(*value, 7);
 }
 
+// Issue 13, item 21: values dropped while WaitForN waited used to go
+// unmentioned in its timeout message.
+TEST(TestSignalTest, WaitForNReportsValuesDroppedWhileWaiting) {
+  TestSignal<int> signal;
+  signal.Init(2);
+  std::thread producer([&] {
+    for (int i = 0; i < 5; ++i) signal.Signal(i);
+  });
+  auto values = signal.WaitForN(4, absl::Seconds(30));  // more than fit
+  producer.join();
+  EXPECT_EQ(values.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(values.status().message()),
+              ::testing::HasSubstr("dropped with capacity 2"));
+}
 }  // namespace
 }  // namespace lifecycle_testing

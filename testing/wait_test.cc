@@ -211,5 +211,16 @@ TEST(WaitOrTimeoutTest, TestSignalFailuresAreReported) {
                           "no value received within 5ms");
 }
 
+// Issue 13, item 21: a bad LIFECYCLE_WAIT_TIMEOUT used to warn on every wait.
+TEST(WaitTimeoutTest, BadOverrideWarnsOnce) {
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 3; ++i) {
+    TimeoutWith({{"LIFECYCLE_WAIT_TIMEOUT", "once-only-bad-value"}});
+  }
+  std::string err = ::testing::internal::GetCapturedStderr();
+  size_t first = err.find("once-only-bad-value");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(err.find("once-only-bad-value", first + 1), std::string::npos);
+}
 }  // namespace
 }  // namespace lifecycle_testing
