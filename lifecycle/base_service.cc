@@ -461,7 +461,8 @@ void BaseService::FinishRun(absl::Status status, const Context& ctx,
 }
 
 void BaseService::JoinFinishedWorker() {
-  std::vector<std::thread> to_join;
+  std::thread ended;
+  std::vector<std::thread> more;
   {
     absl::MutexLock join_lock(&join_mu_);
     bool running;
@@ -470,20 +471,25 @@ void BaseService::JoinFinishedWorker() {
       running = running_;
     }
     // A run in progress is not ours to join; its Stop() or the next Start()
-    // hands it over.
-    if (!running && worker_.joinable()) {
-      ended_workers_.push_back(std::move(worker_));
+    // hands it over. An ended worker that is this very thread (a Stopped()
+    // callback re-entering) stays for another thread to join.
+    if (!running && worker_.joinable() &&
+        worker_.get_id() != std::this_thread::get_id()) {
+      ended = std::move(worker_);
     }
-    std::vector<std::thread> keep;
-    for (std::thread& t : ended_workers_) {
-      (t.get_id() == std::this_thread::get_id() ? keep : to_join)
-          .push_back(std::move(t));
+    if (!ended_workers_.empty()) {
+      std::vector<std::thread> keep;
+      for (std::thread& t : ended_workers_) {
+        (t.get_id() == std::this_thread::get_id() ? keep : more)
+            .push_back(std::move(t));
+      }
+      ended_workers_.swap(keep);
     }
-    ended_workers_.swap(keep);
   }
   // Outside join_mu_: the worker being joined may still be running a
   // Stopped() callback that calls Start() or Stop() on this service.
-  for (std::thread& t : to_join) t.join();
+  if (ended.joinable()) ended.join();
+  for (std::thread& t : more) t.join();
 }
 
 void BaseService::DieIfStopWouldWaitForItself() const {

@@ -1,10 +1,10 @@
 #include "lifecycle/signal.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <map>
 #include <string>
 #include <thread>
 #include <utility>
@@ -22,9 +22,14 @@ struct State {
   // Written under `mu`; read without it on the fast paths.
   std::atomic<bool> closed{false};
   uint64_t next_id ABSL_GUARDED_BY(mu) = 1;
-  // Ordered by id, so callbacks run in registration order; O(log n) removal.
-  std::map<uint64_t, absl::AnyInvocable<void() &&>> callbacks
+  // Sorted by id (ids only grow), so callbacks run in registration order and
+  // are found by binary search. A vector, not a map: most signals have one or
+  // two callbacks, and every service has two signals.
+  std::vector<std::pair<uint64_t, absl::AnyInvocable<void() &&>>> callbacks
       ABSL_GUARDED_BY(mu);
+  // Close() runs `callbacks` in order: the ones before `next_to_run` have
+  // been taken (they are erased in one go at the end).
+  size_t next_to_run ABSL_GUARDED_BY(mu) = 0;
   // While Close() runs the callbacks: the thread running them and the id of
   // the one running now (0 between callbacks).
   std::thread::id closer ABSL_GUARDED_BY(mu);
@@ -81,14 +86,15 @@ void Signal::Close() const {
     {
       absl::MutexLock lock(&s.mu);
       s.running_id = 0;  // the previous one has run and been destroyed
-      if (s.callbacks.empty()) {
+      if (s.next_to_run == s.callbacks.size()) {
+        s.callbacks.clear();
+        s.next_to_run = 0;
         s.closer = std::thread::id();
         break;
       }
-      auto first = s.callbacks.begin();
-      s.running_id = first->first;
-      callback = std::move(first->second);
-      s.callbacks.erase(first);
+      auto& next = s.callbacks[s.next_to_run++];
+      s.running_id = next.first;
+      callback = std::move(next.second);
     }
     // Every callback runs even if one throws; then the process stops loudly:
     // a callback that throws has left its own work half done, and nothing
@@ -147,7 +153,7 @@ uint64_t Signal::OnClose(absl::AnyInvocable<void() &&> callback) const {
     absl::MutexLock lock(&state_->mu);
     if (!state_->IsClosedLocked()) {
       uint64_t id = state_->next_id++;
-      state_->callbacks.emplace(id, std::move(callback));
+      state_->callbacks.emplace_back(id, std::move(callback));
       return id;
     }
   }
@@ -159,7 +165,14 @@ bool Signal::CancelOnClose(uint64_t id) const {
   if (id == 0) return false;
   State& s = *state_;
   absl::MutexLock lock(&s.mu);
-  if (s.callbacks.erase(id) > 0) return true;
+  auto it = std::lower_bound(
+      s.callbacks.begin(), s.callbacks.end(), id,
+      [](const auto& entry, uint64_t key) { return entry.first < key; });
+  if (it != s.callbacks.end() && it->first == id &&
+      static_cast<size_t>(it - s.callbacks.begin()) >= s.next_to_run) {
+    s.callbacks.erase(it);  // not taken by a Close() yet: it never runs
+    return true;
+  }
   // Running now on another thread: return only once it has finished, so the
   // caller may free what it captured. (From inside the callback itself, or
   // from another callback of the same Close(), waiting would never end.)

@@ -95,7 +95,7 @@ class Signal {
   // run, or for id 0; if it is running on another thread at that moment,
   // `CancelOnClose()` first waits until it has returned (and been destroyed),
   // so after any return the caller may free what the callback captured. Do not
-  // hold a lock the callback takes while calling it. Removal is O(log n).
+  // hold a lock the callback takes while calling it. Finding it is O(log n).
   bool CancelOnClose(uint64_t id) const;
 
   // Two handles are equal when they refer to the same event.
