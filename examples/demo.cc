@@ -45,13 +45,13 @@ struct Flags {
 
 bool ParseFlags(int argc, char** argv, Flags& flags) {
   for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    auto value_of = [&](std::string_view name, std::string_view* value) {
+    absl::string_view arg = argv[i];
+    auto value_of = [&](absl::string_view name, absl::string_view* value) {
       if (!absl::ConsumePrefix(&arg, name)) return false;
       *value = arg;
       return true;
     };
-    std::string_view value;
+    absl::string_view value;
     if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
       std::exit(0);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the demo as a user would and checks its exit status and reports.
 set -u
-demo=examples/demo
+demo=${1:-examples/demo}  # the binary: Bazel runs it from the runfiles, CMake passes its path
 failures=0
 check() {  # check NAME EXPECTED_STATUS PATTERN -- ARGS...
   local name=$1 want=$2 pattern=$3

@@ -16,9 +16,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "lifecycle/strings_internal.h"
 #include "lifecycle/thread_stack.h"
 
 namespace lifecycle {
+
+using strings_internal::AbslView;
+
 namespace base_service_internal {
 
 // Guards calls into a service made through its parent's tree: `Enter()` fails
@@ -54,11 +58,11 @@ using base_service_internal::Lifeline;
 
 namespace {
 
-absl::Status ValidateName(std::string_view name) {
+absl::Status ValidateName(absl::string_view name) {
   if (name.empty()) {
     return absl::InvalidArgumentError("a service name must not be empty");
   }
-  if (name.find('/') != std::string_view::npos) {
+  if (name.find('/') != absl::string_view::npos) {
     return absl::InvalidArgumentError(absl::StrCat(
         "service name '", name, "' contains '/', which separates paths"));
   }
@@ -81,7 +85,7 @@ absl::Status ValidateName(std::string_view name) {
 
 // Runs `body`, turning an exception into an InternalError with its message.
 template <typename Body>
-absl::Status CatchExceptions(std::string_view where, Body&& body) {
+absl::Status CatchExceptions(absl::string_view where, Body&& body) {
   try {
     return body();
   } catch (const std::exception& e) {
@@ -94,16 +98,16 @@ absl::Status CatchExceptions(std::string_view where, Body&& body) {
 }
 
 // `status` with `prefix` before its message, keeping its payloads.
-absl::Status WithPrefix(const absl::Status& status, std::string_view prefix) {
+absl::Status WithPrefix(const absl::Status& status, absl::string_view prefix) {
   absl::Status out(status.code(), absl::StrCat(prefix, status.message()));
-  status.ForEachPayload([&](std::string_view url, const absl::Cord& payload) {
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
     out.SetPayload(url, payload);
   });
   return out;
 }
 
 // At most `max_bytes` of `name`, cut at a UTF-8 character boundary.
-std::string TruncateUtf8(std::string_view name, size_t max_bytes) {
+std::string TruncateUtf8(absl::string_view name, size_t max_bytes) {
   if (name.size() <= max_bytes) return std::string(name);
   size_t end = max_bytes;
   // Back up over continuation bytes (10xxxxxx) to the start of a character.
@@ -625,22 +629,22 @@ absl::Status BaseService::AddChild(Service& child) {
     return absl::InvalidArgumentError(
         absl::StrCat("service '", name_, "' cannot be its own child"));
   }
-  if (absl::Status s = ValidateName(child.Name()); !s.ok()) return s;
+  if (absl::Status s = ValidateName(AbslView(child.Name())); !s.ok()) return s;
   auto* base = dynamic_cast<BaseService*>(&child);
   absl::MutexLock tree(&TreeMutex());
   if (base != nullptr) {
     if (BaseService* other = base->Parent(); other != nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("service '", child.Name(), "' already has a parent, '",
-                       other->Path(), "': a service belongs to one tree"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "service '", AbslView(child.Name()), "' already has a parent, '",
+          other->Path(), "': a service belongs to one tree"));
     }
     for (const BaseService* node = this; node != nullptr;
          node = node->Parent()) {
       if (node == base) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("adding '", child.Name(), "' as a child of '", Path(),
-                         "' would make a cycle: '", child.Name(),
-                         "' is already an ancestor of it"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "adding '", AbslView(child.Name()), "' as a child of '", Path(),
+            "' would make a cycle: '", AbslView(child.Name()),
+            "' is already an ancestor of it"));
       }
     }
   }
@@ -650,7 +654,7 @@ absl::Status BaseService::AddChild(Service& child) {
       if (existing.service->Name() == child.Name()) {
         return absl::AlreadyExistsError(
             absl::StrCat("service '", name_, "' already has a child named '",
-                         child.Name(), "'"));
+                         AbslView(child.Name()), "'"));
       }
     }
     children_.push_back(
@@ -683,7 +687,7 @@ std::vector<std::unique_ptr<Service>> BaseService::ChildHandles() const {
 
 namespace {
 
-void PrefixPaths(ServiceSnapshot& s, std::string_view parent_path) {
+void PrefixPaths(ServiceSnapshot& s, absl::string_view parent_path) {
   s.path = absl::StrCat(parent_path, "/", s.name);
   for (ServiceSnapshot& child : s.children) PrefixPaths(child, s.path);
 }
@@ -735,8 +739,8 @@ CompositeService::CompositeService(std::string name)
 
 void CompositeService::AddChildOrDie(Service& child) {
   if (absl::Status s = AddChild(child); !s.ok()) {
-    Die(absl::StrCat("adding child '", child.Name(), "' to service '", Name(),
-                     "': ", s.ToString()));
+    Die(absl::StrCat("adding child '", AbslView(child.Name()), "' to service '",
+                     AbslView(Name()), "': ", s.ToString()));
   }
 }
 

@@ -25,10 +25,12 @@
 // What the base does:
 //   * `Start()` runs the optional `OnStart()` on the caller's thread (its error
 //     is returned, annotated with the service's path), then starts one worker
-//     thread, named after the service (truncated to 15 characters), for
-//     `Run()`.
-//   * `Stop()` cancels the run's context with `StoppedError()`, waits for
-//     `Run()` to return and joins the worker. No thread is ever detached.
+//     thread, named after the service (cut to Linux's 15 bytes at a
+//     character boundary), for `Run()`.
+//   * `Stop()` cancels the run's context with `StoppedError()`, waits until
+//     the run has ended (`Stopped()` closed) and joins the worker (or leaves
+//     that to a concurrent `Stop()` that got to it first). No thread is
+//     detached, but for the one case under "Re-entry".
 //   * A run ends when `Run()` returns. Returning OK, or the context's cause
 //     after the context was cancelled, is a clean stop (kStopped); any other
 //     error is a failure (kFailed, with the error). If `Run()` returns before

@@ -6,9 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "lifecycle/strings_internal.h"
 #include "nlohmann/json.hpp"
 
 namespace lifecycle {
+
+using strings_internal::AbslView;
 
 std::string_view ServiceStateName(ServiceState state) {
   switch (state) {
@@ -236,7 +239,7 @@ std::string ServiceSnapshot::StateText() const {
     return std::string(StateLabel());
   }
   return absl::StrCat(
-      StateLabel(), " for ",
+      AbslView(StateLabel()), " for ",
       absl::FormatDuration(absl::Trunc(InState(), absl::Milliseconds(1))));
 }
 

@@ -10,8 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "lifecycle/strings_internal.h"
 
 namespace lifecycle {
+
+using strings_internal::AbslView;
 namespace {
 
 constexpr char kPathPayloadUrl[] = "lifecycle/failed-service-path";
@@ -24,8 +27,9 @@ absl::Status CheckList(absl::Span<Service* const> services) {
           absl::StrCat("service #", i, " in the list is null"));
     }
     if (!seen.insert(services[i]).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "service '", services[i]->Name(), "' is listed more than once"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("service '", AbslView(services[i]->Name()),
+                       "' is listed more than once"));
     }
   }
   return absl::OkStatus();
@@ -39,13 +43,13 @@ absl::Status AnnotateStartError(absl::Status status, std::string_view path) {
   if (status.ok() || status.GetPayload(kPathPayloadUrl).has_value()) {
     return status;
   }
-  absl::Status annotated(
-      status.code(),
-      absl::StrCat("service '", path, "' failed to start: ", status.message()));
-  status.ForEachPayload([&](std::string_view url, const absl::Cord& payload) {
+  absl::Status annotated(status.code(),
+                         absl::StrCat("service '", AbslView(path),
+                                      "' failed to start: ", status.message()));
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
     annotated.SetPayload(url, payload);
   });
-  annotated.SetPayload(kPathPayloadUrl, absl::Cord(path));
+  annotated.SetPayload(kPathPayloadUrl, absl::Cord(AbslView(path)));
   return annotated;
 }
 
@@ -115,9 +119,10 @@ absl::Status FailuresAmong(absl::Span<Service* const> services) {
     std::optional<std::string> path = FailedServicePath(s.status);
     if (!path) path = s.path;
     if (!first_path) first_path = path;
-    failed.push_back(s.state == ServiceState::kFailed
-                         ? StatusText(s.status)
-                         : absl::StrCat(s.path, " (", s.StateLabel(), ")"));
+    failed.push_back(
+        s.state == ServiceState::kFailed
+            ? StatusText(s.status)
+            : absl::StrCat(s.path, " (", AbslView(s.StateLabel()), ")"));
   }
   if (failed.empty()) return absl::OkStatus();
   // One failed service: its own error already names it.

@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "lifecycle/strings_internal.h"
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -30,6 +31,8 @@
 #endif
 
 namespace lifecycle {
+
+using strings_internal::AbslView;
 namespace {
 
 constexpr int kMaxFrames = 48;
@@ -132,7 +135,7 @@ std::string ThreadStack(pid_t tid, absl::Duration timeout) {
   std::string name = ThreadName(tid);
   if (!name.empty()) absl::StrAppend(&out, " '", name, "'");
   absl::StrAppend(&out, ":\n");
-  auto unavailable = [&](std::string_view why) {
+  auto unavailable = [&](absl::string_view why) {
     return absl::StrCat(out, "  stack unavailable: ", why, "\n");
   };
 #ifdef LIFECYCLE_TSAN
@@ -214,8 +217,8 @@ std::string PendingThreadStacks(const ServiceSnapshot& snapshot) {
       continue;
     }
     for (pid_t tid : s->threads) {
-      absl::StrAppend(&out, "Stack of ", s->path, " (", s->StateLabel(), "), ",
-                      ThreadStack(tid));
+      absl::StrAppend(&out, "Stack of ", s->path, " (",
+                      AbslView(s->StateLabel()), "), ", ThreadStack(tid));
     }
   }
   return out;

@@ -1,9 +1,9 @@
 #include "lifecycle/testing/conformance.h"
 
+#include <string_view>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "lifecycle/testing/wait.h"
 
 namespace lifecycle_testing {
@@ -31,7 +31,7 @@ void ServiceConformanceTest::TearDown() {
 
 TEST_P(ServiceConformanceTest, HasAValidName) {
   EXPECT_FALSE(service_->Name().empty());
-  EXPECT_FALSE(absl::StrContains(service_->Name(), "/"));
+  EXPECT_EQ(service_->Name().find('/'), std::string_view::npos);
   EXPECT_EQ(service_->Snapshot().name, service_->Name());
 }
 

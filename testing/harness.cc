@@ -51,11 +51,24 @@ std::string StartStopHarness::Report() const {
   return lifecycle::ToTable(lifecycle::SnapshotAll(services_));
 }
 
-void StartStopHarness::WriteSnapshotOutput() const {
-  const char* dir = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR");
-  if (dir == nullptr || *dir == '\0') return;
-  std::ofstream out(absl::StrCat(dir, "/lifecycle_snapshot.json"));
+std::string SnapshotDirectory() {
+  for (const char* name :
+       {"LIFECYCLE_SNAPSHOT_DIR", "TEST_UNDECLARED_OUTPUTS_DIR"}) {
+    const char* dir = std::getenv(name);
+    if (dir != nullptr && *dir != '\0') return dir;
+  }
+  return ::testing::TempDir();
+}
+
+std::string StartStopHarness::WriteSnapshotOutput() const {
+  std::string dir = SnapshotDirectory();
+  if (!dir.empty() && dir.back() == '/') dir.pop_back();
+  std::string path = absl::StrCat(dir, "/lifecycle_snapshot.json");
+  std::ofstream out(path);
   out << lifecycle::ToJson(lifecycle::SnapshotAll(services_), 2) << "\n";
+  out.close();
+  if (!out) return absl::StrCat("(could not write the snapshot to ", path, ")");
+  return absl::StrCat("Snapshot (JSON): ", path);
 }
 
 ::testing::AssertionResult StartStopHarness::TryStartAll() {
@@ -99,7 +112,7 @@ void StartStopHarness::WriteSnapshotOutput() const {
         services_, absl::Now() + options_.start_timeout);
   }
   if (status.ok()) return ::testing::AssertionSuccess();
-  WriteSnapshotOutput();
+  std::string written = WriteSnapshotOutput();
   // The status names the service: the innermost one that failed (its own
   // error, with its path), or every one still pending and for how long.
   std::string headline = lifecycle::StatusText(status);
@@ -107,8 +120,9 @@ void StartStopHarness::WriteSnapshotOutput() const {
     absl::StrAppend(&headline, " (start timeout ",
                     absl::FormatDuration(options_.start_timeout), ")");
   }
-  return ::testing::AssertionFailure() << headline << "\n"
-                                       << DescribeServices(services_);
+  return ::testing::AssertionFailure()
+         << headline << "\n"
+         << DescribeServices(services_) << written << "\n";
 }
 
 bool StartStopHarness::StartAll(const char* file, int line) {
@@ -171,12 +185,12 @@ bool StartStopHarness::StartAll(const char* file, int line) {
   }
   scope_.Cancel(lifecycle::StoppedError());
   if (stuck.empty()) return ::testing::AssertionSuccess();
-  WriteSnapshotOutput();
+  std::string written = WriteSnapshotOutput();
   return ::testing::AssertionFailure()
          << stuck.size() << " service(s) did not stop within "
          << absl::FormatDuration(options_.stop_timeout) << ": "
          << absl::StrJoin(stuck, ", ") << "\n"
-         << Report();
+         << Report() << written << "\n";
 }
 
 bool StartStopHarness::StopAll(const char* file, int line) {

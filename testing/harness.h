@@ -37,9 +37,11 @@
 //   Stack of client/notifier (starting), thread 4242 'notifier':
 //     #0 ...
 //
-// Under Bazel, the snapshot of a failed start or stop is also written as JSON
-// to `$TEST_UNDECLARED_OUTPUTS_DIR/lifecycle_snapshot.json` (the test's
-// outputs.zip).
+// The snapshot of a failed start or stop is also written as JSON to
+// `lifecycle_snapshot.json` in `$LIFECYCLE_SNAPSHOT_DIR` if set, else in
+// `$TEST_UNDECLARED_OUTPUTS_DIR` (under Bazel: the test's outputs.zip), else
+// in GoogleTest's temporary folder (`testing::TempDir()`), and the failure
+// message ends with "Snapshot (JSON): PATH".
 //
 // Starting is bounded by `Options::start_timeout` as a whole, including a
 // `Start()` that blocks (a slow `OnStart()`): `Start()` runs on a helper
@@ -105,7 +107,8 @@ class StartStopHarness {
 
  private:
   ::testing::AssertionResult TryStopAll();
-  void WriteSnapshotOutput() const;
+  // Writes the snapshot as JSON (see above); returns the line that says where.
+  std::string WriteSnapshotOutput() const;
 
   std::vector<lifecycle::Service*> services_;
   Options options_;

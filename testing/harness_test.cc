@@ -110,14 +110,21 @@ TEST(StartStopHarnessTest, ReportsAServiceThatWouldNotStop) {
   slow.Stop();
 }
 
-TEST(StartStopHarnessTest, WritesTheSnapshotForBazel) {
-  const char* dir = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR");
-  if (dir == nullptr) GTEST_SKIP() << "not run by Bazel";
+// Under Bazel into the test's undeclared outputs, elsewhere into gtest's
+// temporary folder (or $LIFECYCLE_SNAPSHOT_DIR), and the message says where.
+TEST(StartStopHarnessTest, WritesTheSnapshotAndSaysWhere) {
+  const char* dir = std::getenv("LIFECYCLE_SNAPSHOT_DIR");
+  if (dir == nullptr) dir = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR");
+  std::string expected_dir = dir != nullptr ? dir : ::testing::TempDir();
+  if (!expected_dir.empty() && expected_dir.back() == '/') {
+    expected_dir.pop_back();
+  }
+  std::string path = expected_dir + "/lifecycle_snapshot.json";
   FakeService db("db");
   db.FailStartWith(absl::InternalError("boom"));
   StartStopHarness harness({&db}, Short());
-  EXPECT_NONFATAL_FAILURE(harness.StartAll(), "boom");
-  std::ifstream in(std::string(dir) + "/lifecycle_snapshot.json");
+  EXPECT_NONFATAL_FAILURE(harness.StartAll(), "Snapshot (JSON): " + path);
+  std::ifstream in(path);
   std::stringstream json;
   json << in.rdbuf();
   nlohmann::json j = nlohmann::json::parse(json.str());

@@ -15,6 +15,8 @@
 #ifndef LIFECYCLE_TESTING_MATCHERS_H_
 #define LIFECYCLE_TESTING_MATCHERS_H_
 
+#include <string>
+
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "lifecycle/health.h"
@@ -37,8 +39,8 @@ inline lifecycle::ServiceSnapshot SnapshotOf(
 }  // namespace matchers_internal
 
 MATCHER_P(HasState, state,
-          absl::StrCat(negation ? "is not " : "is ",
-                       lifecycle::ServiceStateName(state))) {
+          std::string(negation ? "is not " : "is ") +
+              std::string(lifecycle::ServiceStateName(state))) {
   lifecycle::ServiceSnapshot s = matchers_internal::SnapshotOf(arg);
   *result_listener << "whose state is " << s.StateLabel() << "\n" << s;
   return s.state == state;

@@ -2,6 +2,7 @@
 # Sets up everything this workspace needs to build and test offline, on Debian bookworm:
 #
 #   - Bazel 4.2.3 (Debian's bazel-bootstrap) with its platforms and skylib repositories;
+#   - for the CMake build: cmake and Debian's prebuilt abseil and GoogleTest;
 #   - nlohmann-json (header-only) and Google Benchmark (prebuilt, benchmarks only);
 #   - the abseil source, by package name through apt's own source client, checked by sha256;
 #   - the GoogleTest source (Debian's googletest package).
@@ -20,8 +21,9 @@ readonly ABSL_VERSION=20220623.1
 readonly ABSL_TARBALL="abseil_${ABSL_VERSION}.orig.tar.gz"
 readonly ABSL_SHA256=abfe2897f3a30edaa74bc34365afe3c2a3cd012091a97dc7e008f7016adcd5fe
 readonly BAZEL_VERSION=4.2.3
+# Bazel's build (abseil and GoogleTest from source), then the CMake build's prebuilt ones.
 readonly PACKAGES=(bazel-bootstrap bazel-platforms bazel-skylib nlohmann-json3-dev
-  googletest libbenchmark-dev)
+  googletest libbenchmark-dev cmake libabsl-dev libgtest-dev libgmock-dev)
 
 deps=${LIFECYCLE_DEPS:-$HOME/.cache/lifecycle/deps}
 
