@@ -144,12 +144,18 @@ class ScopedCurrentRun {
   CurrentRun saved_;
 };
 
+// A child's name without a virtual call: a BaseService child may be in its
+// destructor (its name, a BaseService member, is still there).
+std::string_view NameOf(const Child& child) {
+  return child.base != nullptr ? child.base->Name() : child.service->Name();
+}
+
 // A child as the parent's tree sees it: forwards while the child lives, then
 // acts as a departed, stopped service.
 class ChildHandle final : public Service {
  public:
   explicit ChildHandle(Child child)
-      : child_(std::move(child)), name_(child_.service->Name()) {}
+      : child_(std::move(child)), name_(NameOf(child_)) {}
 
   absl::Status Start(const Context& ctx) override {
     absl::Status status = Departed();
@@ -651,7 +657,7 @@ absl::Status BaseService::AddChild(Service& child) {
   {
     absl::MutexLock lock(&mu_);
     for (const Child& existing : children_) {
-      if (existing.service->Name() == child.Name()) {
+      if (NameOf(existing) == child.Name()) {
         return absl::AlreadyExistsError(
             absl::StrCat("service '", name_, "' already has a child named '",
                          AbslView(child.Name()), "'"));
