@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the core tests (//lifecycle) under valgrind's memcheck and fails on any
-# memory error or definite/indirect leak. Death tests are skipped (they abort
+# memory error or definite/indirect leak (with --fair-sched=yes: a test thread
+# that spins would otherwise starve the others). Death tests are skipped (they abort
 # on purpose, in a forked child).
 #
 #   bash tools/memcheck.sh            # prints "N passed, N failed"
@@ -17,7 +18,7 @@ for t in $targets; do
   path="$bin/${t#//}"
   path="${path/://}"
   log=$(mktemp)
-  if valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+  if valgrind --tool=memcheck --fair-sched=yes --error-exitcode=99 --leak-check=full \
       --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
       "$path" --gtest_filter='-*DeathTest*' >"$log" 2>&1; then
     summary=$(grep -E 'ERROR SUMMARY' "$log" | tail -1 | sed 's/==[0-9]*== //')
