@@ -16,33 +16,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 jobs=$(nproc 2>/dev/null || echo 2)
 
-passed=0
-failed=0
-step() {  # step NAME COMMAND...: runs it, prints ok/FAIL, counts
-  local name=$1 log="$work/step.log"
-  shift
-  if "$@" >"$log" 2>&1; then
-    echo "ok $name"
-    passed=$((passed + 1))
-  else
-    echo "FAIL $name"
-    tail -n 40 "$log" | sed 's/^/  | /'
-    failed=$((failed + 1))
-    return 1
-  fi
-}
-finish() {
-  echo "$passed passed, $failed failed"
-  [ "$failed" -eq 0 ]
-  exit
-}
+. "$repo/tools/checks.sh"
 
 build="$work/build"
 prefix="$work/prefix"
-step "configure (Debian's prebuilt abseil)" \
+check "configure (Debian's prebuilt abseil)" \
   cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_INSTALL_PREFIX="$prefix" || finish
-step "build" cmake --build "$build" -j "$jobs" || finish
+check "build" cmake --build "$build" -j "$jobs" || finish
 
 # ctest: one line per test; its own counts go into ours.
 ctest_log="$work/ctest.log"
@@ -61,7 +42,7 @@ else
   [ "$bad" -eq 0 ] || sed -n '/The following tests FAILED/,$p' "$ctest_log"
 fi
 
-step "install into a temporary prefix" cmake --install "$build" || finish
+check "install into a temporary prefix" cmake --install "$build" || finish
 
 consumer="$work/consumer"
 mkdir -p "$consumer"
@@ -88,9 +69,9 @@ TEST(ConsumerTest, HarnessStartsAFake) {
   EXPECT_THAT(db, lifecycle_testing::IsStarted());
 }
 EOF
-step "consumer: find_package(lifecycle) and build" \
+check "consumer: find_package(lifecycle) and build" \
   bash -c 'cmake -S "$0" -B "$0/build" -DCMAKE_PREFIX_PATH="$1" && cmake --build "$0/build"' \
   "$consumer" "$prefix" || finish
-step "consumer: its test passes" bash -c 'cd "$0/build" && ctest --output-on-failure' \
+check "consumer: its test passes" bash -c 'cd "$0/build" && ctest --output-on-failure' \
   "$consumer"
 finish

@@ -19,20 +19,7 @@ ws="$work/consumer"
 mkdir -p "$ws/third_party" "$ws/testing" "$ws/app"
 ln -s "$repo" "$ws/third_party/lifecycle"
 
-passed=0
-failed=0
-check() {  # check NAME COMMAND...: runs it, prints ok/FAIL, counts
-  local name=$1 log="$work/log"
-  shift
-  if "$@" >"$log" 2>&1; then
-    echo "ok $name"
-    passed=$((passed + 1))
-  else
-    echo "FAIL $name"
-    grep -vE 'linux-sandbox' "$log" | tail -n 40 | sed 's/^/  | /'
-    failed=$((failed + 1))
-  fi
-}
+. "$repo/tools/checks.sh"
 
 # The README's marked block that follows "<!-- consumer-check: NAME -->".
 readme_block() {
@@ -126,5 +113,4 @@ check "calling lifecycle_deps() twice is harmless" \
   bash -c 'echo "lifecycle_deps()" >>WORKSPACE && bazel --output_user_root="$0/.bazel" build //app:consumer_test' \
   "$work"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
