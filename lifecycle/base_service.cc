@@ -409,7 +409,6 @@ void BaseService::WorkerMain(Context ctx, Signal started, Signal stopped) {
   pthread_setname_np(pthread_self(), TruncateUtf8(name_, 15).c_str());
   {
     absl::MutexLock lock(&mu_);
-    worker_id_ = std::this_thread::get_id();
     worker_tid_ = static_cast<pid_t>(syscall(SYS_gettid));
   }
   absl::Status status;
@@ -459,7 +458,6 @@ void BaseService::FinishRun(absl::Status status, const Context& ctx,
     }
     running_ = false;
     ending_thread_ = std::this_thread::get_id();
-    worker_id_ = std::thread::id();
     worker_tid_ = 0;
     degraded_ = false;
   }

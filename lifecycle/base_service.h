@@ -225,7 +225,6 @@ class BaseService : public Service {
   // Ended workers not joined yet because the thread that ended them was the
   // worker itself (a re-entrant Stopped() callback).
   std::vector<std::thread> ended_workers_ ABSL_GUARDED_BY(join_mu_);
-  std::thread::id worker_id_ ABSL_GUARDED_BY(mu_);
   // The thread that ended the last run (and closes its signals).
   std::thread::id ending_thread_ ABSL_GUARDED_BY(mu_);
   pid_t worker_tid_ ABSL_GUARDED_BY(mu_) = 0;
