@@ -141,6 +141,10 @@ class SignalOnlyService : public Service {
   absl::Status Start(const Context&) override { return absl::OkStatus(); }
   Signal Started() const override { return started_; }
   void Stop() override { stopped_.Close(); }
+  absl::Status StopFor(absl::Duration) override {
+    stopped_.Close();
+    return absl::OkStatus();
+  }
   Signal Stopped() const override { return stopped_; }
   std::string_view Name() const override { return "s"; }
   lifecycle::ServiceSnapshot Snapshot() const override {

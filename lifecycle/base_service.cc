@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <exception>
 #include <system_error>
 #include <utility>
@@ -51,8 +52,21 @@ struct Lifeline {
   }
 };
 
+// What a composite reads and writes of a child's run through its handle.
+struct Access {
+  static bool StopRequested(const BaseService& service) {
+    absl::MutexLock lock(&service.mu_);
+    return service.stop_requested_;
+  }
+  static void CountRestart(BaseService& service) {
+    absl::MutexLock lock(&service.mu_);
+    ++service.restart_count_;
+  }
+};
+
 }  // namespace base_service_internal
 
+using base_service_internal::Access;
 using base_service_internal::Child;
 using base_service_internal::Lifeline;
 
@@ -95,15 +109,6 @@ absl::Status CatchExceptions(absl::string_view where, Body&& body) {
     return absl::InternalError(absl::StrCat("uncaught exception in ", where,
                                             " (not a std::exception)"));
   }
-}
-
-// `status` with `prefix` before its message, keeping its payloads.
-absl::Status WithPrefix(const absl::Status& status, absl::string_view prefix) {
-  absl::Status out(status.code(), absl::StrCat(prefix, status.message()));
-  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-    out.SetPayload(url, payload);
-  });
-  return out;
 }
 
 // At most `max_bytes` of `name`, cut at a UTF-8 character boundary.
@@ -170,6 +175,11 @@ class ChildHandle final : public Service {
   void Stop() override {
     Use([](auto& service) { service.Stop(); });
   }
+  absl::Status StopFor(absl::Duration timeout) override {
+    absl::Status status;
+    Use([&](auto& service) { status = service.StopFor(timeout); });
+    return status;
+  }
   Signal Stopped() const override {
     Signal signal = Signal::Closed();
     Use([&](auto& service) { signal = service.Stopped(); });
@@ -191,6 +201,25 @@ class ChildHandle final : public Service {
   bool SnapshotIfAlive(ServiceSnapshot& out) const {
     return Use([&](auto& service) { out = service.Snapshot(); });
   }
+
+  // Whether the child's last run was asked to stop (by `Stop()` or
+  // `StopFor()`), or the child has been destroyed. A child that is not a
+  // BaseService cannot tell: false.
+  bool StopWasRequested() const {
+    if (child_.base == nullptr) return false;
+    if (!child_.lifeline->Enter()) return true;  // destroyed
+    absl::Cleanup exit = [&] { child_.lifeline->Exit(); };
+    return Access::StopRequested(*child_.base);
+  }
+
+  void CountRestart() {
+    if (child_.base == nullptr || !child_.lifeline->Enter()) return;
+    absl::Cleanup exit = [&] { child_.lifeline->Exit(); };
+    Access::CountRestart(*child_.base);
+  }
+
+  const Service* service() const { return child_.service; }
+  int64_t restarts() const { return child_.restarts; }
 
  private:
   absl::Status Departed() const {
@@ -364,6 +393,7 @@ absl::Status BaseService::Start(const Context& ctx) {
     status_ = absl::OkStatus();
     degraded_ = false;
     ++start_count_;
+    stop_requested_ = false;
     start_began_ = absl::Now();
     changed = SetStateLocked(ServiceState::kStarting);
   }
@@ -449,11 +479,11 @@ void BaseService::FinishRun(absl::Status status, const Context& ctx,
     if (clean) {
       changed = SetStateLocked(ServiceState::kStopped);
     } else {
-      status_ = started.IsClosed()
-                    ? WithPrefix(status,
-                                 absl::StrCat("service '", path, "' failed: "))
-                    : AnnotateStartError(status, path);
+      status_ = started.IsClosed() ? AnnotateRunError(status, path)
+                                   : AnnotateStartError(status, path);
       ++failure_count_;
+      last_failure_ = status_;
+      last_failure_at_ = absl::Now();
       changed = SetStateLocked(ServiceState::kFailed);
     }
     running_ = false;
@@ -527,7 +557,7 @@ void BaseService::DieIfStopWouldWaitForItself() const {
                        : "Return from Run() to end the run from inside."));
 }
 
-Signal BaseService::RequestStop() {
+Signal BaseService::RequestStop(bool will_wait) {
   std::optional<Signal> changed;
   std::shared_ptr<CancellableContext> run_context;
   Signal stopped;
@@ -543,12 +573,13 @@ Signal BaseService::RequestStop() {
       return stopped_;
     }
     run_context = run_context_;
+    stop_requested_ = true;
     if (state_ == ServiceState::kStarting || state_ == ServiceState::kStarted) {
       changed = SetStateLocked(ServiceState::kStopping);
     }
     stopped = stopped_;
   }
-  DieIfStopWouldWaitForItself();
+  if (will_wait) DieIfStopWouldWaitForItself();
   // Outside the lock: cancelling runs the context's callbacks, which may ask
   // this service (or its tree) for its path or snapshot.
   run_context->Cancel(StoppedError());
@@ -557,26 +588,15 @@ Signal BaseService::RequestStop() {
 }
 
 void BaseService::Stop() {
-  RequestStop().Wait();
+  RequestStop(/*will_wait=*/true).Wait();
   JoinFinishedWorker();
 }
 
 absl::Status BaseService::StopFor(absl::Duration timeout) {
-  if (timeout < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "StopFor() of service '", Path(),
-        "' given a negative timeout: ", absl::FormatDuration(timeout)));
-  }
-  if (!RequestStop().WaitFor(timeout)) {
-    std::string stack;
-    if (pid_t tid = WorkerThreadId(); tid != 0) {
-      stack = absl::StrCat("\n", ThreadStack(tid));
-    }
-    return absl::DeadlineExceededError(absl::StrCat(
-        "service '", Path(), "' did not stop within ",
-        absl::FormatDuration(timeout),
-        ": its worker has not returned since its context was cancelled",
-        stack));
+  bool wait = timeout > absl::ZeroDuration();
+  Signal stopped = RequestStop(/*will_wait=*/wait);
+  if (wait ? !stopped.WaitFor(timeout) : !stopped.IsClosed()) {
+    return NotStoppedError(*this, std::max(timeout, absl::ZeroDuration()));
   }
   JoinFinishedWorker();
   return absl::OkStatus();
@@ -661,8 +681,11 @@ absl::Status BaseService::AddChild(Service& child) {
                          AbslView(child.Name()), "'"));
       }
     }
-    children_.push_back(
-        Child{&child, base, base != nullptr ? base->lifeline_ : nullptr});
+    Child entry;
+    entry.service = &child;
+    entry.base = base;
+    if (base != nullptr) entry.lifeline = base->lifeline_;
+    children_.push_back(std::move(entry));
   }
   if (base != nullptr) {
     absl::MutexLock lock(&base->mu_);
@@ -715,13 +738,18 @@ ServiceSnapshot BaseService::Snapshot() const {
     s.last_error_at = last_error_at_;
     s.start_count = start_count_;
     s.failure_count = failure_count_;
+    s.last_failure = last_failure_;
+    s.last_failure_at = last_failure_at_;
+    s.restart_count = restart_count_;
     s.startup_duration = startup_duration_;
     if (worker_tid_ != 0) s.threads.push_back(worker_tid_);
   }
   for (const auto& child : children) {
     ServiceSnapshot c;
     // A child destroyed since the list was taken has left the tree.
-    if (!static_cast<const ChildHandle&>(*child).SnapshotIfAlive(c)) continue;
+    const auto& handle = static_cast<const ChildHandle&>(*child);
+    if (!handle.SnapshotIfAlive(c)) continue;
+    c.restart_count = std::max(c.restart_count, handle.restarts());
     PrefixPaths(c, s.path);
     s.children.push_back(std::move(c));
   }
@@ -748,6 +776,34 @@ void CompositeService::AddChildOrDie(Service& child) {
   }
 }
 
+void CompositeService::AddChildOrDie(Service& child, Supervision supervision) {
+  AddChildOrDie(child);
+  absl::MutexLock lock(&mu_);
+  for (Child& c : children_) {
+    if (c.service == &child) c.supervision = supervision;
+  }
+}
+
+void CompositeService::SetSupervision(Supervision supervision) {
+  absl::MutexLock lock(&mu_);
+  supervision_ = supervision;
+}
+
+Supervision CompositeService::SupervisionOf(const Service* child) const {
+  absl::MutexLock lock(&mu_);
+  for (const Child& c : children_) {
+    if (c.service == child && c.supervision) return *c.supervision;
+  }
+  return supervision_;
+}
+
+void CompositeService::CountRestart(const Service* child) {
+  absl::MutexLock lock(&mu_);
+  for (Child& c : children_) {
+    if (c.service == child) ++c.restarts;
+  }
+}
+
 absl::Status CompositeService::Run(const Context& ctx,
                                    absl::FunctionRef<void()> started) {
   // Handles, not the children themselves: a child destroyed during the run
@@ -763,6 +819,7 @@ absl::Status CompositeService::Run(const Context& ctx,
     WaitForAny(waits, absl::InfiniteFuture());
     if (ctx.IsCancelled()) break;
   }
+  absl::Status failure;
   if (!ctx.IsCancelled()) {
     if (absl::Status s = WaitAllStarted(children); !s.ok()) {
       StopAllParallel(children);
@@ -774,10 +831,147 @@ absl::Status CompositeService::Run(const Context& ctx,
       return s;
     }
     started();
-    ctx.Done().Wait();
+    failure = Supervise(ctx, handles);
+  }
+  if (!failure.ok()) {
+    // Fail fast: stopping the other children is part of failing.
+    std::optional<Signal> changed;
+    {
+      absl::MutexLock lock(&mu_);
+      if (state_ == ServiceState::kStarted) {
+        changed = SetStateLocked(ServiceState::kStopping);
+      }
+    }
+    CloseIfWatched(changed);
   }
   StopAllParallel(children);
-  return ctx.Cause();
+  return failure.ok() ? ctx.Cause() : failure;
+}
+
+namespace {
+
+// A started child, as the supervision loop watches it.
+struct Watch {
+  ChildHandle* child = nullptr;
+  Signal stopped;      // of the run being watched
+  bool active = true;  // false once it left, was stopped, or degraded us
+  absl::Time restart_at = absl::InfiniteFuture();  // a restart is due then
+  std::deque<absl::Time> restarts;                 // within the period
+};
+
+}  // namespace
+
+absl::Status CompositeService::Supervise(
+    const Context& ctx, std::vector<std::unique_ptr<Service>>& children) {
+  std::vector<Watch> watches;
+  for (auto& child : children) {
+    auto* handle = static_cast<ChildHandle*>(child.get());
+    Watch w;
+    w.child = handle;
+    w.stopped = handle->Stopped();
+    watches.push_back(std::move(w));
+  }
+  // What a death means for this composite: OK to go on, or its failure.
+  auto on_death = [&](Watch& w, const absl::Status& error) -> absl::Status {
+    Supervision policy = SupervisionOf(w.child->service());
+    switch (policy.policy) {
+      case Supervision::Policy::kFailFast:
+        return error;
+      case Supervision::Policy::kDegrade:
+        ReportError(error);
+        w.active = false;
+        return absl::OkStatus();
+      case Supervision::Policy::kRestart:
+        break;
+    }
+    absl::Time now = absl::Now();
+    while (!w.restarts.empty() && w.restarts.front() <= now - policy.period) {
+      w.restarts.pop_front();
+    }
+    if (policy.max_restarts < 1 || policy.period <= absl::ZeroDuration()) {
+      return absl::Status(
+          error.code(),
+          absl::StrCat(error.message(),
+                       " (not restarted: the restart policy allows none, "
+                       "max_restarts ",
+                       policy.max_restarts, " within ",
+                       absl::FormatDuration(policy.period), ")"));
+    }
+    if (static_cast<int>(w.restarts.size()) >= policy.max_restarts) {
+      absl::Status out(
+          error.code(),
+          absl::StrCat(error.message(), " (restarted ", w.restarts.size(),
+                       " times within ", absl::FormatDuration(policy.period),
+                       "; the limit is ", policy.max_restarts, ")"));
+      error.ForEachPayload(
+          [&](absl::string_view url, const absl::Cord& payload) {
+            out.SetPayload(url, payload);
+          });
+      return out;
+    }
+    absl::Duration backoff = std::max(policy.backoff, absl::ZeroDuration());
+    for (size_t i = 0; i < w.restarts.size() && backoff < policy.max_backoff;
+         ++i) {
+      backoff *= 2;
+    }
+    backoff =
+        std::min(backoff, std::max(policy.max_backoff, absl::ZeroDuration()));
+    w.restarts.push_back(now);
+    w.restart_at = now + backoff;
+    return absl::OkStatus();
+  };
+
+  while (true) {
+    std::vector<Signal> waits = {ctx.Done()};
+    absl::Time next_restart = absl::InfiniteFuture();
+    for (const Watch& w : watches) {
+      if (w.restart_at != absl::InfiniteFuture()) {
+        next_restart = std::min(next_restart, w.restart_at);
+      } else if (w.active) {
+        waits.push_back(w.stopped);
+      }
+    }
+    WaitForAny(waits, next_restart);
+    if (ctx.IsCancelled()) return absl::OkStatus();
+    for (Watch& w : watches) {
+      if (w.restart_at != absl::InfiniteFuture()) {
+        if (absl::Now() < w.restart_at) continue;
+        w.restart_at = absl::InfiniteFuture();
+        if (w.child->StopWasRequested()) {  // destroyed meanwhile
+          w.active = false;
+          continue;
+        }
+        CountRestart(w.child->service());
+        w.child->CountRestart();
+        absl::Status started = w.child->Start(ctx);
+        w.stopped = w.child->Stopped();
+        if (!started.ok()) {
+          if (absl::Status s = on_death(w, started); !s.ok()) return s;
+        }
+        continue;
+      }
+      if (!w.active || !w.stopped.IsClosed()) continue;
+      Signal current = w.child->Stopped();
+      if (current != w.stopped) {
+        w.stopped = current;  // someone else started it again: watch that run
+        continue;
+      }
+      if (w.child->StopWasRequested()) {
+        w.active = false;  // stopped on purpose, or destroyed: not a death
+        continue;
+      }
+      ServiceSnapshot c = w.child->Snapshot();
+      std::string path = absl::StrCat(Path(), "/", c.name);
+      absl::Status error =
+          c.state == ServiceState::kFailed
+              ? AnnotateRunError(c.status, path)
+              : AnnotateRunError(
+                    absl::FailedPreconditionError(
+                        "its run returned while nobody had asked it to stop"),
+                    path);
+      if (absl::Status s = on_death(w, error); !s.ok()) return s;
+    }
+  }
 }
 
 }  // namespace lifecycle

@@ -103,12 +103,53 @@ namespace lifecycle {
 
 class BaseService;
 
+// What a `CompositeService` does when a child's run ends on its own once the
+// composite has started: the child failed (an error, an exception), or
+// returned while nobody had asked it to stop. See `CompositeService`.
+struct Supervision {
+  enum class Policy {
+    kFailFast,  // the composite fails with the child's error
+    kDegrade,   // the composite stays up, degraded with the child's error
+    kRestart,   // the child is started again, within limits
+  };
+  Policy policy = Policy::kFailFast;
+
+  // For kRestart (OTP's restart intensity): more than `max_restarts` restarts
+  // within `period` fail the composite as kFailFast would. Each restart waits
+  // a backoff first: `backoff`, doubling with every restart still within the
+  // period, at most `max_backoff`. `max_restarts` < 1 or a `period` that is
+  // not positive allows no restart at all; a negative backoff counts as zero.
+  int max_restarts = 3;
+  absl::Duration period = absl::Minutes(1);
+  absl::Duration backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(30);
+
+  static Supervision FailFast() { return {}; }
+  static Supervision Degrade() {
+    Supervision s;
+    s.policy = Policy::kDegrade;
+    return s;
+  }
+  static Supervision Restart(int max_restarts = 3,
+                             absl::Duration period = absl::Minutes(1)) {
+    Supervision s;
+    s.policy = Policy::kRestart;
+    s.max_restarts = max_restarts;
+    s.period = period;
+    return s;
+  }
+};
+
 namespace base_service_internal {
 struct Lifeline;
+struct Access;
 struct Child {
-  Service* service;
-  BaseService* base;                   // `service` as a BaseService, or null
+  Service* service = nullptr;
+  BaseService* base = nullptr;         // `service` as a BaseService, or null
   std::shared_ptr<Lifeline> lifeline;  // `base`'s lifeline, or null
+  // Set by CompositeService: this child's own policy, and its restarts.
+  std::optional<Supervision> supervision;
+  int64_t restarts = 0;
 };
 }  // namespace base_service_internal
 
@@ -120,16 +161,15 @@ class BaseService : public Service {
   absl::Status Start(const Context& ctx) final;
   Signal Started() const final;
   void Stop() final;
+  // Stops like `Stop()` but waits at most `timeout` for the run to end.
+  // Returns OK once stopped, or `NotStoppedError()` (service.h): the paths of
+  // the services in this tree still stopping, with their workers' stacks. The
+  // run then goes on, and a later `Stop()` or `StopFor()` waits for it again.
+  // A `timeout` of zero or less requests the stop and checks only.
+  absl::Status StopFor(absl::Duration timeout) final;
   Signal Stopped() const final;
   std::string_view Name() const final { return name_; }
   ServiceSnapshot Snapshot() const final;
-
-  // Stops like `Stop()` but waits at most `timeout` for the worker to return.
-  // Returns OK once stopped, or a `DeadlineExceededError` naming the service,
-  // with the worker's stack (thread_stack.h), if its worker is still running;
-  // the run then goes on, and a later `Stop()` or `StopFor()` waits for it
-  // again.
-  absl::Status StopFor(absl::Duration timeout);
 
   // This service's path: its parent's path, '/', its name; or its name alone.
   std::string Path() const;
@@ -202,13 +242,16 @@ class BaseService : public Service {
   // Joins ended workers, except one that is the calling thread.
   void JoinFinishedWorker() ABSL_LOCKS_EXCLUDED(mu_, join_mu_);
   // Requests a stop; returns the signal to wait for (closed if nothing runs).
-  Signal RequestStop() ABSL_LOCKS_EXCLUDED(mu_);
+  // `will_wait`: the caller waits for it, so a stop that would wait for the
+  // calling thread itself aborts (see "Stops that would wait for themselves").
+  Signal RequestStop(bool will_wait) ABSL_LOCKS_EXCLUDED(mu_);
   // Aborts if a stop of this service from the calling thread would wait for
   // the calling thread itself.
   void DieIfStopWouldWaitForItself() const;
   BaseService* Parent() const ABSL_LOCKS_EXCLUDED(mu_);
 
   friend class CompositeService;
+  friend struct base_service_internal::Access;
 
   const std::string name_;
   const absl::Status name_error_;
@@ -229,6 +272,8 @@ class BaseService : public Service {
   std::thread::id ending_thread_ ABSL_GUARDED_BY(mu_);
   pid_t worker_tid_ ABSL_GUARDED_BY(mu_) = 0;
   bool running_ ABSL_GUARDED_BY(mu_) = false;  // a run is in progress
+  // A stop was requested for the current (or last) run.
+  bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
   // Shared so that a stop can cancel it outside `mu_`.
   std::shared_ptr<CancellableContext> run_context_ ABSL_GUARDED_BY(mu_);
   Signal started_ ABSL_GUARDED_BY(mu_);
@@ -247,6 +292,9 @@ class BaseService : public Service {
   absl::Time last_error_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int64_t start_count_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t failure_count_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status last_failure_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_failure_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  int64_t restart_count_ ABSL_GUARDED_BY(mu_) = 0;  // by its parent
   absl::Time start_began_ ABSL_GUARDED_BY(mu_);
   absl::Duration startup_duration_ ABSL_GUARDED_BY(mu_);
 
@@ -284,23 +332,49 @@ class FuncService final : public BaseService {
 };
 
 // A service made of child services: its run starts the children in order
-// (`StartAll`), signals started once every child has started, and when stopped
-// stops them all in parallel (those still alive: a destroyed child has left).
-// If a child fails to start, the composite fails with that child's error, which
-// names the child's full path, e.g. "service 'client/producer/default' failed
-// to start: UNAVAILABLE: ...".
+// (`StartAll`), signals started once every child has started, then watches
+// them, and when stopped stops them all in parallel (those still alive: a
+// destroyed child has left). If a child fails to start, the composite fails
+// with that child's error, which names the child's full path, e.g.
+// "service 'client/producer/default' failed to start: UNAVAILABLE: ...".
 //
 //   class Client : public lifecycle::CompositeService {
 //    public:
 //     Client() : CompositeService("client") {
-//       AddChildOrDie(notifier_);
-//       AddChildOrDie(producer_);
+//       AddChildOrDie(notifier_, lifecycle::Supervision::Restart());
+//       AddChildOrDie(producer_);  // the composite's policy: fail fast
 //     }
 //     ~Client() override { StopForDestruction(); }
 //    private:
 //     Notifier notifier_;
 //     Producer producer_;
 //   };
+//
+// Supervision. Once started, the composite watches its children's `Stopped()`
+// signals on its own worker (no thread per child). When a child's run ends on
+// its own — an error, an exception, or a return nobody asked for — the
+// child's policy (`AddChildOrDie(child, policy)`), else the composite's
+// (`SetSupervision()`, fail fast by default) decides:
+//
+//   fail fast  kStarted -> kStopping (stops the other children) -> kFailed,
+//              with the child's error: "service 'client/notifier' failed
+//              while running: UNAVAILABLE: ..." (`FailedServicePath()` gives
+//              the child's path).
+//   degrade    stays kStarted, reported degraded with the child's error
+//              (`IsDegraded()`); the other children run on; the dead child
+//              stays failed (or stopped) in the table.
+//   restart    stays kStarted; after the backoff the child is started again
+//              (kFailed -> kStarting -> kStarted; its snapshot counts the
+//              restart). One restart too many within the period, or a policy
+//              that allows none, fails the composite as fail fast does, the
+//              error ending "(restarted N times within PERIOD; the limit is
+//              M)". A restart whose `Start()` fails counts as another death.
+//
+// A child stopped by a `Stop()` call, or destroyed, is not a death: it was
+// asked for, and the composite leaves it alone. (A child that is not a
+// `BaseService` cannot tell a requested stop from its own: its clean end
+// counts as a death.) A child that dies before all children have started
+// fails the start instead.
 class CompositeService : public BaseService {
  public:
   explicit CompositeService(std::string name);
@@ -309,9 +383,26 @@ class CompositeService : public BaseService {
   // `AddChild()` that aborts, naming both services, on an error: for
   // constructors, where a duplicate name is a programming error.
   void AddChildOrDie(Service& child);
+  // The same with the child's own supervision policy.
+  void AddChildOrDie(Service& child, Supervision supervision);
+
+  // The policy for children added without one (fail fast if never set). Takes
+  // effect at the next death.
+  void SetSupervision(Supervision supervision);
 
   absl::Status Run(const Context& ctx,
                    absl::FunctionRef<void()> started) override;
+
+ private:
+  // Watches the started children until `ctx` is cancelled (OK) or a death
+  // fails this composite (that error).
+  absl::Status Supervise(const Context& ctx,
+                         std::vector<std::unique_ptr<Service>>& children);
+  // The policy for `child`, and counting a restart of it.
+  Supervision SupervisionOf(const Service* child) const;
+  void CountRestart(const Service* child);
+
+  Supervision supervision_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace lifecycle

@@ -286,10 +286,23 @@ TEST(BaseServiceTest, StopForReportsAWorkerThatIgnoresItsContext) {
   EXPECT_EQ(service.Snapshot().state, ServiceState::kStopped);
 }
 
-TEST(BaseServiceTest, StopForRejectsNegativeTimeout) {
-  TestService service;
-  EXPECT_EQ(service.StopFor(-absl::Seconds(1)).code(),
-            absl::StatusCode::kInvalidArgument);
+TEST(BaseServiceTest, StopForWithoutTimeLeftRequestsTheStopAndChecksOnly) {
+  TestService service("stubborn");
+  service.ignore_stop = true;
+  EXPECT_TRUE(service.StopFor(-absl::Seconds(1)).ok());  // nothing runs
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  service.Started().Wait();
+  for (absl::Duration none : {absl::ZeroDuration(), -absl::Seconds(1)}) {
+    absl::Status status = service.StopFor(none);
+    EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
+    EXPECT_THAT(status.message(),
+                HasSubstr("service 'stubborn' did not stop within 0"));
+  }
+  // The stop was requested: the run is stopping, not started.
+  EXPECT_EQ(service.Snapshot().state, ServiceState::kStopping);
+  service.release.Notify();
+  service.Stopped().Wait();
+  EXPECT_TRUE(service.StopFor(absl::ZeroDuration()).ok());
 }
 
 TEST(BaseServiceDeathTest, DestroyedWhileRunningFailsLoudly) {
@@ -621,7 +634,7 @@ TEST(BaseServiceTest, RunFailureKeepsPayloads) {
   ASSERT_TRUE(failing.Start(Context::Background()).ok());
   failing.Stopped().Wait();
   absl::Status status = failing.Snapshot().status;
-  EXPECT_THAT(status.message(), HasSubstr("service 'failing' failed: disk"));
+  EXPECT_THAT(status.message(), HasSubstr("service 'failing' failed while running: disk"));
   EXPECT_EQ(status.GetPayload("example.com/detail"), absl::Cord("sector 7"));
 }
 

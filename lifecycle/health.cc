@@ -72,8 +72,8 @@ size_t TextWidth(std::string_view text) {
 
 std::string TableOf(const std::vector<const ServiceSnapshot*>& rows) {
   std::vector<std::vector<std::string>> cells;
-  cells.push_back(
-      {"PATH", "STATE", "SINCE", "STARTUP", "STARTS", "ERRORS", "LAST ERROR"});
+  cells.push_back({"PATH", "STATE", "SINCE", "STARTUP", "STARTS", "RESTARTS",
+                   "ERRORS", "LAST ERROR"});
   for (const ServiceSnapshot* s : rows) {
     std::string last_error;
     if (s->state == ServiceState::kFailed) {
@@ -81,13 +81,13 @@ std::string TableOf(const std::vector<const ServiceSnapshot*>& rows) {
     } else if (!s->last_error.ok()) {
       last_error = StatusText(s->last_error);
     }
-    cells.push_back({s->path, std::string(s->StateLabel()),
-                     ShortDuration(s->InState()),
-                     s->startup_duration == absl::ZeroDuration()
-                         ? "-"
-                         : ShortDuration(s->startup_duration),
-                     absl::StrCat(s->start_count), absl::StrCat(s->error_count),
-                     last_error});
+    cells.push_back(
+        {s->path, std::string(s->StateLabel()), ShortDuration(s->InState()),
+         s->startup_duration == absl::ZeroDuration()
+             ? "-"
+             : ShortDuration(s->startup_duration),
+         absl::StrCat(s->start_count), absl::StrCat(s->restart_count),
+         absl::StrCat(s->error_count), last_error});
   }
   std::vector<size_t> widths(cells[0].size(), 0);
   for (const auto& row : cells) {
@@ -142,6 +142,9 @@ nlohmann::json ToJsonValue(const ServiceSnapshot& s) {
       {"last_error_at", TimeJson(s.last_error_at)},
       {"starts", s.start_count},
       {"failures", s.failure_count},
+      {"last_failure", StatusJson(s.last_failure)},
+      {"last_failure_at", TimeJson(s.last_failure_at)},
+      {"restarts", s.restart_count},
       {"startup_seconds", absl::ToDoubleSeconds(s.startup_duration)},
       {"threads", s.threads},
       {"children", std::move(children)},
@@ -201,19 +204,25 @@ absl::StatusOr<ServiceSnapshot> FromJsonValue(const nlohmann::json& j) {
   absl::Status last_error_ok =
       StatusFromJson(j.at("last_error"), &s.last_error);
   auto last_error_at = TimeFromJson(j.at("last_error_at"));
+  absl::Status last_failure_ok =
+      StatusFromJson(j.at("last_failure"), &s.last_failure);
+  auto last_failure_at = TimeFromJson(j.at("last_failure_at"));
   for (const absl::Status& st :
        {state.status(), since.status(), taken_at.status(), status_ok,
-        last_error_ok, last_error_at.status()}) {
+        last_error_ok, last_error_at.status(), last_failure_ok,
+        last_failure_at.status()}) {
     if (!st.ok()) return st;
   }
   s.state = *state;
   s.since = *since;
   s.taken_at = *taken_at;
   s.last_error_at = *last_error_at;
+  s.last_failure_at = *last_failure_at;
   s.degraded = j.at("degraded").get<bool>();
   s.error_count = j.at("errors").get<int64_t>();
   s.start_count = j.at("starts").get<int64_t>();
   s.failure_count = j.at("failures").get<int64_t>();
+  s.restart_count = j.at("restarts").get<int64_t>();
   // Durations travel as seconds; round to the microsecond like the times.
   s.startup_duration = absl::Microseconds(
       std::llround(j.at("startup_seconds").get<double>() * 1e6));
@@ -263,6 +272,9 @@ bool operator==(const ServiceSnapshot& a, const ServiceSnapshot& b) {
          a.error_count == b.error_count && a.last_error == b.last_error &&
          a.last_error_at == b.last_error_at && a.start_count == b.start_count &&
          a.failure_count == b.failure_count &&
+         a.last_failure == b.last_failure &&
+         a.last_failure_at == b.last_failure_at &&
+         a.restart_count == b.restart_count &&
          a.startup_duration == b.startup_duration && a.threads == b.threads &&
          a.children == b.children;
 }

@@ -13,10 +13,19 @@
 //   kStopped --Start()--> kStarting --started--> kStarted --Stop()--> kStopping
 //       ^                     |                      |                    |
 //       |                     +--start error--> kFailed <--worker error---+
-//       +-------------------------------------------+---------------------+
+//       |                                          ^ |     (or died while
+//       |                                          | |      running)
+//       +------------------------------------------|-+---------------------+
+//                                                  | |
+//                     a restart by its parent (supervision) re-enters kStarting
 //
 // A failed service keeps the status that made it fail (a start error, an
 // exception's message, the error its worker returned) and can be started again.
+// A composite's state follows its supervision policy when a child dies while
+// running (base_service.h): with fail-fast it goes kStarted -> kStopping ->
+// kFailed naming the child; with degrade it stays kStarted and is degraded;
+// with restart it stays kStarted while the child goes kFailed -> kStarting ->
+// kStarted, and fails like fail-fast once the restart limit is reached.
 // While started, a service may report itself degraded (`ReportError`) and
 // healthy again (`ReportHealthy`); the snapshot counts errors and keeps the
 // last.
@@ -25,15 +34,15 @@
 // whose StrCat/StrFormat use it, 2023 and later) of a small tree, as
 // health_test.cc checks it:
 //
-//   PATH             STATE     SINCE    STARTUP  STARTS  ERRORS  LAST ERROR
-//   client           started   1.204s   3.1ms    1       0
-//   client/notifier  degraded  511.0ms  1.2ms    1       2       UNAVAILABLE:
-//   connection reset client/producer  failed    1.202s   400us    2       0
-//   INTERNAL: boom
+//   PATH             STATE     SINCE    STARTUP  STARTS  RESTARTS  ERRORS  LAST ERROR
+//   client           started   1.204s   3.1ms    1       0         0
+//   client/notifier  degraded  511.0ms  1.2ms    2       1         2       UNAVAILABLE: connection reset
+//   client/producer  failed    1.202s   400us    2       0         0       INTERNAL: boom
 //
 // SINCE is the time spent in the current state up to the snapshot; STARTUP is
 // how long the last completed start took (Start() to the started signal), "-"
-// if none completed; LAST ERROR is the failure status of a failed service, or
+// if none completed; RESTARTS counts the restarts its parent's supervision
+// made after it died; LAST ERROR is the failure status of a failed service, or
 // the last error a running service reported.
 //
 // `ToJson(snapshot, 2)` of the first two of those services, also as the test
@@ -46,17 +55,23 @@
 //         "children": [],
 //         "degraded": true,
 //         "errors": 2,
-//         "failures": 0,
+//         "failures": 1,
 //         "in_state_seconds": 0.511,
 //         "last_error": {
 //           "code": "UNAVAILABLE",
 //           "message": "connection reset"
 //         },
 //         "last_error_at": "2026-11-18T11:06:41.100000Z",
+//         "last_failure": {
+//           "code": "UNAVAILABLE",
+//           "message": "lost the database"
+//         },
+//         "last_failure_at": "2026-11-18T11:06:40.690000Z",
 //         "name": "notifier",
 //         "path": "client/notifier",
+//         "restarts": 1,
 //         "since": "2026-11-18T11:06:40.693000Z",
-//         "starts": 1,
+//         "starts": 2,
 //         "startup_seconds": 0.0012,
 //         "state": "started",
 //         "status": null,
@@ -70,8 +85,11 @@
 //     "in_state_seconds": 1.204,
 //     "last_error": null,
 //     "last_error_at": null,
+//     "last_failure": null,
+//     "last_failure_at": null,
 //     "name": "client",
 //     "path": "client",
+//     "restarts": 0,
 //     "since": "2026-11-18T11:06:40.000000Z",
 //     "starts": 1,
 //     "startup_seconds": 0.0031,
@@ -82,7 +100,8 @@
 //   }
 //
 // Times are RFC 3339 in UTC, to the microsecond; durations are seconds as
-// numbers; statuses ("status", the failure; "last_error") are
+// numbers; statuses ("status", the current failure; "last_failure", the last
+// one, kept across restarts; "last_error") are
 // {"code": "UNAVAILABLE", "message": "..."} or null; "threads" lists the
 // worker thread ids while a run is in progress.
 
@@ -136,6 +155,13 @@ struct ServiceSnapshot {
 
   int64_t start_count = 0;    // calls to Start() that began a run
   int64_t failure_count = 0;  // runs that ended in kFailed
+  // The error of the last run that ended in kFailed, and when it did; kept
+  // when the service is started again (unlike `status`).
+  absl::Status last_failure;
+  absl::Time last_failure_at = absl::InfinitePast();
+  // Times its parent's supervision restarted it after it died (base_service.h,
+  // `Supervision::Restart`).
+  int64_t restart_count = 0;
   // The last completed start-up (Start() to started signal); zero if none.
   absl::Duration startup_duration = absl::ZeroDuration();
 

@@ -38,7 +38,11 @@ ServiceSnapshot SmallTree() {
   notifier.error_count = 2;
   notifier.last_error = absl::UnavailableError("connection reset");
   notifier.last_error_at = t0 + absl::Milliseconds(1100);
-  notifier.start_count = 1;
+  notifier.start_count = 2;
+  notifier.restart_count = 1;
+  notifier.failure_count = 1;
+  notifier.last_failure = absl::UnavailableError("lost the database");
+  notifier.last_failure_at = t0 + absl::Milliseconds(690);
   notifier.startup_duration = absl::Microseconds(1200);
 
   ServiceSnapshot producer;
@@ -50,6 +54,8 @@ ServiceSnapshot SmallTree() {
   producer.taken_at = root.taken_at;
   producer.start_count = 2;
   producer.failure_count = 2;
+  producer.last_failure = producer.status;
+  producer.last_failure_at = producer.since;
   producer.startup_duration = absl::Microseconds(400);
 
   root.children = {notifier, producer};
@@ -69,13 +75,13 @@ TEST(HealthTest, StateNames) {
 
 TEST(HealthTest, TableIsAligned) {
   EXPECT_EQ(ToTable(SmallTree()),
-            "PATH             STATE     SINCE    STARTUP  STARTS  ERRORS  LAST "
-            "ERROR\n"
-            "client           started   1.204s   3.1ms    1       0\n"
-            "client/notifier  degraded  511.0ms  1.2ms    1       2       "
-            "UNAVAILABLE: connection reset\n"
-            "client/producer  failed    1.202s   400us    2       0       "
-            "INTERNAL: boom\n");
+            "PATH             STATE     SINCE    STARTUP  STARTS  RESTARTS  "
+            "ERRORS  LAST ERROR\n"
+            "client           started   1.204s   3.1ms    1       0         0\n"
+            "client/notifier  degraded  511.0ms  1.2ms    2       1         2  "
+            "     UNAVAILABLE: connection reset\n"
+            "client/producer  failed    1.202s   400us    2       0         0  "
+            "     INTERNAL: boom\n");
 }
 
 TEST(HealthTest, StreamOperatorPrintsTheTable) {
@@ -100,6 +106,9 @@ TEST(HealthTest, JsonHasTheDocumentedSchema) {
   EXPECT_EQ(producer["state"], "failed");
   EXPECT_EQ(producer["status"]["code"], "INTERNAL");
   EXPECT_EQ(producer["failures"], 2);
+  EXPECT_EQ(producer["last_failure"]["message"], "boom");
+  EXPECT_EQ(notifier["restarts"], 1);
+  EXPECT_EQ(notifier["last_failure_at"], "2026-11-18T11:06:40.690000Z");
 }
 
 TEST(HealthTest, JsonRoundTripsAndMatchesTheTable) {
@@ -200,17 +209,23 @@ TEST(HealthTest, JsonOfASmallTreeIsAsDocumented) {
       "children": [],
       "degraded": true,
       "errors": 2,
-      "failures": 0,
+      "failures": 1,
       "in_state_seconds": 0.511,
       "last_error": {
         "code": "UNAVAILABLE",
         "message": "connection reset"
       },
       "last_error_at": "2026-11-18T11:06:41.100000Z",
+      "last_failure": {
+        "code": "UNAVAILABLE",
+        "message": "lost the database"
+      },
+      "last_failure_at": "2026-11-18T11:06:40.690000Z",
       "name": "notifier",
       "path": "client/notifier",
+      "restarts": 1,
       "since": "2026-11-18T11:06:40.693000Z",
-      "starts": 1,
+      "starts": 2,
       "startup_seconds": 0.0012,
       "state": "started",
       "status": null,
@@ -224,8 +239,11 @@ TEST(HealthTest, JsonOfASmallTreeIsAsDocumented) {
   "in_state_seconds": 1.204,
   "last_error": null,
   "last_error_at": null,
+  "last_failure": null,
+  "last_failure_at": null,
   "name": "client",
   "path": "client",
+  "restarts": 0,
   "since": "2026-11-18T11:06:40.000000Z",
   "starts": 1,
   "startup_seconds": 0.0031,

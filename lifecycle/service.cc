@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "lifecycle/strings_internal.h"
+#include "lifecycle/thread_stack.h"
 
 namespace lifecycle {
 
@@ -39,18 +40,31 @@ std::string PathOf(const Service& service) { return service.Snapshot().path; }
 
 }  // namespace
 
-absl::Status AnnotateStartError(absl::Status status, std::string_view path) {
+namespace {
+
+absl::Status AnnotateWithPath(absl::Status status, std::string_view path,
+                              absl::string_view what) {
   if (status.ok() || status.GetPayload(kPathPayloadUrl).has_value()) {
     return status;
   }
-  absl::Status annotated(status.code(),
-                         absl::StrCat("service '", AbslView(path),
-                                      "' failed to start: ", status.message()));
+  absl::Status annotated(
+      status.code(), absl::StrCat("service '", AbslView(path), "' ", what, ": ",
+                                  status.message()));
   status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
     annotated.SetPayload(url, payload);
   });
   annotated.SetPayload(kPathPayloadUrl, absl::Cord(AbslView(path)));
   return annotated;
+}
+
+}  // namespace
+
+absl::Status AnnotateStartError(absl::Status status, std::string_view path) {
+  return AnnotateWithPath(std::move(status), path, "failed to start");
+}
+
+absl::Status AnnotateRunError(absl::Status status, std::string_view path) {
+  return AnnotateWithPath(std::move(status), path, "failed while running");
 }
 
 std::optional<std::string> FailedServicePath(const absl::Status& status) {
@@ -72,25 +86,80 @@ absl::Status StartAll(absl::Span<Service* const> services, const Context& ctx) {
 }
 
 void StopAllParallel(absl::Span<Service* const> services) {
-  std::atomic<size_t> next{0};
-  auto stop_some = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < services.size();) {
-      if (services[i] != nullptr) services[i]->Stop();
+  for (Service* service : services) {
+    if (service != nullptr)
+      service->StopFor(absl::ZeroDuration()).IgnoreError();
+  }
+  for (Service* service : services) {
+    if (service != nullptr) service->Stop();
+  }
+}
+
+absl::Status StopAllParallelFor(absl::Span<Service* const> services,
+                                absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + std::max(timeout, absl::ZeroDuration());
+  for (Service* service : services) {
+    if (service != nullptr)
+      service->StopFor(absl::ZeroDuration()).IgnoreError();
+  }
+  std::vector<std::string> stuck;
+  size_t count = 0;
+  for (Service* service : services) {
+    if (service == nullptr) continue;
+    ++count;
+    absl::Status status = service->StopFor(deadline - absl::Now());
+    if (!status.ok()) stuck.push_back(std::string(AbslView(status.message())));
+  }
+  if (stuck.empty()) return absl::OkStatus();
+  return absl::DeadlineExceededError(absl::StrCat(
+      stuck.size(), " of ", count, " services did not stop within ",
+      absl::FormatDuration(timeout), ":\n", absl::StrJoin(stuck, "\n")));
+}
+
+namespace {
+
+// The services of `root`'s tree that hold up its stop (or start): those in
+// `state` none of whose children is in `state`.
+std::vector<const ServiceSnapshot*> Blockers(const ServiceSnapshot& root,
+                                             ServiceState state) {
+  std::vector<const ServiceSnapshot*> out;
+  for (const ServiceSnapshot* node : root.Flatten()) {
+    if (node->state != state) continue;
+    bool child_in_state = false;
+    for (const ServiceSnapshot& child : node->children) {
+      child_in_state |= child.state == state;
     }
-  };
-  size_t helpers = std::min<size_t>(services.size(), kMaxStopThreads) -
-                   (services.empty() ? 0 : 1);
-  std::vector<std::thread> threads;
-  threads.reserve(helpers);
-  for (size_t i = 0; i < helpers; ++i) {
-    try {
-      threads.emplace_back(stop_some);
-    } catch (const std::system_error&) {
-      break;  // out of threads: fewer helpers, down to the calling thread alone
+    if (!child_in_state) out.push_back(node);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::Status NotStoppedError(const Service& service, absl::Duration timeout) {
+  ServiceSnapshot s = service.Snapshot();
+  std::string message = absl::StrCat(
+      "service '", s.path, "' did not stop within ",
+      absl::FormatDuration(absl::Trunc(timeout, absl::Milliseconds(1))));
+  std::vector<const ServiceSnapshot*> blockers =
+      Blockers(s, ServiceState::kStopping);
+  std::vector<std::string> names;
+  std::string stacks;
+  for (const ServiceSnapshot* node : blockers) {
+    if (node != &s) {
+      names.push_back(absl::StrCat(node->path, " (", node->StateText(), ")"));
+    }
+    for (pid_t tid : node->threads) {
+      absl::StrAppend(&stacks, "\nStack of ", node->path, " (",
+                      AbslView(node->StateLabel()), "), ", ThreadStack(tid));
     }
   }
-  stop_some();  // the calling thread helps too
-  for (std::thread& t : threads) t.join();
+  if (!names.empty()) {
+    absl::StrAppend(&message, "; still stopping: ", absl::StrJoin(names, ", "));
+  }
+  if (!stacks.empty() && stacks.back() == '\n') stacks.pop_back();
+  absl::StrAppend(&message, stacks);
+  return absl::DeadlineExceededError(message);
 }
 
 std::vector<std::string> PendingServices(absl::Span<Service* const> services) {
@@ -134,22 +203,6 @@ absl::Status FailuresAmong(absl::Span<Service* const> services) {
   return status;
 }
 
-// The descendants of `root` that hold its start up: starting services none of
-// whose children is starting.
-std::vector<const ServiceSnapshot*> BlockingDescendants(
-    const ServiceSnapshot& root) {
-  std::vector<const ServiceSnapshot*> out;
-  for (const ServiceSnapshot* node : root.Flatten()) {
-    if (node == &root || node->state != ServiceState::kStarting) continue;
-    bool child_starting = false;
-    for (const ServiceSnapshot& child : node->children) {
-      child_starting |= child.state == ServiceState::kStarting;
-    }
-    if (!child_starting) out.push_back(node);
-  }
-  return out;
-}
-
 }  // namespace
 
 absl::Status WaitAllStarted(absl::Span<Service* const> services) {
@@ -170,7 +223,8 @@ absl::Status WaitAllStartedUntil(absl::Span<Service* const> services,
       ServiceSnapshot s = service->Snapshot();
       std::string entry = absl::StrCat(s.path, " (", s.StateText(), ")");
       std::vector<std::string> blockers;
-      for (const ServiceSnapshot* node : BlockingDescendants(s)) {
+      for (const ServiceSnapshot* node : Blockers(s, ServiceState::kStarting)) {
+        if (node == &s) continue;
         blockers.push_back(
             absl::StrCat(node->path, " (", node->StateText(), ")"));
       }

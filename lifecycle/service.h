@@ -17,6 +17,15 @@
 //     service. It can be obtained before `Start()` is called and still works.
 //   * `Stop()` returns only once the service is fully stopped. It may be called
 //     without a prior start, twice, and from several threads at once.
+//   * `StopFor(timeout)` is the bounded stop: it requests the stop like
+//     `Stop()` but waits at most `timeout`, and otherwise returns a
+//     `DeadlineExceededError` naming by path the services of its tree that
+//     have not stopped, with their threads' stacks (`NotStoppedError`). A
+//     `timeout` of zero or less only requests the stop and checks: it never
+//     waits.
+//   * A run can end without a `Stop()`: an error, or a return nobody asked
+//     for. The service then reports it like a stop (`Stopped()` closes; the
+//     snapshot says kFailed with the error, or kStopped).
 //   * `Stopped()` closes when the service has fully stopped. It can be obtained
 //     before or during a run. Before the first start it belongs to the first
 //     run: a `Stop()` without a start leaves it open.
@@ -66,6 +75,7 @@ class Service {
   virtual absl::Status Start(const Context& ctx) = 0;
   virtual Signal Started() const = 0;
   virtual void Stop() = 0;
+  virtual absl::Status StopFor(absl::Duration timeout) = 0;
   virtual Signal Stopped() const = 0;
   virtual std::string_view Name() const = 0;
   virtual ServiceSnapshot Snapshot() const = 0;
@@ -79,13 +89,29 @@ class Service {
 // `InvalidArgumentError` and nothing is started.
 absl::Status StartAll(absl::Span<Service* const> services, const Context& ctx);
 
-// Stops every service at once and returns when all have stopped. Null entries
-// are skipped. Uses at most `kMaxStopThreads` helper threads however many
-// services there are; with more services than that, a helper that finishes one
-// stop takes the next. When no thread can be created (the process is out of
-// threads), the calling thread stops them all itself: never an exception.
-inline constexpr int kMaxStopThreads = 16;
+// Stops every service at once and returns when all have stopped: requests
+// every stop first (`StopFor(ZeroDuration())`), then waits for each, so the
+// stops run in parallel without a thread of their own. Null entries are
+// skipped.
 void StopAllParallel(absl::Span<Service* const> services);
+
+// The bounded form: as `StopAllParallel`, but waits at most `timeout` in all.
+// Returns OK once every service has stopped, or a `DeadlineExceededError`
+// with one `NotStoppedError` message per service that has not, for example
+//   "1 of 2 services did not stop within 50ms:
+//    service 'client' did not stop within 50ms; still stopping:
+//    client/notifier (stopping for 50ms)
+//    Stack of client/notifier (stopping), thread 4242 'notifier': ..."
+// The stops that did not finish go on. A `timeout` of zero or less checks
+// only. Uses no helper thread.
+absl::Status StopAllParallelFor(absl::Span<Service* const> services,
+                                absl::Duration timeout);
+
+// The error of a bounded stop of `service` that did not finish within
+// `timeout`: names the service and the services of its tree that hold the
+// stop up (stopping services none of whose children is stopping), each with
+// its threads' stacks. For implementations of `StopFor()`.
+absl::Status NotStoppedError(const Service& service, absl::Duration timeout);
 
 // Waits until every service's started signal is closed. Returns OK if all are
 // started. If some failed to start instead (their started signal closed
@@ -110,7 +136,13 @@ std::vector<std::string> PendingServices(absl::Span<Service* const> services);
 // unchanged, so the innermost failing service is the one named.
 absl::Status AnnotateStartError(absl::Status status, std::string_view path);
 
-// The path of the innermost service that failed, if `status` came from a start.
+// Adds the path of a service whose run failed after it had started: the prefix
+// "service 'PATH' failed while running: " and the path payload, unless the
+// status already carries a path.
+absl::Status AnnotateRunError(absl::Status status, std::string_view path);
+
+// The path of the innermost service that failed, if `status` came from a start
+// or from a run (the two functions above).
 std::optional<std::string> FailedServicePath(const absl::Status& status);
 
 // Takes a snapshot of each service, in order.

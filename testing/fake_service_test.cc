@@ -69,7 +69,8 @@ TEST(FakeServiceTest, FailNowAfterStarting) {
   ASSERT_TRUE(WaitOrTimeout(fake.Stopped()));
   lifecycle::ServiceSnapshot s = fake.Snapshot();
   EXPECT_EQ(s.state, ServiceState::kFailed);
-  EXPECT_THAT(s.status.message(), HasSubstr("service 'worker' failed: disk"));
+  EXPECT_THAT(s.status.message(),
+              HasSubstr("service 'worker' failed while running: disk"));
   // Restartable, and the old failure does not leak into the new run.
   ASSERT_TRUE(fake.Start(Context::Background()).ok());
   ASSERT_TRUE(WaitOrTimeout(fake.Started()));

@@ -5,13 +5,15 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <system_error>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "lifecycle/base_service.h"
+#include "lifecycle/testing/matchers.h"
 
 namespace lifecycle_testing {
 
@@ -111,7 +113,20 @@ std::string StartStopHarness::WriteSnapshotOutput() const {
     status = lifecycle::WaitAllStartedUntil(
         services_, absl::Now() + options_.start_timeout);
   }
-  if (status.ok()) return ::testing::AssertionSuccess();
+  if (status.ok()) {
+    // What counts as a death from now on (see UnexpectedDeaths()).
+    started_ = true;
+    started_at_ = absl::Now();
+    examined_generation_ = matchers_internal::ExaminedGeneration();
+    failures_at_start_.clear();
+    for (const lifecycle::ServiceSnapshot& root :
+         lifecycle::SnapshotAll(services_)) {
+      for (const lifecycle::ServiceSnapshot* s : root.Flatten()) {
+        failures_at_start_[s->path] = s->failure_count;
+      }
+    }
+    return ::testing::AssertionSuccess();
+  }
   std::string written = WriteSnapshotOutput();
   // The status names the service: the innermost one that failed (its own
   // error, with its path), or every one still pending and for how long.
@@ -135,62 +150,103 @@ bool StartStopHarness::StartAll(const char* file, int line) {
 
 ::testing::AssertionResult StartStopHarness::TryStopAll() {
   stopped_ = true;
-  // One stopper thread per service, each bounded: a service that does not stop
-  // is reported, never waited for forever.
-  struct Stopper {
-    Service* service;
-    Signal done;
-  };
-  std::vector<Stopper> stoppers;
-  std::vector<std::thread> bounded;
-  absl::Time deadline = absl::Now() + options_.stop_timeout;
-  for (Service* service : services_) {
-    if (service == nullptr) continue;
-    Stopper stopper{service, Signal()};
-    if (auto* base = dynamic_cast<lifecycle::BaseService*>(service)) {
-      auto stop = [base, done = stopper.done, deadline] {
-        if (base->StopFor(
-                    std::max(deadline - absl::Now(), absl::ZeroDuration()))
-                .ok()) {
-          done.Close();
-        }
-      };
-      try {
-        bounded.emplace_back(stop);
-      } catch (const std::system_error&) {
-        stop();  // out of threads: stop it here, still bounded
-      }
-    } else {
-      // A Service whose stop cannot be bounded: stop it on a thread that is
-      // abandoned if the stop hangs.
-      auto stop = [service, done = stopper.done] {
-        service->Stop();
-        done.Close();
-      };
-      try {
-        std::thread(stop).detach();
-      } catch (const std::system_error&) {
-        stop();  // out of threads: on this thread, unbounded
-      }
-    }
-    stoppers.push_back(stopper);
-  }
-  for (std::thread& t : bounded) t.join();
-  for (const Stopper& stopper : stoppers) stopper.done.WaitUntil(deadline);
-  std::vector<std::string> stuck;
-  for (const Stopper& stopper : stoppers) {
-    if (!stopper.done.IsClosed()) {
-      stuck.push_back(stopper.service->Snapshot().path);
-    }
-  }
+  // Every stop is requested at once and all are waited for together, bounded
+  // as a whole: a service that does not stop is reported, never waited for
+  // forever, and no thread is left behind holding a service.
+  absl::Status stop =
+      lifecycle::StopAllParallelFor(services_, options_.stop_timeout);
   scope_.Cancel(lifecycle::StoppedError());
-  if (stuck.empty()) return ::testing::AssertionSuccess();
+  std::string deaths = UnexpectedDeaths();
+  started_ = false;
+  if (stop.ok() && deaths.empty()) return ::testing::AssertionSuccess();
   std::string written = WriteSnapshotOutput();
-  return ::testing::AssertionFailure()
-         << stuck.size() << " service(s) did not stop within "
-         << absl::FormatDuration(options_.stop_timeout) << ": "
-         << absl::StrJoin(stuck, ", ") << "\n"
-         << Report() << written << "\n";
+  ::testing::AssertionResult failure = ::testing::AssertionFailure();
+  if (!stop.ok()) failure << lifecycle::StatusText(stop) << "\n";
+  return failure << deaths << Report() << written << "\n";
+}
+
+void StartStopHarness::ExpectFailure(std::string path) {
+  expected_failures_.push_back(std::move(path));
+}
+
+namespace {
+
+bool AtOrUnder(absl::string_view path, absl::string_view root) {
+  return path == root ||
+         (absl::StartsWith(path, root) && path.size() > root.size() &&
+          path[root.size()] == '/');
+}
+
+std::string Rfc3339Millis(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+}
+
+}  // namespace
+
+std::string StartStopHarness::UnexpectedDeaths() const {
+  if (!started_) return "";
+  std::vector<lifecycle::ServiceSnapshot> roots =
+      lifecycle::SnapshotAll(services_);
+  // Every service that failed since the start, by path.
+  absl::flat_hash_map<std::string, const lifecycle::ServiceSnapshot*> died;
+  std::vector<const lifecycle::ServiceSnapshot*> order;
+  for (const lifecycle::ServiceSnapshot& root : roots) {
+    for (const lifecycle::ServiceSnapshot* s : root.Flatten()) {
+      auto before = failures_at_start_.find(s->path);
+      int64_t baseline =
+          before == failures_at_start_.end() ? 0 : before->second;
+      if (s->failure_count > baseline) {
+        died[s->path] = s;
+        order.push_back(s);
+      }
+    }
+  }
+  std::vector<std::string> lines;
+  for (const lifecycle::ServiceSnapshot* s : order) {
+    // A composite that failed because a descendant died: the descendant's
+    // line says it.
+    std::optional<std::string> origin =
+        lifecycle::FailedServicePath(s->last_failure);
+    if (origin && *origin != s->path && died.contains(*origin)) continue;
+    bool expected = false;
+    for (const std::string& e : expected_failures_) {
+      expected |= AtOrUnder(s->path, e) || (origin && AtOrUnder(*origin, e));
+    }
+    if (expected || matchers_internal::FailureExamined(
+                        s->path, s->failure_count, examined_generation_)) {
+      continue;
+    }
+    auto before = failures_at_start_.find(s->path);
+    int64_t times = s->failure_count -
+                    (before == failures_at_start_.end() ? 0 : before->second);
+    std::string line = absl::StrCat(
+        "  ", s->path, " died ",
+        absl::FormatDuration(absl::Trunc(s->last_failure_at - started_at_,
+                                         absl::Milliseconds(1))),
+        " after the start (", Rfc3339Millis(s->last_failure_at),
+        "): ", lifecycle::StatusText(s->last_failure));
+    if (times > 1) absl::StrAppend(&line, " [died ", times, " times]");
+    if (s->restart_count > 0) {
+      absl::StrAppend(&line, " [restarted ", s->restart_count, " times]");
+    }
+    lines.push_back(std::move(line));
+  }
+  std::string out;
+  if (!lines.empty()) {
+    absl::StrAppend(&out, lines.size(),
+                    " service(s) died during the test (expect it with "
+                    "ExpectFailure(path), or check it with HasFailed()):\n",
+                    absl::StrJoin(lines, "\n"), "\n");
+  }
+  for (const std::string& e : expected_failures_) {
+    bool happened = false;
+    for (const auto& [path, s] : died) happened |= AtOrUnder(path, e);
+    if (!happened) {
+      absl::StrAppend(&out, "Expected a failure of ", e,
+                      " during the test (ExpectFailure), but none happened\n");
+    }
+  }
+  return out;
 }
 
 bool StartStopHarness::StopAll(const char* file, int line) {

@@ -37,6 +37,21 @@
 //   Stack of client/notifier (starting), thread 4242 'notifier':
 //     #0 ...
 //
+// Services that die during the test do not pass silently. When the harness
+// stops the services (`StopAll()` or its destructor), every service that
+// failed after the harness had started it — its run ended with an error, or
+// it returned while nobody had asked it to stop, whether or not its parent's
+// supervision restarted it — fails the test once, named by the path of the
+// innermost service that died, with its error and when it happened:
+//
+//   StartStopHarness: 1 service(s) died during the test:
+//     client/notifier died 1.204s after the start (2026-11-28T17:02:11.532Z):
+//     UNAVAILABLE: service 'client/notifier' failed while running: reset
+//
+// unless the test expected it (`ExpectFailure(path)`) or examined it with a
+// matcher (`HasFailed`, `HasRestarted`, `FailedToStart`; matchers.h). A test
+// that expected a failure which did not happen fails too.
+//
 // The snapshot of a failed start or stop is also written as JSON to
 // `lifecycle_snapshot.json` in `$LIFECYCLE_SNAPSHOT_DIR` if set, else in
 // `$TEST_UNDECLARED_OUTPUTS_DIR` (under Bazel: the test's outputs.zip), else
@@ -46,9 +61,10 @@
 // Starting is bounded by `Options::start_timeout` as a whole, including a
 // `Start()` that blocks (a slow `OnStart()`): `Start()` runs on a helper
 // thread, and a start that does not return in time fails with the usual
-// report. Stopping on destruction is bounded by `Options::stop_timeout`;
-// services that do not stop in time are reported as a test failure naming
-// them by path. Their workers keep running; destroying such a service then
+// report. Stopping is bounded by `Options::stop_timeout` as a whole, with no
+// helper thread (`StopAllParallelFor`, service.h); services that do not stop
+// in time are reported as a test failure naming by path the services that
+// hold the stop up, with their stacks. Their workers keep running; destroying such a service then
 // ends the process with a message naming it instead of hanging or corrupting
 // memory (`BaseService` aborts at once; `FuncService` and `FakeService` stop
 // for `DestructionStopTimeout()` first, base_service.h). If a `Start()` still
@@ -62,6 +78,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "lifecycle/context.h"
@@ -98,6 +115,12 @@ class StartStopHarness {
   bool StopAll(const char* file = __builtin_FILE(),
                int line = __builtin_LINE());
 
+  // Says that the service at `path` (or one below it) is expected to die
+  // during the test: its death is not reported; if none happened by the time
+  // the harness stops the services, that is reported instead. Paths are
+  // compared from the root, as reports print them ("client/notifier").
+  void ExpectFailure(std::string path);
+
   // The health table of every service.
   std::string Report() const;
 
@@ -109,11 +132,20 @@ class StartStopHarness {
   ::testing::AssertionResult TryStopAll();
   // Writes the snapshot as JSON (see above); returns the line that says where.
   std::string WriteSnapshotOutput() const;
+  // The deaths since the start, not expected nor examined, and the expected
+  // deaths that did not happen; empty if none.
+  std::string UnexpectedDeaths() const;
 
   std::vector<lifecycle::Service*> services_;
   Options options_;
   lifecycle::CancellableContext scope_;
   bool stopped_ = false;
+  // Taken when a start succeeded: the failures counted then, per path.
+  bool started_ = false;
+  absl::Time started_at_;
+  absl::flat_hash_map<std::string, int64_t> failures_at_start_;
+  uint64_t examined_generation_ = 0;
+  std::vector<std::string> expected_failures_;
   // The thread that calls Start() (so a blocking Start() is bounded too) and
   // the signal it closes when Start() has returned.
   std::thread starter_;

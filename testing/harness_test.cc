@@ -108,7 +108,8 @@ TEST(StartStopHarnessTest, ReportsAServiceThatWouldNotStop) {
     ASSERT_TRUE(harness->StartAll());
     EXPECT_NONFATAL_FAILURE(
         harness.reset(),
-        "StartStopHarness: 1 service(s) did not stop within 50ms: slow");
+        "StartStopHarness: DEADLINE_EXCEEDED: 1 of 1 services did not stop "
+        "within 50ms:\nservice 'slow' did not stop within");
   }
   slow.ReleaseStop();
   slow.Stop();

@@ -4,20 +4,33 @@
 //
 // gMock matchers on a service's state. Each accepts a `lifecycle::Service&`, a
 // `lifecycle::Service*` or a `lifecycle::ServiceSnapshot`, and on a mismatch
-// prints the snapshot's table:
+// prints the snapshot's table. Arguments are values or gMock matchers:
 //
 //   EXPECT_THAT(client, IsStarted());
-//   EXPECT_THAT(db, FailedToStart(absl::StatusCode::kUnavailable));
+//   EXPECT_THAT(client, HasState(AnyOf(ServiceState::kStopped,
+//                                      ServiceState::kFailed)));
 //   EXPECT_THAT(notifier, IsDegraded());
-//   EXPECT_THAT(client.Snapshot(),
-//   HasState(lifecycle::ServiceState::kStopped));
+//   EXPECT_THAT(db, FailedToStart(absl::StatusCode::kUnavailable));
+//   EXPECT_THAT(client, HasFailed(absl::StatusCode::kDataLoss));
+//   EXPECT_THAT(client, HasFailed(Property(&absl::Status::message,
+//                                          HasSubstr("client/notifier"))));
+//   EXPECT_THAT(listener, HasRestarted(Ge(2)));
+//
+// `HasFailed` matches a service whose last run failed, whether it failed to
+// start or died while running; `HasRestarted` counts the restarts its
+// parent's supervision made (base_service.h). A failure that one of these
+// matchers (or `FailedToStart`) has matched counts as examined: the harness
+// does not report it as a death the test did not notice (harness.h).
 
 #ifndef LIFECYCLE_TESTING_MATCHERS_H_
 #define LIFECYCLE_TESTING_MATCHERS_H_
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "lifecycle/health.h"
 #include "lifecycle/service.h"
@@ -36,14 +49,38 @@ inline lifecycle::ServiceSnapshot SnapshotOf(
   return s;
 }
 
+// A status code stands for "a status with this code"; anything else is a
+// matcher of (or a value equal to) the status.
+inline ::testing::Matcher<const absl::Status&> StatusMatcher(
+    absl::StatusCode code) {
+  return ::testing::Property("code", &absl::Status::code, code);
+}
+template <typename M>
+::testing::Matcher<const absl::Status&> StatusMatcher(const M& m) {
+  return ::testing::SafeMatcherCast<const absl::Status&>(m);
+}
+
+// The failures the matchers have matched, for the harness: `snapshot`'s, and
+// the descendant's whose death made it fail, count as examined up to their
+// current failure counts.
+void NoteFailuresExamined(const lifecycle::ServiceSnapshot& snapshot);
+// Increases with every note.
+uint64_t ExaminedGeneration();
+// Whether a note after `generation` covered `failures` failures of `path`.
+bool FailureExamined(std::string_view path, int64_t failures,
+                     uint64_t generation);
+
 }  // namespace matchers_internal
 
 MATCHER_P(HasState, state,
-          std::string(negation ? "is not " : "is ") +
-              std::string(lifecycle::ServiceStateName(state))) {
+          ::testing::DescribeMatcher<lifecycle::ServiceState>(
+              ::testing::SafeMatcherCast<lifecycle::ServiceState>(state),
+              negation)
+              .insert(0, "a service whose state ")) {
   lifecycle::ServiceSnapshot s = matchers_internal::SnapshotOf(arg);
   *result_listener << "whose state is " << s.StateLabel() << "\n" << s;
-  return s.state == state;
+  return ::testing::Matches(
+      ::testing::SafeMatcherCast<lifecycle::ServiceState>(state))(s.state);
 }
 
 MATCHER(IsStarted, negation ? "is not started" : "is started") {
@@ -65,7 +102,46 @@ MATCHER_P(FailedToStart, code,
   *result_listener << "whose state is " << s.StateLabel() << " with status "
                    << lifecycle::StatusText(s.status) << "\n"
                    << s;
-  return s.state == lifecycle::ServiceState::kFailed && s.status.code() == code;
+  bool matched =
+      s.state == lifecycle::ServiceState::kFailed && s.status.code() == code;
+  if (matched) matchers_internal::NoteFailuresExamined(s);
+  return matched;
+}
+
+MATCHER_P(HasFailed, status_matcher,
+          ::testing::DescribeMatcher<const absl::Status&>(
+              matchers_internal::StatusMatcher(status_matcher), negation)
+              .insert(0, negation ? "a service that did not fail, or whose "
+                                    "failure "
+                                  : "a failed service whose failure ")) {
+  lifecycle::ServiceSnapshot s = matchers_internal::SnapshotOf(arg);
+  if (s.state != lifecycle::ServiceState::kFailed) {
+    *result_listener << "whose state is " << s.StateLabel() << "\n" << s;
+    return false;
+  }
+  *result_listener << "whose failure is " << lifecycle::StatusText(s.status);
+  bool matched = ::testing::ExplainMatchResult(
+      matchers_internal::StatusMatcher(status_matcher), s.status,
+      result_listener);
+  *result_listener << "\n" << s;
+  if (matched) matchers_internal::NoteFailuresExamined(s);
+  return matched;
+}
+
+// A failed service, whatever its error.
+inline auto HasFailed() { return HasFailed(::testing::_); }
+
+MATCHER_P(HasRestarted, count,
+          ::testing::DescribeMatcher<int64_t>(
+              ::testing::SafeMatcherCast<int64_t>(count), negation)
+              .insert(0, "a service whose restart count ")) {
+  lifecycle::ServiceSnapshot s = matchers_internal::SnapshotOf(arg);
+  *result_listener << "which was restarted " << s.restart_count << " times\n"
+                   << s;
+  bool matched = ::testing::Matches(::testing::SafeMatcherCast<int64_t>(count))(
+      s.restart_count);
+  if (matched) matchers_internal::NoteFailuresExamined(s);
+  return matched;
 }
 
 }  // namespace lifecycle_testing

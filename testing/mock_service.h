@@ -27,6 +27,7 @@ class MockService : public lifecycle::Service {
   MOCK_METHOD(absl::Status, Start, (const lifecycle::Context& ctx), (override));
   MOCK_METHOD(lifecycle::Signal, Started, (), (const, override));
   MOCK_METHOD(void, Stop, (), (override));
+  MOCK_METHOD(absl::Status, StopFor, (absl::Duration timeout), (override));
   MOCK_METHOD(lifecycle::Signal, Stopped, (), (const, override));
   MOCK_METHOD(std::string_view, Name, (), (const, override));
   MOCK_METHOD(lifecycle::ServiceSnapshot, Snapshot, (), (const, override));

@@ -36,7 +36,7 @@ class FirstFailure {
 
 }  // namespace
 
-::testing::AssertionResult StressStartStop(lifecycle::BaseService& service,
+::testing::AssertionResult StressStartStop(lifecycle::Service& service,
                                            StressOptions options) {
   if (options.threads <= 0 || options.cycles <= 0) {
     return ::testing::AssertionFailure()

@@ -23,7 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "lifecycle/base_service.h"
+#include "lifecycle/service.h"
 #include "lifecycle/testing/wait.h"
 
 namespace lifecycle_testing {
@@ -41,7 +41,7 @@ struct StressOptions {
   absl::Duration wait_timeout = WaitTimeout();  // per wait and per stop
 };
 
-::testing::AssertionResult StressStartStop(lifecycle::BaseService& service,
+::testing::AssertionResult StressStartStop(lifecycle::Service& service,
                                            StressOptions options = {});
 
 }  // namespace lifecycle_testing

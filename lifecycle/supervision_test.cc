@@ -1,0 +1,444 @@
+// Composites that watch their children after start (base_service.h,
+// "Supervision"), and the bounded stop of the Service contract (service.h).
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lifecycle/base_service.h"
+#include "lifecycle/service.h"
+
+namespace lifecycle {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr absl::Duration kWait = absl::Seconds(30);
+
+// A child that runs until stopped, or until the test kills its current run.
+class Mortal : public BaseService {
+ public:
+  explicit Mortal(std::string name) : BaseService(std::move(name)) {}
+  ~Mortal() override { StopForDestruction(); }
+
+  // Ends the current run (or the next, if none runs) with `error`; OK makes it
+  // return cleanly, as if its work were done.
+  void Kill(absl::Status error) {
+    absl::MutexLock lock(&mu_);
+    kill_error_ = std::move(error);
+    kill_.Close();
+  }
+  // Makes every later start fail in OnStart().
+  void FailStarts(absl::Status error) {
+    absl::MutexLock lock(&mu_);
+    start_error_ = std::move(error);
+  }
+  // Makes every later run die with `error` right after it has started.
+  void DieAfterEveryStart(absl::Status error) {
+    absl::MutexLock lock(&mu_);
+    die_at_once_ = std::move(error);
+  }
+  int runs() const { return runs_; }
+
+ private:
+  absl::Status OnStart(const Context&) override {
+    absl::MutexLock lock(&mu_);
+    return start_error_;
+  }
+  absl::Status Run(const Context& ctx,
+                   absl::FunctionRef<void()> started) override {
+    ++runs_;
+    started();
+    Signal kill;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!die_at_once_.ok()) return die_at_once_;
+      kill = kill_;
+    }
+    Signal waits[] = {ctx.Done(), kill};
+    WaitForAny(waits, absl::InfiniteFuture());
+    if (ctx.IsCancelled()) return ctx.Cause();
+    absl::MutexLock lock(&mu_);
+    kill_ = Signal();  // the next run lives until killed again
+    return kill_error_;
+  }
+
+  absl::Mutex mu_;
+  Signal kill_ ABSL_GUARDED_BY(mu_);
+  absl::Status kill_error_ ABSL_GUARDED_BY(mu_);
+  absl::Status start_error_ ABSL_GUARDED_BY(mu_);
+  absl::Status die_at_once_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int> runs_{0};
+};
+
+struct ChildSpec {
+  ChildSpec(Service* service) : service(service) {}  // NOLINT: implicit
+  ChildSpec(Service* service, Supervision supervision)
+      : service(service), supervision(supervision) {}
+  Service* service;
+  std::optional<Supervision> supervision;
+};
+
+class Parent : public CompositeService {
+ public:
+  Parent(std::string name, std::vector<ChildSpec> children,
+         std::optional<Supervision> supervision = std::nullopt)
+      : CompositeService(std::move(name)) {
+    if (supervision) SetSupervision(*supervision);
+    for (const ChildSpec& child : children) {
+      if (child.supervision) {
+        AddChildOrDie(*child.service, *child.supervision);
+      } else {
+        AddChildOrDie(*child.service);
+      }
+    }
+  }
+  ~Parent() override { StopForDestruction(); }
+};
+
+// Waits until `service`'s snapshot satisfies `done`, on its change signal (no
+// polling); false after kWait.
+bool AwaitSnapshot(const BaseService& service,
+                   const std::function<bool(const ServiceSnapshot&)>& done) {
+  absl::Time deadline = absl::Now() + kWait;
+  while (true) {
+    Signal next = service.NextChange();  // before the look: no change is lost
+    if (done(service.Snapshot())) return true;
+    if (!next.WaitUntil(deadline)) return done(service.Snapshot());
+  }
+}
+
+Supervision FastRestart(int max_restarts) {
+  Supervision s = Supervision::Restart(max_restarts, absl::Minutes(1));
+  s.backoff = absl::ZeroDuration();
+  return s;
+}
+
+TEST(SupervisionTest, FailFastFailsTheParentNamingTheChildsPath) {
+  Mortal notifier("notifier"), producer("producer");
+  Parent client("client", {ChildSpec(&notifier), ChildSpec(&producer)});
+  ASSERT_TRUE(client.Start(Context::Background()).ok());
+  ASSERT_TRUE(client.Started().WaitFor(kWait));
+
+  notifier.Kill(absl::UnavailableError("connection reset"));
+  ASSERT_TRUE(client.Stopped().WaitFor(kWait));
+  ServiceSnapshot s = client.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kFailed);
+  EXPECT_EQ(s.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(s.status.message(),
+            "service 'client/notifier' failed while running: connection reset");
+  EXPECT_EQ(FailedServicePath(s.status), "client/notifier");
+  // The other children were stopped with it, cleanly.
+  EXPECT_EQ(s.Find("client/producer")->state, ServiceState::kStopped);
+  EXPECT_EQ(s.Find("client/notifier")->state, ServiceState::kFailed);
+  EXPECT_EQ(s.last_failure, s.status);
+}
+
+TEST(SupervisionTest, AChildThatReturnsUnaskedIsADeathToo) {
+  Mortal worker("worker");
+  Parent parent("parent", {ChildSpec(&worker)});
+  ASSERT_TRUE(parent.Start(Context::Background()).ok());
+  ASSERT_TRUE(parent.Started().WaitFor(kWait));
+  worker.Kill(absl::OkStatus());  // returns OK while nobody asked it to stop
+  ASSERT_TRUE(parent.Stopped().WaitFor(kWait));
+  ServiceSnapshot s = parent.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kFailed);
+  EXPECT_EQ(s.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.status.message(),
+              HasSubstr("service 'parent/worker' failed while running: its run "
+                        "returned while nobody had asked it to stop"));
+}
+
+TEST(SupervisionTest, FailFastReachesTheRootThroughNestedComposites) {
+  Mortal leaf("cleaner");
+  Parent maintenance("maintenance", {ChildSpec(&leaf)});
+  Parent client("client", {ChildSpec(&maintenance)});
+  ASSERT_TRUE(client.Start(Context::Background()).ok());
+  ASSERT_TRUE(client.Started().WaitFor(kWait));
+  leaf.Kill(absl::DataLossError("disk"));
+  ASSERT_TRUE(client.Stopped().WaitFor(kWait));
+  ServiceSnapshot s = client.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kFailed);
+  EXPECT_EQ(s.status.message(),
+            "service 'client/maintenance/cleaner' failed while running: disk");
+  EXPECT_EQ(s.Find("client/maintenance")->status, s.status);
+}
+
+TEST(SupervisionTest, DegradeKeepsTheSiblingsRunningAndShowsTheError) {
+  Mortal cleaner("cleaner"), rescuer("rescuer");
+  Parent maintenance("maintenance", {ChildSpec(&cleaner), ChildSpec(&rescuer)},
+                     Supervision::Degrade());
+  ASSERT_TRUE(maintenance.Start(Context::Background()).ok());
+  ASSERT_TRUE(maintenance.Started().WaitFor(kWait));
+
+  cleaner.Kill(absl::InternalError("crashed"));
+  ASSERT_TRUE(AwaitSnapshot(
+      maintenance, [](const ServiceSnapshot& s) { return s.degraded; }));
+  ServiceSnapshot s = maintenance.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kStarted);
+  EXPECT_EQ(s.last_error.message(),
+            "service 'maintenance/cleaner' failed while running: crashed");
+  EXPECT_EQ(s.Find("maintenance/cleaner")->state, ServiceState::kFailed);
+  EXPECT_EQ(s.Find("maintenance/rescuer")->state, ServiceState::kStarted);
+  EXPECT_THAT(ToTable(s), HasSubstr("degraded"));
+  EXPECT_THAT(ToTable(s), HasSubstr("INTERNAL: service 'maintenance/cleaner' "
+                                    "failed while running: crashed"));
+  maintenance.Stop();
+  EXPECT_EQ(maintenance.Snapshot().state, ServiceState::kStopped);
+}
+
+TEST(SupervisionTest, RestartBringsTheChildBackAndCountsIt) {
+  Mortal listener("listener"), producer("producer");
+  Parent client("client",
+                {ChildSpec(&listener, FastRestart(3)), ChildSpec(&producer)});
+  ASSERT_TRUE(client.Start(Context::Background()).ok());
+  ASSERT_TRUE(client.Started().WaitFor(kWait));
+
+  listener.Kill(absl::UnavailableError("flaky"));
+  ASSERT_TRUE(AwaitSnapshot(listener, [](const ServiceSnapshot& s) {
+    return s.restart_count == 1 && s.state == ServiceState::kStarted;
+  }));
+  EXPECT_EQ(listener.runs(), 2);
+  ServiceSnapshot s = client.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kStarted);
+  EXPECT_FALSE(s.degraded);
+  const ServiceSnapshot* l = s.Find("client/listener");
+  EXPECT_EQ(l->restart_count, 1);
+  EXPECT_EQ(l->failure_count, 1);
+  EXPECT_EQ(l->last_failure.message(),
+            "service 'client/listener' failed while running: flaky");
+  EXPECT_NE(l->last_failure_at, absl::InfinitePast());
+  EXPECT_EQ(s.Find("client/producer")->restart_count, 0);
+  client.Stop();
+  EXPECT_EQ(client.Snapshot().state, ServiceState::kStopped);
+}
+
+TEST(SupervisionTest, RestartLimitNamesTheChildAndTheCount) {
+  Mortal listener("listener");
+  Parent client("client", {ChildSpec(&listener)}, FastRestart(2));
+  ASSERT_TRUE(client.Start(Context::Background()).ok());
+  ASSERT_TRUE(client.Started().WaitFor(kWait));
+  // From now on every run dies right after it started.
+  listener.DieAfterEveryStart(absl::UnavailableError("always down"));
+  listener.Kill(absl::UnavailableError("always down"));
+  ASSERT_TRUE(client.Stopped().WaitFor(kWait));
+  ServiceSnapshot s = client.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kFailed);
+  EXPECT_EQ(s.status.message(),
+            "service 'client/listener' failed while running: always down "
+            "(restarted 2 times within 1m; the limit is 2)");
+  EXPECT_EQ(FailedServicePath(s.status), "client/listener");
+  EXPECT_EQ(s.Find("client/listener")->restart_count, 2);
+  EXPECT_EQ(listener.runs(), 3);
+}
+
+TEST(SupervisionTest, APolicyThatAllowsNoRestartFailsAtTheFirstDeath) {
+  for (Supervision policy : {Supervision::Restart(0), Supervision::Restart(-1),
+                             Supervision::Restart(3, absl::ZeroDuration()),
+                             Supervision::Restart(3, -absl::Seconds(1))}) {
+    Mortal child("child");
+    Parent parent("parent", {ChildSpec(&child)}, policy);
+    ASSERT_TRUE(parent.Start(Context::Background()).ok());
+    ASSERT_TRUE(parent.Started().WaitFor(kWait));
+    child.Kill(absl::InternalError("boom"));
+    ASSERT_TRUE(parent.Stopped().WaitFor(kWait));
+    ServiceSnapshot s = parent.Snapshot();
+    EXPECT_EQ(s.state, ServiceState::kFailed);
+    EXPECT_THAT(s.status.message(),
+                HasSubstr("service 'parent/child' failed while running: boom "
+                          "(not restarted: the restart policy allows none"));
+    EXPECT_EQ(child.runs(), 1);
+  }
+}
+
+TEST(SupervisionTest, ARestartWhoseStartFailsCountsAsAnotherDeath) {
+  Mortal child("child");
+  Parent parent("parent", {ChildSpec(&child)}, FastRestart(3));
+  ASSERT_TRUE(parent.Start(Context::Background()).ok());
+  ASSERT_TRUE(parent.Started().WaitFor(kWait));
+  child.FailStarts(absl::UnavailableError("no route"));
+  child.Kill(absl::InternalError("boom"));
+  ASSERT_TRUE(parent.Stopped().WaitFor(kWait));
+  ServiceSnapshot s = parent.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kFailed);
+  EXPECT_THAT(s.status.message(),
+              HasSubstr("service 'parent/child' failed to start: no route "
+                        "(restarted 3 times within 1m; the limit is 3)"));
+  EXPECT_EQ(child.runs(), 1);  // the restarts never got to run
+}
+
+TEST(SupervisionTest, BackoffDelaysTheRestart) {
+  Mortal child("child");
+  Supervision slow = Supervision::Restart(3, absl::Minutes(1));
+  slow.backoff = absl::Hours(1);
+  Parent parent("parent", {ChildSpec(&child)}, slow);
+  ASSERT_TRUE(parent.Start(Context::Background()).ok());
+  ASSERT_TRUE(parent.Started().WaitFor(kWait));
+  child.Kill(absl::InternalError("boom"));
+  ASSERT_TRUE(AwaitSnapshot(child, [](const ServiceSnapshot& s) {
+    return s.state == ServiceState::kFailed;
+  }));
+  // Waiting out the backoff; a stop does not wait for it.
+  EXPECT_EQ(parent.Snapshot().state, ServiceState::kStarted);
+  EXPECT_EQ(child.Snapshot().restart_count, 0);
+  parent.Stop();
+  EXPECT_EQ(parent.Snapshot().state, ServiceState::kStopped);
+  EXPECT_EQ(child.runs(), 1);
+}
+
+TEST(SupervisionTest, AChildPolicyOverridesTheParents) {
+  Mortal tolerated("tolerated"), vital("vital");
+  Parent parent("parent", {ChildSpec(&tolerated, Supervision::Degrade()),
+                           ChildSpec(&vital)});
+  ASSERT_TRUE(parent.Start(Context::Background()).ok());
+  ASSERT_TRUE(parent.Started().WaitFor(kWait));
+  tolerated.Kill(absl::InternalError("meh"));
+  ASSERT_TRUE(AwaitSnapshot(
+      parent, [](const ServiceSnapshot& s) { return s.degraded; }));
+  EXPECT_EQ(parent.Snapshot().state, ServiceState::kStarted);
+  vital.Kill(absl::InternalError("fatal"));
+  ASSERT_TRUE(parent.Stopped().WaitFor(kWait));
+  EXPECT_THAT(parent.Snapshot().status.message(),
+              HasSubstr("service 'parent/vital' failed while running: fatal"));
+}
+
+TEST(SupervisionTest, AChildStoppedOnPurposeIsNotADeath) {
+  Mortal a("a"), b("b");
+  Parent parent("parent", {ChildSpec(&a), ChildSpec(&b)});
+  ASSERT_TRUE(parent.Start(Context::Background()).ok());
+  ASSERT_TRUE(parent.Started().WaitFor(kWait));
+  a.Stop();
+  // Then a real death of the other child: the parent must name b, not a.
+  b.Kill(absl::InternalError("b died"));
+  ASSERT_TRUE(parent.Stopped().WaitFor(kWait));
+  EXPECT_THAT(parent.Snapshot().status.message(),
+              HasSubstr("service 'parent/b' failed while running"));
+  EXPECT_EQ(a.Snapshot().state, ServiceState::kStopped);
+}
+
+TEST(SupervisionTest, AChildDestroyedWhileItsParentRunsIsNotADeath) {
+  auto a = std::make_unique<Mortal>("a");
+  Mortal b("b");
+  Parent parent("parent", {ChildSpec(a.get()), ChildSpec(&b)});
+  ASSERT_TRUE(parent.Start(Context::Background()).ok());
+  ASSERT_TRUE(parent.Started().WaitFor(kWait));
+  a.reset();
+  b.Kill(absl::InternalError("b died"));
+  ASSERT_TRUE(parent.Stopped().WaitFor(kWait));
+  EXPECT_THAT(parent.Snapshot().status.message(),
+              HasSubstr("service 'parent/b' failed while running"));
+}
+
+TEST(SupervisionTest, StoppingTheParentIsNotADeath) {
+  Mortal a("a");
+  Parent parent("parent", {ChildSpec(&a)}, FastRestart(3));
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(parent.Start(Context::Background()).ok());
+    ASSERT_TRUE(parent.Started().WaitFor(kWait));
+    parent.Stop();
+    ServiceSnapshot s = parent.Snapshot();
+    ASSERT_EQ(s.state, ServiceState::kStopped) << s;
+    ASSERT_EQ(s.Find("parent/a")->restart_count, 0);
+  }
+}
+
+// --- The bounded stop ------------------------------------------------------
+
+// A child whose run ignores its context until released.
+class Stubborn : public BaseService {
+ public:
+  explicit Stubborn(std::string name) : BaseService(std::move(name)) {}
+  ~Stubborn() override {
+    release.Close();
+    StopForDestruction();
+  }
+  Signal release;
+
+ private:
+  absl::Status Run(const Context&, absl::FunctionRef<void()> started) override {
+    started();
+    release.Wait();
+    return absl::OkStatus();
+  }
+};
+
+TEST(BoundedStopTest, NamesTheDescendantThatHoldsTheStopUpWithItsStack) {
+  Stubborn stuck("stuck");
+  Mortal fine("fine");
+  Parent inner("inner", {ChildSpec(&stuck), ChildSpec(&fine)});
+  Parent root("root", {ChildSpec(&inner)});
+  ASSERT_TRUE(root.Start(Context::Background()).ok());
+  ASSERT_TRUE(root.Started().WaitFor(kWait));
+
+  absl::Status status = root.StopFor(absl::Milliseconds(20));
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(status.message(),
+              HasSubstr("service 'root' did not stop within 20ms; still "
+                        "stopping: root/inner/stuck (stopping for "));
+  EXPECT_THAT(status.message(), Not(HasSubstr("root/inner/fine (stopping")));
+  EXPECT_THAT(status.message(),
+              HasSubstr("Stack of root/inner/stuck (stopping), thread "));
+  stuck.release.Close();
+  EXPECT_TRUE(root.StopFor(kWait).ok());
+  EXPECT_EQ(root.Snapshot().state, ServiceState::kStopped);
+}
+
+TEST(BoundedStopTest, StopAllParallelForReportsOnlyTheStuck) {
+  Stubborn stuck("stuck");
+  Mortal fine("fine");
+  std::vector<Service*> services = {&fine, nullptr, &stuck};
+  ASSERT_TRUE(fine.Start(Context::Background()).ok());
+  ASSERT_TRUE(stuck.Start(Context::Background()).ok());
+  ASSERT_TRUE(stuck.Started().WaitFor(kWait));
+
+  absl::Status status = StopAllParallelFor(services, absl::Milliseconds(20));
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(status.message(),
+              HasSubstr("1 of 2 services did not stop within 20ms:\nservice "
+                        "'stuck' did not stop within"));
+  EXPECT_THAT(status.message(), Not(HasSubstr("'fine'")));
+  EXPECT_EQ(fine.Snapshot().state, ServiceState::kStopped);
+  // Zero or less checks only.
+  EXPECT_EQ(StopAllParallelFor(services, -absl::Seconds(1)).code(),
+            absl::StatusCode::kDeadlineExceeded);
+  stuck.release.Close();
+  EXPECT_TRUE(StopAllParallelFor(services, kWait).ok());
+  EXPECT_TRUE(StopAllParallelFor({}, absl::ZeroDuration()).ok());
+}
+
+TEST(BoundedStopTest, StopAllParallelStopsEveryServiceAtOnce) {
+  // Each stop waits until every service has been asked to stop: only a group
+  // stop that asks all before waiting for any can finish.
+  constexpr int kN = 40;
+  std::atomic<int> asked{0};
+  Signal all_asked;
+  std::vector<std::unique_ptr<FuncService>> owned;
+  std::vector<Service*> services;
+  for (int i = 0; i < kN; ++i) {
+    owned.push_back(std::make_unique<FuncService>(
+        "s", [&](const Context& ctx, absl::FunctionRef<void()> started) {
+          started();
+          ctx.Done().Wait();
+          if (++asked == kN) all_asked.Close();
+          all_asked.Wait();
+          return absl::OkStatus();
+        }));
+    services.push_back(owned.back().get());
+  }
+  ASSERT_TRUE(StartAll(services, Context::Background()).ok());
+  ASSERT_TRUE(WaitAllStarted(services).ok());
+  StopAllParallel(services);
+  for (Service* s : services) EXPECT_TRUE(s->Stopped().IsClosed());
+}
+
+}  // namespace
+}  // namespace lifecycle

@@ -1,0 +1,69 @@
+#include "lifecycle/testing/matchers.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace lifecycle_testing {
+namespace matchers_internal {
+namespace {
+
+struct Note {
+  std::string path;
+  int64_t failures;
+  uint64_t generation;
+};
+
+// Tests examine a handful of failures each; the notes of a whole binary stay
+// small.
+struct Notes {
+  absl::Mutex mu;
+  uint64_t generation ABSL_GUARDED_BY(mu) = 0;
+  std::vector<Note> notes ABSL_GUARDED_BY(mu);
+};
+
+Notes& TheNotes() {
+  static Notes* notes = new Notes();  // never destroyed
+  return *notes;
+}
+
+}  // namespace
+
+void NoteFailuresExamined(const lifecycle::ServiceSnapshot& snapshot) {
+  Notes& n = TheNotes();
+  absl::MutexLock lock(&n.mu);
+  ++n.generation;
+  n.notes.push_back(Note{snapshot.path, snapshot.failure_count, n.generation});
+  // A composite's failure that a descendant's death caused: that death too.
+  std::optional<std::string> origin =
+      lifecycle::FailedServicePath(snapshot.last_failure);
+  if (!origin) return;
+  if (const lifecycle::ServiceSnapshot* s = snapshot.Find(*origin)) {
+    n.notes.push_back(Note{s->path, s->failure_count, n.generation});
+  }
+}
+
+uint64_t ExaminedGeneration() {
+  Notes& n = TheNotes();
+  absl::MutexLock lock(&n.mu);
+  return n.generation;
+}
+
+bool FailureExamined(std::string_view path, int64_t failures,
+                     uint64_t generation) {
+  Notes& n = TheNotes();
+  absl::MutexLock lock(&n.mu);
+  for (const Note& note : n.notes) {
+    if (note.generation > generation && note.path == path &&
+        note.failures >= failures) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace matchers_internal
+}  // namespace lifecycle_testing
