@@ -595,8 +595,13 @@ void BaseService::Stop() {
 absl::Status BaseService::StopFor(absl::Duration timeout) {
   bool wait = timeout > absl::ZeroDuration();
   Signal stopped = RequestStop(/*will_wait=*/wait);
-  if (wait ? !stopped.WaitFor(timeout) : !stopped.IsClosed()) {
-    return NotStoppedError(*this, std::max(timeout, absl::ZeroDuration()));
+  if (!wait && !stopped.IsClosed()) {
+    // Check only: cheap, so a group stop can request every stop first.
+    return absl::DeadlineExceededError(
+        absl::StrCat("service '", Path(), "' has not stopped yet"));
+  }
+  if (wait && !stopped.WaitFor(timeout)) {
+    return NotStoppedError(*this, timeout);
   }
   JoinFinishedWorker();
   return absl::OkStatus();

@@ -165,7 +165,8 @@ class BaseService : public Service {
   // Returns OK once stopped, or `NotStoppedError()` (service.h): the paths of
   // the services in this tree still stopping, with their workers' stacks. The
   // run then goes on, and a later `Stop()` or `StopFor()` waits for it again.
-  // A `timeout` of zero or less requests the stop and checks only.
+  // A `timeout` of zero or less requests the stop and checks only: a
+  // `DeadlineExceededError` "service 'PATH' has not stopped yet", no stacks.
   absl::Status StopFor(absl::Duration timeout) final;
   Signal Stopped() const final;
   std::string_view Name() const final { return name_; }

@@ -296,7 +296,7 @@ TEST(BaseServiceTest, StopForWithoutTimeLeftRequestsTheStopAndChecksOnly) {
     absl::Status status = service.StopFor(none);
     EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
     EXPECT_THAT(status.message(),
-                HasSubstr("service 'stubborn' did not stop within 0"));
+                HasSubstr("service 'stubborn' has not stopped yet"));
   }
   // The stop was requested: the run is stopping, not started.
   EXPECT_EQ(service.Snapshot().state, ServiceState::kStopping);
@@ -634,7 +634,8 @@ TEST(BaseServiceTest, RunFailureKeepsPayloads) {
   ASSERT_TRUE(failing.Start(Context::Background()).ok());
   failing.Stopped().Wait();
   absl::Status status = failing.Snapshot().status;
-  EXPECT_THAT(status.message(), HasSubstr("service 'failing' failed while running: disk"));
+  EXPECT_THAT(status.message(),
+              HasSubstr("service 'failing' failed while running: disk"));
   EXPECT_EQ(status.GetPayload("example.com/detail"), absl::Cord("sector 7"));
 }
 

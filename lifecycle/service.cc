@@ -98,17 +98,25 @@ void StopAllParallel(absl::Span<Service* const> services) {
 absl::Status StopAllParallelFor(absl::Span<Service* const> services,
                                 absl::Duration timeout) {
   absl::Time deadline = absl::Now() + std::max(timeout, absl::ZeroDuration());
-  for (Service* service : services) {
-    if (service != nullptr)
-      service->StopFor(absl::ZeroDuration()).IgnoreError();
-  }
-  std::vector<std::string> stuck;
+  // Request every stop; those not stopped at once are waited for together.
+  std::vector<Service*> pending;
+  std::vector<Signal> stopped;
   size_t count = 0;
   for (Service* service : services) {
     if (service == nullptr) continue;
     ++count;
-    absl::Status status = service->StopFor(deadline - absl::Now());
-    if (!status.ok()) stuck.push_back(std::string(AbslView(status.message())));
+    if (!service->StopFor(absl::ZeroDuration()).ok()) {
+      pending.push_back(service);
+      stopped.push_back(service->Stopped());
+    }
+  }
+  WaitForAll(stopped, deadline);
+  std::vector<std::string> stuck;
+  for (Service* service : pending) {
+    // Stopped by now (this joins its worker), or reported with its stacks.
+    if (service->StopFor(absl::ZeroDuration()).ok()) continue;
+    stuck.push_back(
+        std::string(AbslView(NotStoppedError(*service, timeout).message())));
   }
   if (stuck.empty()) return absl::OkStatus();
   return absl::DeadlineExceededError(absl::StrCat(

@@ -22,7 +22,8 @@
 //     `DeadlineExceededError` naming by path the services of its tree that
 //     have not stopped, with their threads' stacks (`NotStoppedError`). A
 //     `timeout` of zero or less only requests the stop and checks: it never
-//     waits.
+//     waits, and its error is cheap ("service 'x' has not stopped yet"), so a
+//     group stop can request every stop before it waits for any.
 //   * A run can end without a `Stop()`: an error, or a return nobody asked
 //     for. The service then reports it like a stop (`Stopped()` closes; the
 //     snapshot says kFailed with the error, or kStopped).

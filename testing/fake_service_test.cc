@@ -109,6 +109,53 @@ TEST(MatchersTest, MismatchPrintsTheSnapshot) {
   EXPECT_NONFATAL_FAILURE(EXPECT_THAT(&fake, IsStarted()), "PATH  STATE");
 }
 
+TEST(MatchersTest, HasFailedCoversStartFailuresAndDeaths) {
+  FakeService db("db");
+  db.FailStartWith(absl::UnavailableError("no route"));
+  EXPECT_FALSE(db.Start(lifecycle::Context::Background()).ok());
+  EXPECT_THAT(db, HasFailed());
+  EXPECT_THAT(db, HasFailed(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(db, HasFailed(::testing::Property(
+                      &absl::Status::message,
+                      ::testing::HasSubstr("'db' failed to start"))));
+
+  FakeService worker("worker");
+  ASSERT_TRUE(worker.Start(lifecycle::Context::Background()).ok());
+  EXPECT_THAT(worker, Not(HasFailed()));
+  worker.FailNow(absl::DataLossError("disk"));
+  ASSERT_TRUE(worker.Stopped().WaitFor(WaitTimeout()));
+  EXPECT_THAT(
+      worker.Snapshot(),
+      HasFailed(::testing::AllOf(
+          ::testing::Property(&absl::Status::code, absl::StatusCode::kDataLoss),
+          ::testing::Property(
+              &absl::Status::message,
+              ::testing::HasSubstr("failed while running: disk")))));
+}
+
+TEST(MatchersTest, MatchersComposeAndExplainTheirMismatch) {
+  FakeService fake("idle");
+  EXPECT_THAT(fake, HasState(::testing::AnyOf(ServiceState::kStopped,
+                                              ServiceState::kFailed)));
+  EXPECT_THAT(fake, HasRestarted(0));
+  EXPECT_THAT(fake, HasRestarted(::testing::Lt(1)));
+  EXPECT_NONFATAL_FAILURE(
+      EXPECT_THAT(fake, HasFailed(absl::StatusCode::kInternal)),
+      "whose state is stopped");
+  EXPECT_NONFATAL_FAILURE(
+      EXPECT_THAT(fake, HasState(::testing::AnyOf(ServiceState::kStarted,
+                                                  ServiceState::kStarting))),
+      "a service whose state (is equal to started) or (is equal to "
+      "starting)");
+  EXPECT_NONFATAL_FAILURE(EXPECT_THAT(fake, HasRestarted(::testing::Ge(2))),
+                          "which was restarted 0 times");
+  fake.FailStartWith(absl::UnavailableError("down"));
+  EXPECT_FALSE(fake.Start(lifecycle::Context::Background()).ok());
+  EXPECT_NONFATAL_FAILURE(
+      EXPECT_THAT(fake, HasFailed(absl::StatusCode::kInternal)),
+      "whose failure is UNAVAILABLE: service 'idle' failed to start: down");
+}
+
 TEST(MockServiceTest, DrivesCodeUnderTest) {
   MockService db;
   ON_CALL(db, Name()).WillByDefault(Return("db"));

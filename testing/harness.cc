@@ -83,20 +83,23 @@ std::string StartStopHarness::WriteSnapshotOutput() const {
     starter_.join();
   }
   stopped_ = false;
+  if (scope_->context().IsCancelled()) {
+    scope_ = std::make_unique<lifecycle::CancellableContext>();
+  }
   absl::Time deadline = absl::Now() + options_.start_timeout;
   // Start() runs on a helper thread, so that a Start() that blocks (in
   // OnStart()) is bounded by the start timeout like everything else.
   auto status_holder = std::make_shared<absl::Status>();
   start_returned_ = Signal();
   try {
-    starter_ = std::thread([services = services_, ctx = scope_.context(),
+    starter_ = std::thread([services = services_, ctx = scope_->context(),
                             status_holder, done = start_returned_] {
       *status_holder = lifecycle::StartAll(services, ctx);
       done.Close();
     });
   } catch (const std::system_error&) {
     // Out of threads: start on this thread, unbounded.
-    *status_holder = lifecycle::StartAll(services_, scope_.context());
+    *status_holder = lifecycle::StartAll(services_, scope_->context());
     start_returned_.Close();
   }
   absl::Status status;
@@ -155,7 +158,7 @@ bool StartStopHarness::StartAll(const char* file, int line) {
   // forever, and no thread is left behind holding a service.
   absl::Status stop =
       lifecycle::StopAllParallelFor(services_, options_.stop_timeout);
-  scope_.Cancel(lifecycle::StoppedError());
+  scope_->Cancel(lifecycle::StoppedError());
   std::string deaths = UnexpectedDeaths();
   started_ = false;
   if (stop.ok() && deaths.empty()) return ::testing::AssertionSuccess();

@@ -74,6 +74,7 @@
 #ifndef LIFECYCLE_TESTING_HARNESS_H_
 #define LIFECYCLE_TESTING_HARNESS_H_
 
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -125,8 +126,8 @@ class StartStopHarness {
   std::string Report() const;
 
   // The context the services were started with; cancelled when the harness
-  // ends.
-  const lifecycle::Context& context() const { return scope_.context(); }
+  // stops them.
+  const lifecycle::Context& context() const { return scope_->context(); }
 
  private:
   ::testing::AssertionResult TryStopAll();
@@ -138,7 +139,9 @@ class StartStopHarness {
 
   std::vector<lifecycle::Service*> services_;
   Options options_;
-  lifecycle::CancellableContext scope_;
+  // Renewed by a start after a stop, so the harness can start again.
+  std::unique_ptr<lifecycle::CancellableContext> scope_ =
+      std::make_unique<lifecycle::CancellableContext>();
   bool stopped_ = false;
   // Taken when a start succeeded: the failures counted then, per path.
   bool started_ = false;

@@ -16,6 +16,7 @@ namespace lifecycle_testing {
 namespace {
 
 using lifecycle::ServiceState;
+using ::testing::Not;
 
 // Short, for tests that expect a timeout; the start timeout leaves room for a
 // slow (sanitizer) build to reach the state the test expects to be reported.
@@ -178,5 +179,143 @@ TEST(StartStopHarnessTest, StartTimeoutBoundsABlockingOnStart) {
   // The harness's stop cancels the start's context, so OnStart returns and
   // the harness ends without a hang.
 }
+
+// --- Deaths during the test ------------------------------------------------
+
+// Kills `fake` (a started child of `root`) and waits until `root` has failed.
+void KillAndAwaitRootFailure(FakeService& fake, lifecycle::Service& root) {
+  lifecycle::Signal root_stopped = root.Stopped();
+  fake.FailNow(absl::UnavailableError("connection reset"));
+  ASSERT_TRUE(root_stopped.WaitFor(WaitTimeout()));
+}
+
+TEST(StartStopHarnessTest, ASilentDeathFailsTheTestOnceNamingThePath) {
+  Client client;
+  auto harness = std::make_unique<StartStopHarness>(
+      std::vector<lifecycle::Service*>{&client});
+  ASSERT_TRUE(harness->StartAll());
+  KillAndAwaitRootFailure(client.notifier_, client);
+  // One failure, for the innermost service, though client died with it.
+  EXPECT_NONFATAL_FAILURE(
+      harness->StopAll(),
+      "1 service(s) died during the test (expect it with ExpectFailure(path), "
+      "or check it with HasFailed()):\n  client/notifier died ");
+  EXPECT_NONFATAL_FAILURE(
+      {
+        ASSERT_TRUE(harness->StartAll());
+        KillAndAwaitRootFailure(client.notifier_, client);
+        harness->StopAll();
+      },
+      "after the start (20");  // the time of death, 20xx-...
+  EXPECT_NONFATAL_FAILURE(
+      {
+        ASSERT_TRUE(harness->StartAll());
+        KillAndAwaitRootFailure(client.notifier_, client);
+        harness.reset();  // on destruction too, once
+      },
+      "UNAVAILABLE: service 'client/notifier' failed while running: "
+      "connection reset\n");
+}
+
+TEST(StartStopHarnessTest, AnExpectedDeathPasses) {
+  Client client;
+  StartStopHarness harness({&client});
+  harness.ExpectFailure("client/notifier");
+  ASSERT_TRUE(harness.StartAll());
+  KillAndAwaitRootFailure(client.notifier_, client);
+  EXPECT_TRUE(harness.StopAll());
+}
+
+TEST(StartStopHarnessTest, ExpectingAComponentCoversItsDescendants) {
+  Client client;
+  StartStopHarness harness({&client});
+  harness.ExpectFailure("client/producer");
+  ASSERT_TRUE(harness.StartAll());
+  KillAndAwaitRootFailure(client.producer_.bulk_, client);
+  EXPECT_TRUE(harness.StopAll());
+}
+
+TEST(StartStopHarnessTest, AnExpectedDeathThatDidNotHappenFails) {
+  Client client;
+  StartStopHarness harness({&client});
+  harness.ExpectFailure("client/notifier");
+  ASSERT_TRUE(harness.StartAll());
+  EXPECT_NONFATAL_FAILURE(harness.StopAll(),
+                          "Expected a failure of client/notifier during the "
+                          "test (ExpectFailure), but none happened");
+}
+
+TEST(StartStopHarnessTest, ADeathTheTestCheckedWithAMatcherPasses) {
+  Client client;
+  StartStopHarness harness({&client});
+  ASSERT_TRUE(harness.StartAll());
+  KillAndAwaitRootFailure(client.notifier_, client);
+  EXPECT_THAT(client, HasFailed(absl::StatusCode::kUnavailable));
+  EXPECT_TRUE(harness.StopAll());
+}
+
+TEST(StartStopHarnessTest, AMatcherThatDidNotMatchDoesNotExcuseADeath) {
+  Client client;
+  StartStopHarness harness({&client});
+  ASSERT_TRUE(harness.StartAll());
+  KillAndAwaitRootFailure(client.notifier_, client);
+  EXPECT_THAT(client, Not(HasFailed(absl::StatusCode::kDataLoss)));
+  EXPECT_NONFATAL_FAILURE(harness.StopAll(), "client/notifier died ");
+}
+
+// A composite that restarts its child: the death is still a death.
+class Restarting : public lifecycle::CompositeService {
+ public:
+  Restarting() : CompositeService("restarting"), child_("child") {
+    lifecycle::Supervision policy = lifecycle::Supervision::Restart();
+    policy.backoff = absl::ZeroDuration();
+    AddChildOrDie(child_, policy);
+  }
+  ~Restarting() override { StopForDestruction(); }
+  FakeService child_;
+};
+
+TEST(StartStopHarnessTest, ADeathHealedByARestartIsStillReported) {
+  Restarting parent;
+  StartStopHarness harness({&parent});
+  ASSERT_TRUE(harness.StartAll());
+  lifecycle::Signal change = parent.child_.NextChange();
+  parent.child_.FailNow(absl::InternalError("crash"));
+  // Wait for the restart on the child's change signal.
+  while (parent.child_.Snapshot().restart_count < 1 ||
+         parent.child_.Snapshot().state != ServiceState::kStarted) {
+    ASSERT_TRUE(change.WaitFor(WaitTimeout()));
+    change = parent.child_.NextChange();
+  }
+  EXPECT_THAT(parent, IsStarted());
+  EXPECT_NONFATAL_FAILURE(harness.StopAll(), "restarting/child died ");
+  // Checked with HasRestarted, it passes.
+  ASSERT_TRUE(harness.StartAll());
+  change = parent.child_.NextChange();
+  parent.child_.FailNow(absl::InternalError("crash"));
+  while (parent.child_.Snapshot().restart_count < 2 ||
+         parent.child_.Snapshot().state != ServiceState::kStarted) {
+    ASSERT_TRUE(change.WaitFor(WaitTimeout()));
+    change = parent.child_.NextChange();
+  }
+  EXPECT_THAT(parent.child_, HasRestarted(2));
+  EXPECT_TRUE(harness.StopAll());
+}
+
+TEST(StartStopHarnessTest, AStuckStopNamesThePathThatHoldsItUp) {
+  Client client;
+  client.producer_.bulk_.BlockStopUntilReleased();
+  {
+    StartStopHarness harness({&client}, Short());
+    ASSERT_TRUE(harness.StartAll());
+    EXPECT_NONFATAL_FAILURE(
+        harness.StopAll(),
+        "service 'client' did not stop within 50ms; still stopping: "
+        "client/producer/bulk (stopping for ");
+  }
+  client.producer_.bulk_.ReleaseStop();
+  client.Stop();
+}
+
 }  // namespace
 }  // namespace lifecycle_testing
