@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace examples {
 
@@ -30,6 +31,24 @@ absl::Status SimulatedDatabase::Connect(Signal* dropped) {
   if (!available_) return absl::UnavailableError("database refused connection");
   *dropped = drop_;
   return absl::OkStatus();
+}
+
+bool Crashes::Crash(const std::string& path) {
+  Signal crash;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = armed_.find(path);
+    if (it == armed_.end()) return false;
+    crash = it->second;
+    armed_.erase(it);  // the next run gets a fresh one
+  }
+  crash.Close();
+  return true;
+}
+
+Signal Crashes::SignalFor(const std::string& path) {
+  absl::MutexLock lock(&mu_);
+  return armed_[path];
 }
 
 namespace {
@@ -62,7 +81,22 @@ absl::Status Component::OnStart(const Context&) {
 }
 
 bool Component::SimulateStart(const Context& ctx) {
+  crash_ = config_.crashes != nullptr ? config_.crashes->SignalFor(Path())
+                                      : Signal();
   return SimulateStartOf(config_, Path(), ctx);
+}
+
+bool Component::Idle(const Context& ctx, absl::Duration d) {
+  Signal waits[] = {ctx.Done(), crash_};
+  lifecycle::WaitForAny(waits, absl::Now() + d);
+  return !ctx.IsCancelled() && !crash_.IsClosed();
+}
+
+absl::Status Component::EndOfRun(const Context& ctx) const {
+  if (!ctx.IsCancelled() && crash_.IsClosed()) {
+    return absl::InternalError("crashed (injected)");
+  }
+  return ctx.Cause();
 }
 
 ComponentGroup::ComponentGroup(std::string name, const ClientConfig& config)
@@ -86,7 +120,7 @@ absl::Status Notifier::Run(const Context& ctx,
   if (!SimulateStart(ctx)) return ctx.Cause();
   absl::Duration backoff = config_.reconnect_backoff;
   int attempt = 0;
-  while (!ctx.IsCancelled()) {
+  while (!ctx.IsCancelled() && !crash_.IsClosed()) {
     Signal dropped;
     absl::Status connected = config_.database->Connect(&dropped);
     if (connected.ok()) {
@@ -95,18 +129,18 @@ absl::Status Notifier::Run(const Context& ctx,
       ReportHealthy();
       test_signals_.connected.Signal(true);
       started();
-      Signal waits[] = {dropped, ctx.Done()};
+      Signal waits[] = {dropped, ctx.Done(), crash_};
       lifecycle::WaitForAny(waits, absl::InfiniteFuture());
-      if (ctx.IsCancelled()) break;
+      if (ctx.IsCancelled() || crash_.IsClosed()) break;
       connected = absl::UnavailableError("connection dropped");
     }
     // Degraded until the next successful connect.
     ReportError(connected);
     test_signals_.reconnect_scheduled.Signal(++attempt);
-    ctx.Done().WaitFor(backoff);
+    if (!Idle(ctx, backoff)) break;
     backoff = std::min(backoff * 2, absl::Seconds(1));
   }
-  return ctx.Cause();
+  return EndOfRun(ctx);
 }
 
 Elector::Elector(const ClientConfig& config) : Component("elector", config) {}
@@ -118,9 +152,9 @@ absl::Status Elector::Run(const Context& ctx,
   do {
     // A single client always wins the election in this simulation.
     if (!leader_.exchange(true)) test_signals_.elected.Signal(true);
-  } while (!ctx.Done().WaitFor(config_.elect_interval));
+  } while (Idle(ctx, config_.elect_interval));
   leader_ = false;
-  return ctx.Cause();
+  return EndOfRun(ctx);
 }
 
 PeriodicWorker::PeriodicWorker(std::string name, const ClientConfig& config,
@@ -131,8 +165,8 @@ absl::Status PeriodicWorker::Run(const Context& ctx,
                                  absl::FunctionRef<void()> started) {
   if (!SimulateStart(ctx)) return ctx.Cause();
   started();
-  while (!ctx.Done().WaitFor(interval_)) ++ticks_;
-  return ctx.Cause();
+  while (Idle(ctx, interval_)) ++ticks_;
+  return EndOfRun(ctx);
 }
 
 ProducerGroup::ProducerGroup(const ClientConfig& config)
@@ -158,10 +192,27 @@ Client::Client(const ClientConfig& config)
       elector_(config),
       producer_(config),
       maintenance_(config) {
-  AddChildOrDie(notifier_);
-  AddChildOrDie(elector_);
-  AddChildOrDie(producer_);
-  AddChildOrDie(maintenance_);
+  AddChildOrDie(notifier_, config.restart_policy);
+  AddChildOrDie(elector_, config.restart_policy);
+  AddChildOrDie(producer_);  // fail fast, the default
+  AddChildOrDie(maintenance_, lifecycle::Supervision::Degrade());
+}
+
+lifecycle::BaseService* Client::Find(std::string_view path) {
+  std::vector<lifecycle::BaseService*> all = {this,
+                                              &notifier_,
+                                              &elector_,
+                                              &producer_,
+                                              &maintenance_,
+                                              &maintenance_.cleaner(),
+                                              &maintenance_.rescuer()};
+  for (const auto& producer : producer_.producers()) {
+    all.push_back(producer.get());
+  }
+  for (lifecycle::BaseService* service : all) {
+    if (service->Path() == path) return service;
+  }
+  return nullptr;
 }
 
 }  // namespace examples

@@ -15,16 +15,28 @@
 //   client/maintenance/cleaner    deletes finished jobs periodically
 //   client/maintenance/rescuer    rescues stuck jobs periodically
 //
+// How the client supervises its parts once started (base_service.h):
+//
+//   client/notifier     restart: a listener that loses its connection for
+//   client/elector      good is restarted, within limits (`restart_policy`)
+//   client/producer     fail fast: without producers the client is useless,
+//                       so a dead producer fails the whole client
+//   client/maintenance  degrade: maintenance can wait; the client runs on,
+//                       degraded, if it dies (a dead cleaner or rescuer
+//                       fails its group, which fails fast inside)
+//
 // Nothing here knows about tests beyond the `TestSignal` hooks, which do
 // nothing until a test initialises them. Faults for demos and tests are
-// injected by path through `Faults`.
+// injected by path through `Faults` (at start) and `Crashes` (once running).
 
 #ifndef EXAMPLES_CLIENT_H_
 #define EXAMPLES_CLIENT_H_
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -61,10 +73,28 @@ class SimulatedDatabase {
   lifecycle::Signal drop_ ABSL_GUARDED_BY(mu_);
 };
 
+// Kills running leaf components by path, as a bug in them would: the
+// component's current run ends with an INTERNAL error.
+class Crashes {
+ public:
+  // Crashes the current run of the component at `path`. Returns false if no
+  // run of it is waiting to be crashed (it is not running, or not a leaf).
+  bool Crash(const std::string& path);
+  // For a component's run: the signal that closes when it is to crash.
+  lifecycle::Signal SignalFor(const std::string& path);
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, lifecycle::Signal> armed_ ABSL_GUARDED_BY(mu_);
+};
+
 struct ClientConfig {
   std::vector<std::string> queues = {"default"};
   SimulatedDatabase* database = nullptr;  // required
   Faults faults;
+  Crashes* crashes = nullptr;  // optional
+  // How the notifier and the elector are restarted when they die.
+  lifecycle::Supervision restart_policy = lifecycle::Supervision::Restart();
   absl::Duration reconnect_backoff = absl::Milliseconds(10);  // doubles, max 1s
   absl::Duration elect_interval = absl::Milliseconds(50);
   absl::Duration maintenance_interval = absl::Milliseconds(100);
@@ -80,6 +110,12 @@ class Component : public lifecycle::BaseService {
   // Call at the top of Run(): waits the simulated start time, or forever if a
   // hang is injected (until stopped). Returns false if the run must end.
   bool SimulateStart(const lifecycle::Context& ctx);
+  // Waits up to `d`; false if the run must end (stopped, or crashed).
+  bool Idle(const lifecycle::Context& ctx, absl::Duration d);
+  // What the run returns once it must end: the crash, or the context's cause.
+  absl::Status EndOfRun(const lifecycle::Context& ctx) const;
+  // Closes when this run is to crash (`Crashes`); set by SimulateStart().
+  lifecycle::Signal crash_;
   const ClientConfig& config_;
 };
 
@@ -147,6 +183,9 @@ class ProducerGroup : public ComponentGroup {
  public:
   explicit ProducerGroup(const ClientConfig& config);
   ~ProducerGroup() override { StopForDestruction(); }
+  const std::vector<std::unique_ptr<PeriodicWorker>>& producers() const {
+    return producers_;
+  }
 
  private:
   std::vector<std::unique_ptr<PeriodicWorker>> producers_;
@@ -156,6 +195,8 @@ class Maintenance : public ComponentGroup {
  public:
   explicit Maintenance(const ClientConfig& config);
   ~Maintenance() override { StopForDestruction(); }
+  PeriodicWorker& cleaner() { return cleaner_; }
+  PeriodicWorker& rescuer() { return rescuer_; }
 
  private:
   PeriodicWorker cleaner_;
@@ -170,6 +211,8 @@ class Client : public ComponentGroup {
 
   Notifier& notifier() { return notifier_; }
   Elector& elector() { return elector_; }
+  // The component at `path` ("client/notifier"), or null.
+  lifecycle::BaseService* Find(std::string_view path);
 
  private:
   Notifier notifier_;

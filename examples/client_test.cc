@@ -1,7 +1,9 @@
 // The tests a user of the library writes for a client like this one.
 #include "examples/client.h"
 
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest-spi.h"
@@ -17,6 +19,8 @@ namespace examples {
 namespace {
 
 using lifecycle::ServiceState;
+using lifecycle_testing::HasFailed;
+using lifecycle_testing::HasRestarted;
 using lifecycle_testing::HasState;
 using lifecycle_testing::IsDegraded;
 using lifecycle_testing::IsStarted;
@@ -155,6 +159,110 @@ TEST_F(ClientTest, SurvivesStartStopStress) {
   options.threads = 4;
   options.cycles = 10;
   EXPECT_TRUE(lifecycle_testing::StressStartStop(client, options));
+}
+
+// --- A part that dies once the client runs, under each policy ---------------
+
+// Waits until `service`'s snapshot satisfies `done`, on its change signal.
+bool AwaitSnapshot(
+    const lifecycle::BaseService& service,
+    const std::function<bool(const lifecycle::ServiceSnapshot&)>& done) {
+  absl::Time deadline = absl::Now() + lifecycle_testing::WaitTimeout();
+  while (true) {
+    lifecycle::Signal next = service.NextChange();
+    if (done(service.Snapshot())) return true;
+    if (!next.WaitUntil(deadline)) return done(service.Snapshot());
+  }
+}
+
+bool IsRunningAgainAfter(const lifecycle::ServiceSnapshot& s, int restarts) {
+  return s.restart_count == restarts && s.state == ServiceState::kStarted;
+}
+
+class ClientSupervisionTest : public ClientTest {
+ protected:
+  ClientSupervisionTest() {
+    config_.crashes = &crashes_;
+    config_.restart_policy.backoff = absl::Milliseconds(1);
+  }
+  // Crashes the leaf at `path` once it is running.
+  void Crash(const std::string& path) { ASSERT_TRUE(crashes_.Crash(path)); }
+  Crashes crashes_;
+};
+
+// Fail fast: a dead producer takes the client down, naming the producer.
+TEST_F(ClientSupervisionTest, AProducerDeathFailsTheClient) {
+  Client client(config_);
+  StartStopHarness harness({&client});
+  harness.ExpectFailure("client/producer/bulk");
+  ASSERT_TRUE(harness.StartAll());
+  lifecycle::Signal client_stopped = client.Stopped();
+  Crash("client/producer/bulk");
+  ASSERT_TRUE(WaitOrTimeout(client_stopped, {&client}));
+  EXPECT_THAT(client, HasFailed(::testing::Property(
+                          &absl::Status::message,
+                          "service 'client/producer/bulk' failed while "
+                          "running: crashed (injected)")));
+  lifecycle::ServiceSnapshot s = client.Snapshot();
+  EXPECT_EQ(s.Find("client/notifier")->state, ServiceState::kStopped);
+  EXPECT_EQ(s.Find("client/producer/default")->state, ServiceState::kStopped);
+}
+
+// Degrade: dead maintenance leaves the client running, degraded.
+TEST_F(ClientSupervisionTest, AMaintenanceDeathDegradesTheClient) {
+  Client client(config_);
+  StartStopHarness harness({&client});
+  harness.ExpectFailure("client/maintenance/cleaner");
+  ASSERT_TRUE(harness.StartAll());
+  Crash("client/maintenance/cleaner");
+  ASSERT_TRUE(AwaitSnapshot(
+      client, [](const lifecycle::ServiceSnapshot& s) { return s.degraded; }));
+  EXPECT_THAT(client, IsDegraded());
+  lifecycle::ServiceSnapshot s = client.Snapshot();
+  EXPECT_THAT(s.last_error.message(),
+              ::testing::HasSubstr("service 'client/maintenance/cleaner' "
+                                   "failed while running"));
+  EXPECT_EQ(s.Find("client/maintenance")->state, ServiceState::kFailed);
+  EXPECT_EQ(s.Find("client/maintenance/rescuer")->state,
+            ServiceState::kStopped);  // stopped by its failing group
+  EXPECT_EQ(s.Find("client/producer/default")->state, ServiceState::kStarted);
+}
+
+// Restart: a dead notifier comes back; the client never noticed.
+TEST_F(ClientSupervisionTest, ANotifierDeathRestartsIt) {
+  Client client(config_);
+  StartStopHarness harness({&client});
+  ASSERT_TRUE(harness.StartAll());
+  Crash("client/notifier");
+  ASSERT_TRUE(
+      AwaitSnapshot(client.notifier(), [](const lifecycle::ServiceSnapshot& s) {
+        return IsRunningAgainAfter(s, 1);
+      }));
+  EXPECT_THAT(client.notifier(), HasRestarted(1));  // examined: not reported
+  EXPECT_THAT(client, IsStarted());
+  EXPECT_THAT(client, Not(IsDegraded()));
+}
+
+// Restart, within limits: the fourth death within a minute fails the client.
+TEST_F(ClientSupervisionTest, ANotifierThatKeepsDyingFailsTheClient) {
+  Client client(config_);
+  StartStopHarness harness({&client});
+  harness.ExpectFailure("client/notifier");
+  ASSERT_TRUE(harness.StartAll());
+  lifecycle::Signal client_stopped = client.Stopped();
+  for (int restarts = 1; restarts <= 3; ++restarts) {
+    Crash("client/notifier");
+    ASSERT_TRUE(AwaitSnapshot(client.notifier(),
+                              [&](const lifecycle::ServiceSnapshot& s) {
+                                return IsRunningAgainAfter(s, restarts);
+                              }));
+  }
+  Crash("client/notifier");
+  ASSERT_TRUE(WaitOrTimeout(client_stopped, {&client}));
+  EXPECT_THAT(client, HasFailed(::testing::Property(
+                          &absl::Status::message,
+                          ::testing::EndsWith("(restarted 3 times within 1m; "
+                                              "the limit is 3)"))));
 }
 
 // The contract, checked on the whole client and on one subservice.
