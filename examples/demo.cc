@@ -2,10 +2,14 @@
 // it starts and once it has started, then stops it.
 //
 //   bazel run //examples:demo -- [--queues=N] [--fail=PATH] [--hang=PATH]
-//                                [--json] [--timeout=DURATION]
+//                                [--die=PATH] [--json] [--timeout=DURATION]
 //
-// Exit status: 0 after a clean start and stop; 1 with a report naming the
-// service that failed or hung; 2 for bad flags.
+// `--die=PATH` kills a leaf once the client has started, and shows what the
+// client's supervision does about it (client.h): restart, degrade, or fail.
+//
+// Exit status: 0 after a clean start and stop (also when a killed part was
+// restarted or the client degraded); 1 with a report naming the service that
+// failed or hung, or the part whose death failed the client; 2 for bad flags.
 
 #include <algorithm>
 #include <cstdio>
@@ -28,17 +32,20 @@
 namespace {
 
 constexpr char kUsage[] =
-    "usage: demo [--queues=N] [--fail=PATH] [--hang=PATH] [--json] "
-    "[--timeout=DURATION]\n"
+    "usage: demo [--queues=N] [--fail=PATH] [--hang=PATH] [--die=PATH] "
+    "[--json] [--timeout=DURATION]\n"
     "  --queues=N          producers for N queues (1 to 20, default 2)\n"
     "  --fail=PATH         make the service at PATH fail to start\n"
     "  --hang=PATH         make the service at PATH never finish starting\n"
+    "  --die=PATH          kill the leaf at PATH once started; show what the\n"
+    "                      client does (restart, degrade or fail)\n"
     "  --json              print snapshots as JSON instead of tables\n"
     "  --timeout=DURATION  how long to wait for the start (default 2s)\n";
 
 struct Flags {
   int queues = 2;
   examples::Faults faults;
+  std::string die;
   bool json = false;
   absl::Duration timeout = absl::Seconds(2);
 };
@@ -68,6 +75,8 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
       flags.faults.fail.insert(std::string(value));
     } else if (value_of("--hang=", &value)) {
       flags.faults.hang.insert(std::string(value));
+    } else if (value_of("--die=", &value)) {
+      flags.die = std::string(value);
     } else if (value_of("--timeout=", &value)) {
       if (!absl::ParseDuration(value, &flags.timeout) ||
           flags.timeout <= absl::ZeroDuration()) {
@@ -112,6 +121,8 @@ int main(int argc, char** argv) {
   config.queues = QueueNames(flags.queues);
   config.database = &database;
   config.faults = flags.faults;
+  examples::Crashes crashes;
+  config.crashes = &crashes;
   config.simulated_start_time = absl::Milliseconds(30);
   examples::Client client(config);
 
@@ -119,7 +130,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> paths;
   lifecycle::ServiceSnapshot tree = client.Snapshot();
   for (const auto* s : tree.Flatten()) paths.push_back(s->path);
-  for (const auto* set : {&flags.faults.fail, &flags.faults.hang}) {
+  std::set<std::string> dies;
+  if (!flags.die.empty()) dies.insert(flags.die);
+  for (const auto* set : {&flags.faults.fail, &flags.faults.hang, &dies}) {
     for (const std::string& path : *set) {
       if (std::find(paths.begin(), paths.end(), path) == paths.end()) {
         std::cerr << "demo: unknown service path '" << path
@@ -152,6 +165,41 @@ int main(int argc, char** argv) {
        absl::StrCat("started in ",
                     absl::FormatDuration(absl::Trunc(absl::Now() - began,
                                                      absl::Milliseconds(1)))));
+  if (!flags.die.empty()) {
+    lifecycle::BaseService* victim = client.Find(flags.die);
+    if (victim == nullptr || !crashes.Crash(flags.die)) {
+      std::cerr << "demo: --die wants a leaf service (a running worker), got '"
+                << flags.die << "'\n";
+      client.Stop();
+      return 2;
+    }
+    // Wait for the client's answer: it fails, degrades, or the victim runs
+    // again after its restart.
+    absl::Time deadline = absl::Now() + flags.timeout;
+    auto answered = [&] {
+      lifecycle::ServiceSnapshot c = client.Snapshot();
+      lifecycle::ServiceSnapshot v = victim->Snapshot();
+      return c.state == lifecycle::ServiceState::kFailed || c.degraded ||
+             (v.restart_count > 0 &&
+              v.state == lifecycle::ServiceState::kStarted);
+    };
+    while (true) {
+      lifecycle::Signal changes[] = {client.NextChange(), victim->NextChange()};
+      if (answered()) break;
+      if (!lifecycle::WaitForAny(changes, deadline)) break;
+    }
+    lifecycle::ServiceSnapshot after = client.Snapshot();
+    Show(client, flags.json, absl::StrCat("after ", flags.die, " died"));
+    if (after.state == lifecycle::ServiceState::kFailed) {
+      std::cout << "== client FAILED\n"
+                << lifecycle::StatusText(after.status) << "\n";
+      if (auto path = lifecycle::FailedServicePath(after.status)) {
+        std::cout << "failed service: " << *path << "\n";
+      }
+      client.Stop();
+      return 1;
+    }
+  }
   absl::Time stop_began = absl::Now();
   client.Stop();
   Show(client, flags.json,

@@ -25,6 +25,11 @@ check json 0 '"path": "client/notifier"' -- --json
 check fail 1 "failed service: client/notifier" -- --fail=client/notifier
 check fail-table 1 'client/notifier +failed' -- --fail=client/notifier
 check hang 1 "client/maintenance/cleaner \(starting for" -- --hang=client/maintenance/cleaner --timeout=300ms
+check die-restart 0 'client/notifier +started .* 1 +0' -- --die=client/notifier
+check die-degrade 0 'client +degraded' -- --die=client/maintenance/rescuer
+check die-degrade-table 0 'client/maintenance +failed' -- --die=client/maintenance/rescuer
+check die-fail 1 'failed service: client/producer/default' -- --die=client/producer/default
+check die-group 2 "--die wants a leaf service" -- --die=client/producer
 check unknown-flag 2 "unknown flag '--bogus'" -- --bogus
 check unknown-path 2 "unknown service path 'client/nope'. Valid paths: client, client/notifier" -- --fail=client/nope
 check bad-queues 2 "--queues wants a number from 1 to 20" -- --queues=0
