@@ -267,9 +267,11 @@ TEST_F(ClientSupervisionTest, ANotifierThatKeepsDyingFailsTheClient) {
 
 // The contract, checked on the whole client and on one subservice.
 SimulatedDatabase conformance_database;
+Crashes conformance_crashes;
 ClientConfig ConformanceConfig() {
   ClientConfig config;
   config.database = &conformance_database;
+  config.crashes = &conformance_crashes;
   return config;
 }
 const ClientConfig conformance_config = ConformanceConfig();
@@ -280,10 +282,17 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         lifecycle_testing::ServiceFactory{
             "Client",
-            [] { return std::make_unique<Client>(conformance_config); }},
+            [] { return std::make_unique<Client>(conformance_config); },
+            // A dead producer fails the client (fail fast).
+            [](lifecycle::Service&) {
+              conformance_crashes.Crash("client/producer/default");
+            }},
         lifecycle_testing::ServiceFactory{
             "Notifier",
-            [] { return std::make_unique<Notifier>(conformance_config); }}),
+            [] { return std::make_unique<Notifier>(conformance_config); },
+            [](lifecycle::Service&) {
+              conformance_crashes.Crash("notifier");
+            }}),
     lifecycle_testing::ServiceFactoryName);
 
 }  // namespace

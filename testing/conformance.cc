@@ -106,4 +106,53 @@ TEST_P(ServiceConformanceTest, CancelledContextEndsTheRun) {
   EXPECT_TRUE(WaitOrTimeout(service_->Stopped(), Self()));
 }
 
+TEST_P(ServiceConformanceTest, BoundedStop) {
+  // Before any start, and with no time at all: nothing to wait for.
+  EXPECT_TRUE(service_->StopFor(absl::ZeroDuration()).ok());
+  EXPECT_TRUE(service_->StopFor(-absl::Seconds(1)).ok());
+  ASSERT_TRUE(service_->Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(service_->Started(), Self()));
+  absl::Status stopped = service_->StopFor(WaitTimeout());
+  EXPECT_TRUE(stopped.ok()) << stopped;
+  EXPECT_TRUE(service_->Stopped().IsClosed());
+  EXPECT_EQ(service_->Snapshot().state, ServiceState::kStopped);
+  EXPECT_TRUE(service_->StopFor(absl::ZeroDuration()).ok());  // twice
+}
+
+TEST_P(ServiceConformanceTest, CheckOnlyStopRequestsTheStop) {
+  ASSERT_TRUE(service_->Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(service_->Started(), Self()));
+  absl::Status checked = service_->StopFor(absl::ZeroDuration());
+  // Stopped at once, or not yet (DEADLINE_EXCEEDED); requested either way.
+  if (!checked.ok()) {
+    EXPECT_EQ(checked.code(), absl::StatusCode::kDeadlineExceeded) << checked;
+  }
+  EXPECT_TRUE(WaitOrTimeout(service_->Stopped(), Self()));
+  EXPECT_TRUE(service_->StopFor(absl::ZeroDuration()).ok());
+}
+
+TEST_P(ServiceConformanceTest, ARunThatEndsOnItsOwnIsObservable) {
+  const ServiceFactory& factory = GetParam();
+  if (!factory.end_run) GTEST_SKIP() << "the factory has no end_run";
+  ASSERT_TRUE(service_->Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(service_->Started(), Self()));
+  Signal stopped = service_->Stopped();
+  factory.end_run(*service_);
+  ASSERT_TRUE(WaitOrTimeout(stopped, Self()));
+  lifecycle::ServiceSnapshot s = service_->Snapshot();
+  // It says how it ended: failed with its error, or stopped.
+  EXPECT_TRUE(s.state == ServiceState::kFailed ||
+              s.state == ServiceState::kStopped)
+      << s;
+  if (s.state == ServiceState::kFailed) {
+    EXPECT_FALSE(s.status.ok()) << s;
+    EXPECT_FALSE(s.last_failure.ok()) << s;
+    EXPECT_GE(s.failure_count, 1) << s;
+  }
+  EXPECT_TRUE(service_->StopFor(absl::ZeroDuration()).ok());
+  // And it starts again.
+  ASSERT_TRUE(service_->Start(Context::Background()).ok());
+  EXPECT_TRUE(WaitOrTimeout(service_->Started(), Self()));
+}
+
 }  // namespace lifecycle_testing

@@ -15,6 +15,10 @@
 //           "Client", [] { return std::make_unique<Client>(); }}),
 //       lifecycle_testing::ServiceFactoryName);
 //
+// It checks the bounded stop (`StopFor`) too, and, when the factory says how
+// to end a run from outside (`end_run`), that a run that ends on its own is
+// observable.
+//
 // Every check waits with `WaitTimeout()`, so a broken service fails with a
 // report rather than hanging.
 
@@ -34,6 +38,11 @@ namespace lifecycle_testing {
 struct ServiceFactory {
   std::string name;  // shown in test names: letters, digits, '_' only
   std::function<std::unique_ptr<lifecycle::Service>()> make;
+  // Optional: makes the started service's run end on its own (an error, or a
+  // return nobody asked for), as a bug or a lost connection would. With it,
+  // the suite checks that such an end is observable: `Stopped()` closes and
+  // the snapshot says how it ended.
+  std::function<void(lifecycle::Service&)> end_run = nullptr;
 };
 
 // For INSTANTIATE_TEST_SUITE_P's name generator argument.

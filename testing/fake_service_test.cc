@@ -173,7 +173,11 @@ INSTANTIATE_TEST_SUITE_P(
     Library, ServiceConformanceTest,
     ::testing::Values(
         ServiceFactory{"FakeService",
-                       [] { return std::make_unique<FakeService>("fake"); }},
+                       [] { return std::make_unique<FakeService>("fake"); },
+                       [](lifecycle::Service& fake) {
+                         static_cast<FakeService&>(fake).FailNow(
+                             absl::DataLossError("disk"));
+                       }},
         ServiceFactory{"FuncService",
                        [] {
                          return std::make_unique<lifecycle::FuncService>(
