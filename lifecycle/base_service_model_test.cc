@@ -182,6 +182,7 @@ TEST(BaseServiceModelTest, SequentialOperationsFollowTheModel) {
     ASSERT_EQ(s.failure_count, model.failures);
     ASSERT_EQ(s.error_count, model.errors);
     ASSERT_EQ(s.status.ok(), s.state != ServiceState::kFailed) << s.status;
+    ASSERT_EQ(s.last_failure.ok(), model.failures == 0) << s.last_failure;
     if (s.state == ServiceState::kStarted) {
       ASSERT_EQ(s.degraded, model.degraded);
     }
@@ -242,6 +243,108 @@ TEST(BaseServiceModelTest, ConcurrentOperationsKeepTheInvariants) {
   EXPECT_EQ(s.start_count, service.on_start_calls);
   EXPECT_EQ(s.failure_count, service.start_errors + service.run_errors);
   EXPECT_EQ(service.WorkerThreadId(), 0);
+}
+
+// A composite that restarts its one child, driven by random starts, stops and
+// deaths of the child, against a model of the restart policy: each death is
+// followed by a restart until the limit, then the parent fails.
+class SupervisingParent : public CompositeService {
+ public:
+  static constexpr int kMaxRestarts = 3;
+  SupervisingParent() : CompositeService("parent") {
+    Supervision policy = Supervision::Restart(kMaxRestarts, absl::Hours(1));
+    policy.backoff = absl::ZeroDuration();
+    AddChildOrDie(child, policy);
+  }
+  ~SupervisingParent() override { Stop(); }
+  ModelService child;
+};
+
+TEST(BaseServiceModelTest, RuntimeDeathsAndRestartsFollowTheModel) {
+  const uint64_t seed = Seed();
+  SCOPED_TRACE(absl::StrCat("LIFECYCLE_MODEL_SEED=", seed));
+  std::mt19937_64 random(seed);
+  SupervisingParent parent;
+  ModelService& child = parent.child;
+
+  ServiceState parent_state = ServiceState::kStopped;
+  ServiceState child_state = ServiceState::kStopped;
+  int64_t parent_starts = 0, parent_failures = 0;
+  int64_t child_starts = 0, child_failures = 0, restarts = 0;
+  int restarts_this_run = 0;
+
+  // Waits until both services' snapshots satisfy `done`, on their change
+  // signals.
+  auto await = [&](auto done) {
+    absl::Time deadline = absl::Now() + kWait;
+    while (true) {
+      Signal changes[] = {parent.NextChange(), child.NextChange()};
+      if (done(parent.Snapshot(), child.Snapshot())) return true;
+      if (!WaitForAny(changes, deadline)) return false;
+    }
+  };
+
+  constexpr int kOperations = 600;
+  for (int op = 0; op < kOperations; ++op) {
+    SCOPED_TRACE(absl::StrCat("operation #", op));
+    bool running = parent_state == ServiceState::kStarted;
+    switch (random() % 4) {
+      case 0:  // start the parent
+        ASSERT_TRUE(parent.Start(Context::Background()).ok());
+        ASSERT_TRUE(parent.Started().WaitFor(kWait));
+        if (!running) {
+          ++parent_starts;
+          ++child_starts;
+          restarts_this_run = 0;
+          parent_state = child_state = ServiceState::kStarted;
+        }
+        break;
+      case 1:  // stop the parent
+        parent.Stop();
+        if (running) parent_state = child_state = ServiceState::kStopped;
+        break;
+      case 2:
+      case 3: {  // the child dies
+        if (!running) break;
+        int64_t restarts_before = restarts;
+        child.FailNow();
+        ++child_failures;
+        if (restarts_this_run < SupervisingParent::kMaxRestarts) {
+          ++restarts;
+          ++restarts_this_run;
+          ++child_starts;
+          ASSERT_TRUE(
+              await([&](const ServiceSnapshot&, const ServiceSnapshot& c) {
+                return c.restart_count == restarts_before + 1 &&
+                       c.state == ServiceState::kStarted;
+              }));
+        } else {
+          ASSERT_TRUE(parent.Stopped().WaitFor(kWait));
+          ++parent_failures;
+          parent_state = child_state = ServiceState::kFailed;
+          ServiceSnapshot p = parent.Snapshot();
+          ASSERT_EQ(p.status.message(),
+                    absl::StrCat("service 'parent/model' failed while running: "
+                                 "model worker died (restarted ",
+                                 SupervisingParent::kMaxRestarts,
+                                 " times within 1h; the limit is ",
+                                 SupervisingParent::kMaxRestarts, ")"));
+        }
+        break;
+      }
+    }
+    ServiceSnapshot p = parent.Snapshot();
+    const ServiceSnapshot* c = p.Find("parent/model");
+    ASSERT_NE(c, nullptr);
+    ASSERT_EQ(p.state, parent_state) << p;
+    ASSERT_EQ(c->state, child_state) << p;
+    ASSERT_EQ(p.start_count, parent_starts);
+    ASSERT_EQ(p.failure_count, parent_failures);
+    ASSERT_EQ(c->start_count, child_starts);
+    ASSERT_EQ(c->failure_count, child_failures);
+    ASSERT_EQ(c->restart_count, restarts);
+    ASSERT_EQ(child.Snapshot().restart_count, restarts);
+  }
 }
 
 }  // namespace
