@@ -244,9 +244,9 @@ void StartWaitStop(benchmark::State& state) {
     sampler.join();
   }
   state.counters["threads_at_start"] = peak_threads;
-  // Threads beyond the workers and the sampler while stopping:
-  // StopAllParallel's helpers, as sampled every 200us (so a lower bound of the
-  // true peak).
+  // Threads beyond the workers and the sampler while stopping, as sampled
+  // every 200us: StopAllParallel requests every stop before waiting, so it
+  // needs no helper thread (this should read 0).
   state.counters["stop_helpers"] =
       std::max(0, peak_stop_threads - base_threads - n - 1);
   state.counters["services"] = n;

@@ -30,7 +30,12 @@ StartStopHarness::StartStopHarness(std::vector<Service*> services,
 StartStopHarness::~StartStopHarness() {
   if (!stopped_) {
     ::testing::AssertionResult result = TryStopAll();
-    if (!result) ADD_FAILURE() << "StartStopHarness: " << result.message();
+    // Reported at the test's StartAll(): the destructor has no line of its own
+    // in the test.
+    if (!result) {
+      ADD_FAILURE_AT(start_file_, start_line_)
+          << "StartStopHarness (stopping on destruction): " << result.message();
+    }
   }
   if (!starter_.joinable()) return;
   // A start that timed out may still be inside a Start() (a blocking
@@ -144,6 +149,8 @@ std::string StartStopHarness::WriteSnapshotOutput() const {
 }
 
 bool StartStopHarness::StartAll(const char* file, int line) {
+  start_file_ = file;
+  start_line_ = line;
   ::testing::AssertionResult result = TryStartAll();
   if (!result) {
     ADD_FAILURE_AT(file, line) << "StartStopHarness: " << result.message();
@@ -225,7 +232,7 @@ std::string StartStopHarness::UnexpectedDeaths() const {
     std::string line = absl::StrCat(
         "  ", s->path, " died ",
         absl::FormatDuration(absl::Trunc(s->last_failure_at - started_at_,
-                                         absl::Milliseconds(1))),
+                                         absl::Microseconds(1))),
         " after the start (", Rfc3339Millis(s->last_failure_at),
         "): ", lifecycle::StatusText(s->last_failure));
     if (times > 1) absl::StrAppend(&line, " [died ", times, " times]");

@@ -143,6 +143,10 @@ class StartStopHarness {
   std::unique_ptr<lifecycle::CancellableContext> scope_ =
       std::make_unique<lifecycle::CancellableContext>();
   bool stopped_ = false;
+  // Where the test called StartAll(): failures found on destruction are
+  // reported there.
+  const char* start_file_ = __FILE__;
+  int start_line_ = __LINE__;
   // Taken when a start succeeded: the failures counted then, per path.
   bool started_ = false;
   absl::Time started_at_;

@@ -109,8 +109,9 @@ TEST(StartStopHarnessTest, ReportsAServiceThatWouldNotStop) {
     ASSERT_TRUE(harness->StartAll());
     EXPECT_NONFATAL_FAILURE(
         harness.reset(),
-        "StartStopHarness: DEADLINE_EXCEEDED: 1 of 1 services did not stop "
-        "within 50ms:\nservice 'slow' did not stop within");
+        "StartStopHarness (stopping on destruction): DEADLINE_EXCEEDED: 1 of 1 "
+        "services did not stop within 50ms:\nservice 'slow' did not stop "
+        "within");
   }
   slow.ReleaseStop();
   slow.Stop();
@@ -215,6 +216,27 @@ TEST(StartStopHarnessTest, ASilentDeathFailsTheTestOnceNamingThePath) {
       },
       "UNAVAILABLE: service 'client/notifier' failed while running: "
       "connection reset\n");
+}
+
+TEST(StartStopHarnessTest, ADeathFoundOnDestructionIsReportedAtStartAll) {
+  Client client;
+  ::testing::TestPartResultArray results;
+  int start_line = 0;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::
+            INTERCEPT_ONLY_CURRENT_THREAD,
+        &results);
+    StartStopHarness harness({&client});
+    start_line = __LINE__ + 1;
+    ASSERT_TRUE(harness.StartAll());
+    KillAndAwaitRootFailure(client.notifier_, client);
+  }
+  ASSERT_EQ(results.size(), 1);
+  const ::testing::TestPartResult& failure = results.GetTestPartResult(0);
+  EXPECT_EQ(failure.line_number(), start_line);
+  EXPECT_THAT(failure.file_name(), ::testing::EndsWith("harness_test.cc"));
+  EXPECT_THAT(failure.message(), ::testing::HasSubstr("client/notifier died "));
 }
 
 TEST(StartStopHarnessTest, AnExpectedDeathPasses) {
