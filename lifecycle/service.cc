@@ -115,8 +115,7 @@ absl::Status StopAllParallelFor(absl::Span<Service* const> services,
   for (Service* service : pending) {
     // Stopped by now (this joins its worker), or reported with its stacks.
     if (service->StopFor(absl::ZeroDuration()).ok()) continue;
-    stuck.push_back(
-        std::string(AbslView(NotStoppedError(*service, timeout).message())));
+    stuck.push_back(std::string(NotStoppedError(*service, timeout).message()));
   }
   if (stuck.empty()) return absl::OkStatus();
   return absl::DeadlineExceededError(absl::StrCat(

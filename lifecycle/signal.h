@@ -14,8 +14,8 @@
 //
 //   * `Close()`     closes the signal; later calls have no effect.
 //   * `IsClosed()`  tells whether it is closed, without blocking.
-//   * `Wait()`, `WaitFor(duration)`, `WaitUntil(deadline)` block until it
-//   closes.
+//   * `Wait()`, `WaitFor(duration)`, `WaitUntil(deadline)`  block until it
+//                   closes.
 //   * `OnClose(fn)` runs `fn` once when it closes (at once if it already is).
 //   * `WaitForAll()` / `WaitForAny()` wait on many signals with one deadline,
 //     without a thread per signal.

@@ -8,11 +8,11 @@
 //
 //   FakeService db("db");
 //   db.FailStartWith(absl::UnavailableError("no route"));  // Start() fails
-//   db.NeverSignalStarted();        // runs, but its started signal stays open
-//   db.StartWhenReleased();         // starts once the test calls
-//   ReleaseStart() db.FailNow(absl::DataLossError("disk"));  // a running fake
-//   fails now db.BlockStopUntilReleased();    // Stop() hangs until
-//   ReleaseStop() db.ReportError(...); db.ReportHealthy();  // degraded health
+//   db.NeverSignalStarted();         // runs, but its started signal stays open
+//   db.StartWhenReleased();          // starts on the test's ReleaseStart()
+//   db.FailNow(absl::DataLossError("disk"));  // a running fake fails now
+//   db.BlockStopUntilReleased();     // Stop() hangs until ReleaseStop()
+//   db.ReportError(...); db.ReportHealthy();  // degraded health
 //
 // The behaviour set before `Start()` applies to every later run until changed.
 // The destructor releases anything blocked and stops the fake

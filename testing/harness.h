@@ -23,7 +23,7 @@
 //   Failed: client/producer/bulk (UNAVAILABLE: service 'client/producer/bulk'
 //     failed to start: queue missing)
 //   Pending: none
-//   PATH                     STATE    SINCE  STARTUP  STARTS  ERRORS  ...
+//   PATH                     STATE    SINCE  STARTUP  STARTS  RESTARTS  ...
 //   client                   failed   ...
 //
 // and a start that times out names what is pending, down to the services that
@@ -64,8 +64,9 @@
 // report. Stopping is bounded by `Options::stop_timeout` as a whole, with no
 // helper thread (`StopAllParallelFor`, service.h); services that do not stop
 // in time are reported as a test failure naming by path the services that
-// hold the stop up, with their stacks. Their workers keep running; destroying such a service then
-// ends the process with a message naming it instead of hanging or corrupting
+// hold the stop up, with their stacks. Their workers keep running; destroying
+// such a service then ends the process with a message naming it instead of
+// hanging or corrupting
 // memory (`BaseService` aborts at once; `FuncService` and `FakeService` stop
 // for `DestructionStopTimeout()` first, base_service.h). If a `Start()` still
 // has not returned `stop_timeout` after the stop, the harness's destructor

@@ -22,9 +22,9 @@
 //   WaitOrTimeout: signal not closed after 3s (WaitTimeout(); set
 //   LIFECYCLE_WAIT_TIMEOUT to change it)
 //   Pending: client/notifier (starting for 3.001s)
-//   PATH             STATE     SINCE   STARTUP  STARTS  ERRORS  LAST ERROR
-//   client           starting  3.002s  -        1       0
-//   client/notifier  starting  3.001s  -        1       0
+//   PATH             STATE     SINCE   STARTUP  STARTS  RESTARTS  ERRORS  LAST ERROR
+//   client           starting  3.002s  -        1       0         0
+//   client/notifier  starting  3.001s  -        1       0         0
 //   Stack of client (starting), thread 4241 'client':
 //     ...
 //   Stack of client/notifier (starting), thread 4242 'notifier':
