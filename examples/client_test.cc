@@ -108,7 +108,7 @@ TEST_F(ClientTest, FailingLeafIsNamedByItsFullPath) {
   Client client(config_);
   StartStopHarness harness({&client});
   EXPECT_NONFATAL_FAILURE(
-      harness.StartAll(),
+      EXPECT_TRUE(harness.StartAll()),
       "Failed: client/producer/bulk (UNAVAILABLE: service "
       "'client/producer/bulk' failed to start: injected failure at "
       "client/producer/bulk)");
@@ -126,7 +126,7 @@ TEST_F(ClientTest, HangingLeafIsReportedAsPending) {
   options.start_timeout =
       absl::Seconds(1) * lifecycle_testing::SanitizerTimeoutFactor();
   StartStopHarness harness({&client}, options);
-  EXPECT_NONFATAL_FAILURE(harness.StartAll(),
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StartAll()),
                           "client/maintenance/rescuer (starting for ");
 }
 

@@ -29,7 +29,7 @@ StartStopHarness::StartStopHarness(std::vector<Service*> services,
 
 StartStopHarness::~StartStopHarness() {
   if (!stopped_) {
-    ::testing::AssertionResult result = TryStopAll();
+    ::testing::AssertionResult result = StopServices();
     // Reported at the test's StartAll(): the destructor has no line of its own
     // in the test.
     if (!result) {
@@ -78,11 +78,14 @@ std::string StartStopHarness::WriteSnapshotOutput() const {
   return absl::StrCat("Snapshot (JSON): ", path);
 }
 
-::testing::AssertionResult StartStopHarness::TryStartAll() {
+::testing::AssertionResult StartStopHarness::StartAll(const char* file,
+                                                      int line) {
+  start_file_ = file;
+  start_line_ = line;
   if (starter_.joinable()) {
     if (!start_returned_.IsClosed()) {
       return ::testing::AssertionFailure()
-             << "an earlier start has not returned yet\n"
+             << "StartStopHarness: an earlier start has not returned yet\n"
              << DescribeServices(services_);
     }
     starter_.join();
@@ -144,21 +147,11 @@ std::string StartStopHarness::WriteSnapshotOutput() const {
                     absl::FormatDuration(options_.start_timeout), ")");
   }
   return ::testing::AssertionFailure()
-         << headline << "\n"
+         << "StartStopHarness: " << headline << "\n"
          << DescribeServices(services_) << written << "\n";
 }
 
-bool StartStopHarness::StartAll(const char* file, int line) {
-  start_file_ = file;
-  start_line_ = line;
-  ::testing::AssertionResult result = TryStartAll();
-  if (!result) {
-    ADD_FAILURE_AT(file, line) << "StartStopHarness: " << result.message();
-  }
-  return static_cast<bool>(result);
-}
-
-::testing::AssertionResult StartStopHarness::TryStopAll() {
+::testing::AssertionResult StartStopHarness::StopServices() {
   stopped_ = true;
   // Every stop is requested at once and all are waited for together, bounded
   // as a whole: a service that does not stop is reported, never waited for
@@ -259,12 +252,11 @@ std::string StartStopHarness::UnexpectedDeaths() const {
   return out;
 }
 
-bool StartStopHarness::StopAll(const char* file, int line) {
-  ::testing::AssertionResult result = TryStopAll();
-  if (!result) {
-    ADD_FAILURE_AT(file, line) << "StartStopHarness: " << result.message();
-  }
-  return static_cast<bool>(result);
+::testing::AssertionResult StartStopHarness::StopAll() {
+  ::testing::AssertionResult result = StopServices();
+  if (result) return result;
+  return ::testing::AssertionFailure()
+         << "StartStopHarness: " << result.message();
 }
 
 }  // namespace lifecycle_testing

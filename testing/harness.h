@@ -15,16 +15,20 @@
 //     ...  // the client and all its subservices are started
 //   }    // the harness stops everything, bounded by WaitTimeout()
 //
-// A failed start reads (harness_test.cc checks these lines):
+// A failed start, under `ASSERT_TRUE`, is one failure that reads
+// (harness_test.cc checks these lines):
 //
 //   client_test.cc:12: Failure
-//   StartStopHarness: UNAVAILABLE: service 'client/producer/bulk' failed to
-//     start: queue missing
+//   Value of: harness.StartAll()
+//     Actual: false (StartStopHarness: UNAVAILABLE: service
+//   'client/producer/bulk' failed to start: queue missing
 //   Failed: client/producer/bulk (UNAVAILABLE: service 'client/producer/bulk'
 //     failed to start: queue missing)
 //   Pending: none
 //   PATH                     STATE    SINCE  STARTUP  STARTS  RESTARTS  ...
 //   client                   failed   ...
+//   ...)
+//   Expected: true
 //
 // and a start that times out names what is pending, down to the services that
 // hold a composite up, with their worker threads' stacks:
@@ -104,18 +108,18 @@ class StartStopHarness {
   // Stops every service (see above).
   ~StartStopHarness();
 
-  // Starts the services in order and waits until all have started. Returns
-  // the result with the report; does not fail the test by itself.
-  ::testing::AssertionResult TryStartAll();
+  // Starts the services in order and waits until all have started. The
+  // result carries the whole report; it fails the test only through the
+  // assertion that checks it, so `ASSERT_TRUE(harness.StartAll())` records
+  // exactly one failure. (`file` and `line` say where failures found later, on
+  // destruction, are reported: leave them to their defaults.)
+  [[nodiscard]] ::testing::AssertionResult StartAll(
+      const char* file = __builtin_FILE(), int line = __builtin_LINE());
 
-  // `TryStartAll()`, adding a failure at the caller's line when it fails.
-  bool StartAll(const char* file = __builtin_FILE(),
-                int line = __builtin_LINE());
-
-  // Stops every service now (in parallel), bounded by the stop timeout;
-  // `false` and a failure at the caller's line naming those that did not stop.
-  bool StopAll(const char* file = __builtin_FILE(),
-               int line = __builtin_LINE());
+  // Stops every service now (in parallel), bounded by the stop timeout. The
+  // result names those that did not stop and the deaths during the test (see
+  // above); as with `StartAll()`, check it: `EXPECT_TRUE(harness.StopAll())`.
+  [[nodiscard]] ::testing::AssertionResult StopAll();
 
   // Says that the service at `path` (or one below it) is expected to die
   // during the test: its death is not reported; if none happened by the time
@@ -131,7 +135,7 @@ class StartStopHarness {
   const lifecycle::Context& context() const { return scope_->context(); }
 
  private:
-  ::testing::AssertionResult TryStopAll();
+  ::testing::AssertionResult StopServices();
   // Writes the snapshot as JSON (see above); returns the line that says where.
   std::string WriteSnapshotOutput() const;
   // The deaths since the start, not expected nor examined, and the expected

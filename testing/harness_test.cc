@@ -31,6 +31,24 @@ StartStopHarness::Options Short() {
   return options;
 }
 
+// The failures `body` reports, captured.
+template <typename Body>
+std::vector<std::string> FailuresOf(Body body) {
+  ::testing::TestPartResultArray results;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::
+            INTERCEPT_ONLY_CURRENT_THREAD,
+        &results);
+    body();
+  }
+  std::vector<std::string> messages;
+  for (int i = 0; i < results.size(); ++i) {
+    messages.push_back(results.GetTestPartResult(i).message());
+  }
+  return messages;
+}
+
 // client -> {notifier, producer -> {default, bulk}}, all fakes at the leaves.
 class Producer : public lifecycle::CompositeService {
  public:
@@ -72,25 +90,45 @@ TEST(StartStopHarnessTest, NamesTheServiceThatFailedToStart) {
   // The failure arrives at once; the default start timeout only bounds it (a
   // short one was too short for a ThreadSanitizer build without Bazel).
   StartStopHarness harness({&client});
-  EXPECT_NONFATAL_FAILURE(
-      harness.StartAll(),
-      "StartStopHarness: UNAVAILABLE: service 'client/producer/bulk' failed to "
-      "start: queue missing");
-  EXPECT_NONFATAL_FAILURE(harness.StartAll(),
-                          "Failed: client/producer/bulk (UNAVAILABLE: service "
-                          "'client/producer/bulk' failed to start: queue "
-                          "missing)\nPending: none\n");
-  EXPECT_NONFATAL_FAILURE(harness.StartAll(),
-                          "client/producer/bulk     failed");
+  // The README's idiom records exactly one failure, carrying the whole report.
+  std::vector<std::string> failures =
+      FailuresOf([&] { ASSERT_TRUE(harness.StartAll()); });
+  ASSERT_EQ(failures.size(), 1u);
+  const std::string& report = failures[0];
+  EXPECT_THAT(report, HasSubstr("Value of: harness.StartAll()"));
+  EXPECT_THAT(report, HasSubstr("StartStopHarness: UNAVAILABLE: service "
+                                "'client/producer/bulk' failed to start: "
+                                "queue missing"));
+  EXPECT_THAT(report, HasSubstr("Failed: client/producer/bulk (UNAVAILABLE: "
+                                "service 'client/producer/bulk' failed to "
+                                "start: queue missing)\nPending: none\n"));
+  EXPECT_THAT(report, HasSubstr("client/producer/bulk     failed"));
+}
+
+TEST(StartStopHarnessTest, StopAllUnderExpectTrueRecordsOneFailure) {
+  FakeService slow("slow");
+  slow.BlockStopUntilReleased();
+  {
+    StartStopHarness harness({&slow}, Short());
+    ASSERT_TRUE(harness.StartAll());
+    std::vector<std::string> failures =
+        FailuresOf([&] { EXPECT_TRUE(harness.StopAll()); });
+    ASSERT_EQ(failures.size(), 1u);
+    EXPECT_THAT(failures[0], HasSubstr("StartStopHarness: DEADLINE_EXCEEDED: "
+                                       "1 of 1 services did not stop"));
+  }  // stopped already: the destructor adds nothing
+  slow.ReleaseStop();
+  slow.Stop();
 }
 
 TEST(StartStopHarnessTest, NamesThePendingServiceAndHowLong) {
   Client client;
   client.notifier_.NeverSignalStarted();
   StartStopHarness harness({&client}, Short());
-  EXPECT_NONFATAL_FAILURE(harness.StartAll(),
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StartAll()),
                           "1 of 1 services not started after");
-  EXPECT_NONFATAL_FAILURE(harness.StartAll(), "client/notifier (starting for ");
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StartAll()),
+                          "client/notifier (starting for ");
 }
 
 TEST(StartStopHarnessTest, NeverStartingServiceFailsInAboutWaitTimeout) {
@@ -100,7 +138,8 @@ TEST(StartStopHarnessTest, NeverStartingServiceFailsInAboutWaitTimeout) {
   stuck.NeverSignalStarted();
   StartStopHarness harness({&stuck});
   absl::Time began = absl::Now();
-  EXPECT_NONFATAL_FAILURE(harness.StartAll(), "stuck (starting for ");
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StartAll()),
+                          "stuck (starting for ");
   EXPECT_GE(absl::Now() - began, WaitTimeout());
 }
 
@@ -134,7 +173,8 @@ TEST(StartStopHarnessTest, WritesTheSnapshotAndSaysWhere) {
   FakeService db("db");
   db.FailStartWith(absl::InternalError("boom"));
   StartStopHarness harness({&db}, Short());
-  EXPECT_NONFATAL_FAILURE(harness.StartAll(), "Snapshot (JSON): " + path);
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StartAll()),
+                          "Snapshot (JSON): " + path);
   std::ifstream in(path);
   std::stringstream json;
   json << in.rdbuf();
@@ -151,7 +191,7 @@ TEST(StartStopHarnessTest, ReportIsTheTable) {
 }
 
 // Issue 13, item 10: a Start() that blocks (in OnStart) used to make
-// TryStartAll wait for it and then report success.
+// StartAll wait for it and then report success.
 TEST(StartStopHarnessTest, StartTimeoutBoundsABlockingOnStart) {
   class SlowToStart : public lifecycle::BaseService {
    public:
@@ -176,7 +216,7 @@ TEST(StartStopHarnessTest, StartTimeoutBoundsABlockingOnStart) {
   StartStopHarness::Options options = Short();
   options.start_timeout = absl::Milliseconds(200);
   StartStopHarness harness({&slow}, options);
-  ::testing::AssertionResult result = harness.TryStartAll();
+  ::testing::AssertionResult result = harness.StartAll();
   EXPECT_FALSE(result);
   EXPECT_THAT(result.message(),
               ::testing::HasSubstr("Start() did not return within 200ms"));
@@ -194,31 +234,13 @@ void KillAndAwaitRootFailure(FakeService& fake, lifecycle::Service& root) {
   ASSERT_TRUE(root_stopped.WaitFor(WaitTimeout()));
 }
 
-// The failures `body` reports, captured.
-template <typename Body>
-std::vector<std::string> FailuresOf(Body body) {
-  ::testing::TestPartResultArray results;
-  {
-    ::testing::ScopedFakeTestPartResultReporter reporter(
-        ::testing::ScopedFakeTestPartResultReporter::
-            INTERCEPT_ONLY_CURRENT_THREAD,
-        &results);
-    body();
-  }
-  std::vector<std::string> messages;
-  for (int i = 0; i < results.size(); ++i) {
-    messages.push_back(results.GetTestPartResult(i).message());
-  }
-  return messages;
-}
-
 TEST(StartStopHarnessTest, ASilentDeathFailsTheTestOnceNamingThePath) {
   Client client;
   std::vector<std::string> failures = FailuresOf([&] {
     StartStopHarness harness({&client});
     ASSERT_TRUE(harness.StartAll());
     KillAndAwaitRootFailure(client.notifier_, client);
-    harness.StopAll();
+    EXPECT_TRUE(harness.StopAll());
   });  // and the destructor does not report it again
   // One failure, for the innermost service, though client died with it.
   ASSERT_EQ(failures.size(), 1u);
@@ -276,7 +298,7 @@ TEST(StartStopHarnessTest, AnExpectedDeathThatDidNotHappenFails) {
   StartStopHarness harness({&client});
   harness.ExpectFailure("client/notifier");
   ASSERT_TRUE(harness.StartAll());
-  EXPECT_NONFATAL_FAILURE(harness.StopAll(),
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StopAll()),
                           "Expected a failure of client/notifier during the "
                           "test (ExpectFailure), but none happened");
 }
@@ -296,7 +318,8 @@ TEST(StartStopHarnessTest, AMatcherThatDidNotMatchDoesNotExcuseADeath) {
   ASSERT_TRUE(harness.StartAll());
   KillAndAwaitRootFailure(client.notifier_, client);
   EXPECT_THAT(client, Not(HasFailed(absl::StatusCode::kDataLoss)));
-  EXPECT_NONFATAL_FAILURE(harness.StopAll(), "client/notifier died ");
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StopAll()),
+                          "client/notifier died ");
 }
 
 // A composite that restarts its child: the death is still a death.
@@ -324,7 +347,8 @@ TEST(StartStopHarnessTest, ADeathHealedByARestartIsStillReported) {
     change = parent.child_.NextChange();
   }
   EXPECT_THAT(parent, IsStarted());
-  EXPECT_NONFATAL_FAILURE(harness.StopAll(), "restarting/child died ");
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StopAll()),
+                          "restarting/child died ");
   // Checked with HasRestarted, it passes.
   ASSERT_TRUE(harness.StartAll());
   change = parent.child_.NextChange();
@@ -345,7 +369,7 @@ TEST(StartStopHarnessTest, AStuckStopNamesThePathThatHoldsItUp) {
     StartStopHarness harness({&client}, Short());
     ASSERT_TRUE(harness.StartAll());
     EXPECT_NONFATAL_FAILURE(
-        harness.StopAll(),
+        EXPECT_TRUE(harness.StopAll()),
         "service 'client' did not stop within 50ms; still stopping: "
         "client/producer/bulk (stopping for ");
   }

@@ -140,7 +140,7 @@ TEST(OutOfThreadsTest, HarnessStartReportsTheFailureByName) {
   ::testing::AssertionResult result = ::testing::AssertionSuccess();
   {
     NoThreads no_threads;
-    result = harness.TryStartAll();  // starts on this thread instead
+    result = harness.StartAll();  // starts on this thread instead
   }
   EXPECT_FALSE(result);
   EXPECT_THAT(result.message(), HasSubstr("service 'fake' failed to start"));
