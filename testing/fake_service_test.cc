@@ -105,7 +105,7 @@ TEST(MatchersTest, MismatchPrintsTheSnapshot) {
                           "whose state is stopped");
   EXPECT_NONFATAL_FAILURE(
       EXPECT_THAT(fake, FailedToStart(absl::StatusCode::kInternal)),
-      "failed to start with INTERNAL");
+      "a service that failed to start, whose failure ");
   EXPECT_NONFATAL_FAILURE(EXPECT_THAT(&fake, IsStarted()), "PATH  STATE");
 }
 
@@ -118,6 +118,9 @@ TEST(MatchersTest, HasFailedCoversStartFailuresAndDeaths) {
   EXPECT_THAT(db, HasFailed(::testing::Property(
                       &absl::Status::message,
                       ::testing::HasSubstr("'db' failed to start"))));
+
+  EXPECT_THAT(db, FailedToStart(::testing::Property(
+                      &absl::Status::message, ::testing::HasSubstr("route"))));
 
   FakeService worker("worker");
   ASSERT_TRUE(worker.Start(lifecycle::Context::Background()).ok());

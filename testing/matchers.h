@@ -17,7 +17,7 @@
 //   EXPECT_THAT(listener, HasRestarted(Ge(2)));
 //
 // `HasFailed` matches a service whose last run failed, whether it failed to
-// start or died while running; `HasRestarted` counts the restarts its
+// start or died while running, `FailedToStart` only the former; `HasRestarted` counts the restarts its
 // parent's supervision made (base_service.h). A failure that one of these
 // matchers (or `FailedToStart`) has matched counts as examined: the harness
 // does not report it as a death the test did not notice (harness.h).
@@ -30,6 +30,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "lifecycle/health.h"
@@ -95,19 +96,6 @@ MATCHER(IsDegraded, negation ? "is not degraded" : "is started but degraded") {
   return s.state == lifecycle::ServiceState::kStarted && s.degraded;
 }
 
-MATCHER_P(FailedToStart, code,
-          absl::StrCat(negation ? "did not fail" : "failed", " to start with ",
-                       absl::StatusCodeToString(code))) {
-  lifecycle::ServiceSnapshot s = matchers_internal::SnapshotOf(arg);
-  *result_listener << "whose state is " << s.StateLabel() << " with status "
-                   << lifecycle::StatusText(s.status) << "\n"
-                   << s;
-  bool matched =
-      s.state == lifecycle::ServiceState::kFailed && s.status.code() == code;
-  if (matched) matchers_internal::NoteFailuresExamined(s);
-  return matched;
-}
-
 MATCHER_P(HasFailed, status_matcher,
           ::testing::DescribeMatcher<const absl::Status&>(
               matchers_internal::StatusMatcher(status_matcher), negation)
@@ -130,6 +118,34 @@ MATCHER_P(HasFailed, status_matcher,
 
 // A failed service, whatever its error.
 inline auto HasFailed() { return HasFailed(::testing::_); }
+
+// A service whose start failed: `HasFailed` with the failure's message naming
+// the start ("service 'PATH' failed to start: ...").
+MATCHER_P(FailedToStart, status_matcher,
+          ::testing::DescribeMatcher<const absl::Status&>(
+              matchers_internal::StatusMatcher(status_matcher), negation)
+              .insert(0, negation ? "a service that did not fail to start, or "
+                                    "whose failure "
+                                  : "a service that failed to start, whose "
+                                    "failure ")) {
+  lifecycle::ServiceSnapshot s = matchers_internal::SnapshotOf(arg);
+  bool start_failure =
+      s.state == lifecycle::ServiceState::kFailed &&
+      absl::StrContains(s.status.message(), "' failed to start: ");
+  if (!start_failure) {
+    *result_listener << "whose state is " << s.StateLabel() << " with status "
+                     << lifecycle::StatusText(s.status) << "\n"
+                     << s;
+    return false;
+  }
+  *result_listener << "whose failure is " << lifecycle::StatusText(s.status);
+  bool matched = ::testing::ExplainMatchResult(
+      matchers_internal::StatusMatcher(status_matcher), s.status,
+      result_listener);
+  *result_listener << "\n" << s;
+  if (matched) matchers_internal::NoteFailuresExamined(s);
+  return matched;
+}
 
 MATCHER_P(HasRestarted, count,
           ::testing::DescribeMatcher<int64_t>(
