@@ -295,7 +295,7 @@ void CpuWhileWaitOrTimeout(benchmark::State& state) {
     // The AssertionResult form: WaitOrTimeout's own wait, without reporting
     // a gtest failure outside a test.
     benchmark::DoNotOptimize(static_cast<bool>(
-        lifecycle_testing::SignalClosesWithin(never, absl::Seconds(1))));
+        lifecycle_testing::SignalClosesWithin(never, {}, absl::Seconds(1))));
     state.counters["cpu_us_per_s"] = (ThreadCpuSeconds() - before) * 1e6;
   }
 }

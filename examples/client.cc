@@ -88,7 +88,7 @@ bool Component::SimulateStart(const Context& ctx) {
 
 bool Component::Idle(const Context& ctx, absl::Duration d) {
   Signal waits[] = {ctx.Done(), crash_};
-  lifecycle::WaitForAny(waits, absl::Now() + d);
+  lifecycle::WaitAnyUntil(waits, absl::Now() + d);
   return !ctx.IsCancelled() && !crash_.IsClosed();
 }
 
@@ -130,7 +130,7 @@ absl::Status Notifier::Run(const Context& ctx,
       test_signals_.connected.Signal(true);
       started();
       Signal waits[] = {dropped, ctx.Done(), crash_};
-      lifecycle::WaitForAny(waits, absl::InfiniteFuture());
+      lifecycle::WaitAnyUntil(waits, absl::InfiniteFuture());
       if (ctx.IsCancelled() || crash_.IsClosed()) break;
       connected = absl::UnavailableError("connection dropped");
     }

@@ -186,7 +186,7 @@ int main(int argc, char** argv) {
     while (true) {
       lifecycle::Signal changes[] = {client.NextChange(), victim->NextChange()};
       if (answered()) break;
-      if (!lifecycle::WaitForAny(changes, deadline)) break;
+      if (!lifecycle::WaitAnyUntil(changes, deadline)) break;
     }
     lifecycle::ServiceSnapshot after = client.Snapshot();
     Show(client, flags.json, absl::StrCat("after ", flags.die, " died"));

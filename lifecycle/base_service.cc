@@ -821,7 +821,7 @@ absl::Status CompositeService::Run(const Context& ctx,
   // meanwhile: a child that never starts must not make Stop() hang.
   for (Service* child : children) {
     Signal waits[] = {child->Started(), ctx.Done()};
-    WaitForAny(waits, absl::InfiniteFuture());
+    WaitAnyUntil(waits, absl::InfiniteFuture());
     if (ctx.IsCancelled()) break;
   }
   absl::Status failure;
@@ -936,7 +936,7 @@ absl::Status CompositeService::Supervise(
         waits.push_back(w.stopped);
       }
     }
-    WaitForAny(waits, next_restart);
+    WaitAnyUntil(waits, next_restart);
     if (ctx.IsCancelled()) return absl::OkStatus();
     for (Watch& w : watches) {
       if (w.restart_at != absl::InfiniteFuture()) {

@@ -67,7 +67,7 @@ class ModelService : public BaseService {
       fail = fail_;
     }
     Signal waits[] = {ctx.Done(), fail};
-    WaitForAny(waits, absl::InfiniteFuture());
+    WaitAnyUntil(waits, absl::InfiniteFuture());
     if (!ctx.IsCancelled()) {
       ++run_errors;
       return absl::InternalError("model worker died");
@@ -280,7 +280,7 @@ TEST(BaseServiceModelTest, RuntimeDeathsAndRestartsFollowTheModel) {
     while (true) {
       Signal changes[] = {parent.NextChange(), child.NextChange()};
       if (done(parent.Snapshot(), child.Snapshot())) return true;
-      if (!WaitForAny(changes, deadline)) return false;
+      if (!WaitAnyUntil(changes, deadline)) return false;
     }
   };
 

@@ -110,7 +110,7 @@ absl::Status StopAllParallelFor(absl::Span<Service* const> services,
       stopped.push_back(service->Stopped());
     }
   }
-  WaitForAll(stopped, deadline);
+  WaitAllUntil(stopped, deadline);
   std::vector<std::string> stuck;
   for (Service* service : pending) {
     // Stopped by now (this joins its worker), or reported with its stacks.
@@ -223,7 +223,7 @@ absl::Status WaitAllStartedUntil(absl::Span<Service* const> services,
   std::vector<Signal> signals;
   signals.reserve(services.size());
   for (Service* service : services) signals.push_back(service->Started());
-  if (!WaitForAll(signals, deadline)) {
+  if (!WaitAllUntil(signals, deadline)) {
     std::vector<std::string> pending;
     for (Service* service : services) {
       if (service->Started().IsClosed()) continue;

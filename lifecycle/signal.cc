@@ -183,15 +183,15 @@ bool Signal::CancelOnClose(uint64_t id) const {
   return false;
 }
 
-bool WaitForAll(absl::Span<const Signal> signals, absl::Time deadline) {
+bool WaitAllUntil(absl::Span<const Signal> signals, absl::Time deadline) {
   for (const Signal& signal : signals) {
     if (!signal.WaitUntil(deadline)) return false;
   }
   return true;
 }
 
-std::optional<size_t> WaitForAny(absl::Span<const Signal> signals,
-                                 absl::Time deadline) {
+std::optional<size_t> WaitAnyUntil(absl::Span<const Signal> signals,
+                                   absl::Time deadline) {
   auto first_closed = [&]() -> std::optional<size_t> {
     for (size_t i = 0; i < signals.size(); ++i) {
       if (signals[i].IsClosed()) return i;

@@ -17,8 +17,16 @@
 //   * `Wait()`, `WaitFor(duration)`, `WaitUntil(deadline)`  block until it
 //                   closes.
 //   * `OnClose(fn)` runs `fn` once when it closes (at once if it already is).
-//   * `WaitForAll()` / `WaitForAny()` wait on many signals with one deadline,
-//     without a thread per signal.
+//   * `WaitAllUntil()` / `WaitAnyUntil()`  wait on many signals with one
+//                   deadline, without a thread per signal.
+//
+// Naming, for every wait in this library: `Wait...` alone blocks without a
+// limit; `...For(duration)` waits at most a duration; `...Until(deadline)`
+// until a point in time; `WaitAll...` / `WaitAny...` wait on a group
+// (`WaitAllUntil`, `WaitAllStarted`, `WaitAllStartedUntil`). Each returns
+// whether what it waited for happened (or an `absl::Status` saying what did
+// not). A signal wait given a past deadline or a non-positive duration checks
+// without blocking.
 //
 // Example:
 //
@@ -110,15 +118,15 @@ class Signal {
 
 // Blocks until every signal in `signals` is closed or `deadline` passes;
 // returns whether all are closed. An empty span is trivially all closed.
-bool WaitForAll(absl::Span<const Signal> signals, absl::Time deadline);
+bool WaitAllUntil(absl::Span<const Signal> signals, absl::Time deadline);
 
 // Blocks until any signal in `signals` is closed or `deadline` passes; returns
 // the index of a closed signal (the lowest closed one when several are), or
 // `std::nullopt` on timeout. An empty span waits until the deadline and returns
 // `std::nullopt`. Uses no extra threads: it registers one callback per signal
 // and removes them before returning.
-std::optional<size_t> WaitForAny(absl::Span<const Signal> signals,
-                                 absl::Time deadline);
+std::optional<size_t> WaitAnyUntil(absl::Span<const Signal> signals,
+                                   absl::Time deadline);
 
 }  // namespace lifecycle
 

@@ -108,20 +108,20 @@ TEST(SignalTest, WaitForAllNeedsEverySignal) {
   std::vector<Signal> signals(3);
   signals[0].Close();
   signals[2].Close();
-  EXPECT_FALSE(WaitForAll(signals, absl::Now() + absl::Milliseconds(1)));
+  EXPECT_FALSE(WaitAllUntil(signals, absl::Now() + absl::Milliseconds(1)));
   signals[1].Close();
-  EXPECT_TRUE(WaitForAll(signals, absl::InfiniteFuture()));
-  EXPECT_TRUE(WaitForAll({}, absl::InfinitePast()));
+  EXPECT_TRUE(WaitAllUntil(signals, absl::InfiniteFuture()));
+  EXPECT_TRUE(WaitAllUntil({}, absl::InfinitePast()));
 }
 
 TEST(SignalTest, WaitForAnyReturnsTheClosedIndex) {
   std::vector<Signal> signals(3);
-  EXPECT_EQ(WaitForAny(signals, absl::Now() + absl::Milliseconds(1)),
+  EXPECT_EQ(WaitAnyUntil(signals, absl::Now() + absl::Milliseconds(1)),
             std::nullopt);
   std::thread closer([&] { signals[1].Close(); });
-  EXPECT_EQ(WaitForAny(signals, absl::InfiniteFuture()), 1u);
+  EXPECT_EQ(WaitAnyUntil(signals, absl::InfiniteFuture()), 1u);
   closer.join();
-  EXPECT_EQ(WaitForAny({}, absl::Now()), std::nullopt);
+  EXPECT_EQ(WaitAnyUntil({}, absl::Now()), std::nullopt);
 }
 
 TEST(SignalTest, WaitForAnyLeavesNoCallbacksBehind) {
@@ -129,11 +129,11 @@ TEST(SignalTest, WaitForAnyLeavesNoCallbacksBehind) {
   for (int i = 0; i < 100; ++i) {
     Signal other = Signal::Closed();
     Signal signals[] = {never, other};
-    EXPECT_EQ(WaitForAny(signals, absl::InfiniteFuture()), 1u);
+    EXPECT_EQ(WaitAnyUntil(signals, absl::InfiniteFuture()), 1u);
   }
   Signal open;
   Signal signals[] = {never, open};
-  EXPECT_EQ(WaitForAny(signals, absl::Now()), std::nullopt);
+  EXPECT_EQ(WaitAnyUntil(signals, absl::Now()), std::nullopt);
   // Had a callback stayed registered on `never`, this id would be much larger.
   EXPECT_LE(never.OnClose([] {}), 3u);
 }

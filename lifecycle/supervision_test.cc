@@ -65,7 +65,7 @@ class Mortal : public BaseService {
       kill = kill_;
     }
     Signal waits[] = {ctx.Done(), kill};
-    WaitForAny(waits, absl::InfiniteFuture());
+    WaitAnyUntil(waits, absl::InfiniteFuture());
     if (ctx.IsCancelled()) return ctx.Cause();
     absl::MutexLock lock(&mu_);
     kill_ = Signal();  // the next run lives until killed again

@@ -97,7 +97,7 @@ absl::Status FakeService::Run(const Context& ctx,
   };
   if (wait_for_release) {
     Signal waits[] = {release, ctx.Done(), fail};
-    lifecycle::WaitForAny(waits, absl::InfiniteFuture());
+    lifecycle::WaitAnyUntil(waits, absl::InfiniteFuture());
     if (auto status = failed()) return *status;
     if (release.IsClosed()) {
       absl::MutexLock lock(&mu_);
@@ -107,7 +107,7 @@ absl::Status FakeService::Run(const Context& ctx,
   if (!never_started && !ctx.IsCancelled()) started();
 
   Signal waits[] = {ctx.Done(), fail};
-  lifecycle::WaitForAny(waits, absl::InfiniteFuture());
+  lifecycle::WaitAnyUntil(waits, absl::InfiniteFuture());
   if (auto status = failed()) return *status;
   if (block_stop) release_stop_.Wait();
   return ctx.Cause();

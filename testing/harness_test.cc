@@ -202,7 +202,7 @@ TEST(StartStopHarnessTest, StartTimeoutBoundsABlockingOnStart) {
    private:
     absl::Status OnStart(const lifecycle::Context& ctx) override {
       lifecycle::Signal waits[] = {release, ctx.Done()};
-      lifecycle::WaitForAny(waits, absl::InfiniteFuture());
+      lifecycle::WaitAnyUntil(waits, absl::InfiniteFuture());
       return absl::OkStatus();
     }
     absl::Status Run(const lifecycle::Context& ctx,

@@ -126,8 +126,8 @@ std::string DescribeServices(absl::Span<Service* const> services) {
 }
 
 ::testing::AssertionResult SignalClosesWithin(
-    const lifecycle::Signal& signal, absl::Duration timeout,
-    absl::Span<Service* const> services) {
+    const lifecycle::Signal& signal, absl::Span<Service* const> services,
+    absl::Duration timeout) {
   absl::Time began = absl::Now();
   if (signal.WaitFor(timeout)) return ::testing::AssertionSuccess();
   bool is_default = timeout == WaitTimeout();
@@ -146,7 +146,7 @@ bool WaitOrTimeout(const lifecycle::Signal& signal,
                    absl::Span<Service* const> services, absl::Duration timeout,
                    const char* file, int line) {
   ::testing::AssertionResult result =
-      SignalClosesWithin(signal, timeout, services);
+      SignalClosesWithin(signal, services, timeout);
   if (!result)
     ADD_FAILURE_AT(file, line) << "WaitOrTimeout: " << result.message();
   return static_cast<bool>(result);

@@ -5,6 +5,8 @@
 // Waits for GoogleTest suites that never sleep and never hang: each waits on a
 // signal (or a `TestSignal` value) for at most `WaitTimeout()`, and on timeout
 // fails the test *at the caller's file and line* with what was still pending.
+// Arguments come in one order everywhere: what to wait on, the services to
+// describe on failure, the timeout (the naming rule is in signal.h).
 //
 //   * `WaitTimeout()`  the one default timeout. If you are not sure which
 //     timeout to use, this is the one you want.
@@ -12,8 +14,8 @@
 //     given, the failure lists the pending ones and every component's health.
 //   * `WaitOrTimeout(test_signal)` / `WaitOrTimeoutN(test_signal, n)`  take
 //     values from a `TestSignal<T>`.
-//   * `SignalClosesWithin(...)`  returns a `::testing::AssertionResult`, for
-//     callers who add their own message:
+//   * `SignalClosesWithin(signal, services, timeout)`  the same wait as an
+//     `AssertionResult`, for callers who add their own message:
 //       EXPECT_TRUE(SignalClosesWithin(client.Started())) << "after failover";
 //
 // A failure reads, for example:
@@ -80,9 +82,12 @@ absl::Duration ComputeWaitTimeout(const char* (*getenv)(const char*),
 // thread (lifecycle/thread_stack.h). Empty when `services` is.
 std::string DescribeServices(absl::Span<lifecycle::Service* const> services);
 
+// Whether `signal` closes within `timeout`; the failure carries the report
+// `WaitOrTimeout` would add (same arguments, same order).
 ::testing::AssertionResult SignalClosesWithin(
-    const lifecycle::Signal& signal, absl::Duration timeout = WaitTimeout(),
-    absl::Span<lifecycle::Service* const> services = {});
+    const lifecycle::Signal& signal,
+    absl::Span<lifecycle::Service* const> services = {},
+    absl::Duration timeout = WaitTimeout());
 
 // Waits for `signal`; on timeout adds a failure at the caller's line and
 // returns false. `services`, if given, are described in the failure.

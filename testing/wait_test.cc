@@ -174,7 +174,7 @@ TEST(WaitOrTimeoutTest, FailureShowsThePendingWorkersStack) {
 TEST(WaitOrTimeoutTest, AssertionResultVariantTakesAMessage) {
   lifecycle::Signal never;
   EXPECT_NONFATAL_FAILURE(
-      EXPECT_TRUE(SignalClosesWithin(never, absl::Milliseconds(1)))
+      EXPECT_TRUE(SignalClosesWithin(never, {}, absl::Milliseconds(1)))
           << "waiting for the color to turn red",
       "waiting for the color to turn red");
   EXPECT_TRUE(SignalClosesWithin(lifecycle::Signal::Closed()));
