@@ -232,8 +232,8 @@ void StartWaitStop(benchmark::State& state) {
     peak_threads = std::max(peak_threads, ThreadsAlive() - base_threads);
     std::atomic<bool> stopping{true};
     std::thread sampler([&] {
-      // Samples the helper threads while the stop runs; the workers are
-      // going away at the same time, so this bounds helpers from above.
+      // Samples the live threads while the stop runs. Workers exit meanwhile,
+      // so extra threads can only be undercounted, never invented.
       while (stopping) {
         peak_stop_threads = std::max(peak_stop_threads, ThreadsAlive());
         std::this_thread::sleep_for(std::chrono::microseconds(200));

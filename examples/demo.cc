@@ -39,7 +39,9 @@ constexpr char kUsage[] =
     "  --hang=PATH         make the service at PATH never finish starting\n"
     "  --die=PATH          kill the leaf at PATH once started; show what the\n"
     "                      client does (restart, degrade or fail)\n"
-    "  --json              print snapshots as JSON instead of tables\n"
+    "  --json              print snapshots as JSON Lines on stdout (one\n"
+    "                      {phase, seconds, snapshot} object a line), and\n"
+    "                      everything else on stderr\n"
     "  --timeout=DURATION  how long to wait for the start (default 2s)\n";
 
 struct Flags {
@@ -99,15 +101,25 @@ std::vector<std::string> QueueNames(int n) {
   return names;
 }
 
-void Show(const lifecycle::Service& service, bool json,
-          std::string_view title) {
-  std::cout << "== " << title << "\n";
+// Where text for people goes: stdout, or stderr under --json, so that stdout
+// holds nothing but JSON Lines.
+std::ostream* human = &std::cout;
+
+// A snapshot: a titled table, or under --json one line on stdout,
+//   {"phase":"started","seconds":0.092,"snapshot":{...}}
+// with `seconds` the time the phase took (0 when it has none).
+void Show(const lifecycle::Service& service, bool json, std::string_view phase,
+          std::string_view title, absl::Duration took = absl::ZeroDuration()) {
+  *human << "== " << title << "\n" << std::flush;
   if (json) {
-    std::cout << lifecycle::ToJson(service.Snapshot(), 2) << "\n";
+    std::cout << "{\"phase\":\"" << phase
+              << "\",\"seconds\":" << absl::ToDoubleSeconds(took)
+              << ",\"snapshot\":" << lifecycle::ToJson(service.Snapshot())
+              << "}\n"
+              << std::flush;
   } else {
-    std::cout << lifecycle::ToTable(service.Snapshot());
+    std::cout << lifecycle::ToTable(service.Snapshot()) << std::flush;
   }
-  std::cout << std::flush;
 }
 
 }  // namespace
@@ -115,6 +127,7 @@ void Show(const lifecycle::Service& service, bool json,
 int main(int argc, char** argv) {
   Flags flags;
   if (!ParseFlags(argc, argv, flags)) return 2;
+  if (flags.json) human = &std::cerr;
 
   examples::SimulatedDatabase database;
   examples::ClientConfig config;
@@ -146,25 +159,27 @@ int main(int argc, char** argv) {
   lifecycle::Service* services[] = {&client};
   absl::Status status = client.Start(lifecycle::Context::Background());
   if (status.ok()) {
-    // One look while it starts, taken once the first component has started.
-    client.Started().WaitFor(absl::Milliseconds(45));
-    Show(client, flags.json, "starting");
+    // One look while it starts: once its first component (the notifier) has
+    // started, or at once if it cannot.
+    client.notifier().Started().WaitUntil(began + flags.timeout);
+    Show(client, flags.json, "starting", "starting");
     status = lifecycle::WaitAllStartedUntil(services, began + flags.timeout);
   }
   if (!status.ok()) {
-    std::cout << "== start FAILED\n" << lifecycle::StatusText(status) << "\n";
+    *human << "== start FAILED\n" << lifecycle::StatusText(status) << "\n";
     if (auto path = lifecycle::FailedServicePath(status)) {
-      std::cout << "failed service: " << *path << "\n";
+      *human << "failed service: " << *path << "\n";
     }
-    Show(client, flags.json, "health at the failure");
-    std::cout << lifecycle::PendingThreadStacks(client.Snapshot());
+    Show(client, flags.json, "start_failed", "health at the failure");
+    *human << lifecycle::PendingThreadStacks(client.Snapshot());
     client.Stop();
     return 1;
   }
-  Show(client, flags.json,
-       absl::StrCat("started in ",
-                    absl::FormatDuration(absl::Trunc(absl::Now() - began,
-                                                     absl::Milliseconds(1)))));
+  absl::Duration start_took = absl::Now() - began;
+  Show(client, flags.json, "started",
+       absl::StrCat("started in ", absl::FormatDuration(absl::Trunc(
+                                       start_took, absl::Milliseconds(1)))),
+       start_took);
   if (!flags.die.empty()) {
     lifecycle::BaseService* victim = client.Find(flags.die);
     if (victim == nullptr || !crashes.Crash(flags.die)) {
@@ -189,12 +204,13 @@ int main(int argc, char** argv) {
       if (!lifecycle::WaitAnyUntil(changes, deadline)) break;
     }
     lifecycle::ServiceSnapshot after = client.Snapshot();
-    Show(client, flags.json, absl::StrCat("after ", flags.die, " died"));
+    Show(client, flags.json, "after_death",
+         absl::StrCat("after ", flags.die, " died"));
     if (after.state == lifecycle::ServiceState::kFailed) {
-      std::cout << "== client FAILED\n"
-                << lifecycle::StatusText(after.status) << "\n";
+      *human << "== client FAILED\n"
+             << lifecycle::StatusText(after.status) << "\n";
       if (auto path = lifecycle::FailedServicePath(after.status)) {
-        std::cout << "failed service: " << *path << "\n";
+        *human << "failed service: " << *path << "\n";
       }
       client.Stop();
       return 1;
@@ -202,9 +218,10 @@ int main(int argc, char** argv) {
   }
   absl::Time stop_began = absl::Now();
   client.Stop();
-  Show(client, flags.json,
-       absl::StrCat("stopped in ",
-                    absl::FormatDuration(absl::Trunc(
-                        absl::Now() - stop_began, absl::Microseconds(100)))));
+  absl::Duration stop_took = absl::Now() - stop_began;
+  Show(client, flags.json, "stopped",
+       absl::StrCat("stopped in ", absl::FormatDuration(absl::Trunc(
+                                       stop_took, absl::Microseconds(100)))),
+       stop_took);
   return 0;
 }

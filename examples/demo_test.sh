@@ -21,7 +21,19 @@ check() {  # check NAME EXPECTED_STATUS PATTERN -- ARGS...
 check clean-start 0 '^== stopped in' --
 check clean-table 0 'client/producer/default +started' --
 check queues 0 'client/producer/queue3 +started' -- --queues=4
-check json 0 '"path": "client/notifier"' -- --json
+check json 0 '"path":"client/notifier"' -- --json
+# Under --json, stdout is JSON Lines alone: every line parses.
+if out=$("$demo" --json 2>/dev/null) &&
+  python3 -c 'import json,sys
+lines = sys.stdin.read().splitlines()
+phases = [json.loads(l)["phase"] for l in lines]
+assert phases == ["starting", "started", "stopped"], phases' <<<"$out"; then
+  echo "ok   json-lines"
+else
+  echo "FAIL json-lines: stdout of --json is not JSON Lines:"
+  echo "$out"
+  failures=$((failures + 1))
+fi
 check fail 1 "failed service: client/notifier" -- --fail=client/notifier
 check fail-table 1 'client/notifier +failed' -- --fail=client/notifier
 check hang 1 "client/maintenance/cleaner \(starting for" -- --hang=client/maintenance/cleaner --timeout=300ms

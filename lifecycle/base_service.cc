@@ -414,9 +414,10 @@ absl::Status BaseService::Start(const Context& ctx) {
     FinishRun(status, run_ctx, started, stopped);
     return status;
   }
+  // join_mu_ is held until the new worker is stored in worker_: the worker
+  // may end its run at once, but JoinFinishedWorker() (which takes join_mu_)
+  // only looks for it once it is there.
   absl::MutexLock join_lock(&join_mu_);
-  // The worker's FinishRun takes mu_, so it cannot end the run before this
-  // thread has stored it in worker_.
   // A run started by a concurrent Start() may have ended already: hand its
   // worker over for joining (by this thread, unless it is that worker).
   if (worker_.joinable()) ended_workers_.push_back(std::move(worker_));

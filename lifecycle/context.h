@@ -17,7 +17,8 @@
 //
 // Example:
 //
-//   lifecycle::CancellableContext scope(parent, absl::Now() + absl::Seconds(5));
+//   absl::Time deadline = absl::Now() + absl::Seconds(5);
+//   lifecycle::CancellableContext scope(parent, deadline);
 //   std::thread worker([ctx = scope.context()] {
 //     while (!ctx.Done().WaitFor(absl::Milliseconds(100))) { /* tick */ }
 //     if (lifecycle::IsStopped(ctx.Cause())) { /* orderly stop */ }

@@ -104,6 +104,9 @@
 // one, kept across restarts; "last_error") are
 // {"code": "UNAVAILABLE", "message": "..."} or null; "threads" lists the
 // worker thread ids while a run is in progress.
+//
+// Thread safety: a `ServiceSnapshot` is a plain value (copy it freely; do not
+// mutate one that another thread reads); the functions are thread-safe.
 
 #ifndef LIFECYCLE_HEALTH_H_
 #define LIFECYCLE_HEALTH_H_

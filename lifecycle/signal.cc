@@ -76,6 +76,9 @@ void Signal::Close() const {
     absl::MutexLock lock(&s.mu);
     if (s.IsClosedLocked()) return;
     s.closed.store(true, std::memory_order_release);
+    // Most signals have no callback: done, without taking the mutex again
+    // while the waiters just woken need it.
+    if (s.callbacks.empty()) return;
     s.closer = std::this_thread::get_id();
   }
   // One callback at a time, outside the lock, so that a callback may use this

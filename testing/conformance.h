@@ -21,6 +21,10 @@
 //
 // Every check waits with `WaitTimeout()`, so a broken service fails with a
 // report rather than hanging.
+//
+// Thread safety: the suite's own checks start threads where the contract
+// says a service must stand concurrent calls; a factory is called from the
+// test's thread.
 
 #ifndef LIFECYCLE_TESTING_CONFORMANCE_H_
 #define LIFECYCLE_TESTING_CONFORMANCE_H_

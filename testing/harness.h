@@ -70,11 +70,14 @@
 // in time are reported as a test failure naming by path the services that
 // hold the stop up, with their stacks. Their workers keep running; destroying
 // such a service then ends the process with a message naming it instead of
-// hanging or corrupting
-// memory (`BaseService` aborts at once; `FuncService` and `FakeService` stop
-// for `DestructionStopTimeout()` first, base_service.h). If a `Start()` still
+// hanging or corrupting memory (`BaseService` aborts at once; `FuncService`
+// and `FakeService` stop for `DestructionStopTimeout()` first,
+// base_service.h). If a `Start()` still
 // has not returned `stop_timeout` after the stop, the harness's destructor
 // aborts naming what is pending, for the same reason.
+//
+// Thread safety: a harness belongs to its test's thread: call its members
+// from that thread only. The services it manages may be used from any thread.
 
 #ifndef LIFECYCLE_TESTING_HARNESS_H_
 #define LIFECYCLE_TESTING_HARNESS_H_

@@ -23,6 +23,9 @@
 // (`lifecycle::DeadlineTimerThreadId()`), never by name. A thread that is still
 // exiting when the check runs is given until `grace` to go away, so a joined
 // worker does not count as left over.
+//
+// Thread safety: `LiveThreads()` and a const `LeftoverThreadCheck` are
+// thread-safe (they only read /proc); the listener is GoogleTest's to call.
 
 #ifndef LIFECYCLE_TESTING_LEFTOVER_THREADS_H_
 #define LIFECYCLE_TESTING_LEFTOVER_THREADS_H_

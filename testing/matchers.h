@@ -17,10 +17,14 @@
 //   EXPECT_THAT(listener, HasRestarted(Ge(2)));
 //
 // `HasFailed` matches a service whose last run failed, whether it failed to
-// start or died while running, `FailedToStart` only the former; `HasRestarted` counts the restarts its
-// parent's supervision made (base_service.h). A failure that one of these
-// matchers (or `FailedToStart`) has matched counts as examined: the harness
-// does not report it as a death the test did not notice (harness.h).
+// start or died while running; `FailedToStart` only the former;
+// `HasRestarted` counts the restarts its parent's supervision made
+// (base_service.h). A failure that one of these matchers has matched counts
+// as examined: the harness does not report it as a death the test did not
+// notice (harness.h).
+//
+// Thread safety: the matchers are thread-safe; each takes one snapshot of the
+// service it matches.
 
 #ifndef LIFECYCLE_TESTING_MATCHERS_H_
 #define LIFECYCLE_TESTING_MATCHERS_H_

@@ -11,6 +11,9 @@
 //   EXPECT_CALL(db, Stop()).Times(0);
 //
 // A mock keeps no contract by itself; to test the contract, use `FakeService`.
+//
+// Thread safety: as gMock's mocks: expectations are set before the code under
+// test runs; the mocked calls may then come from any thread.
 
 #ifndef LIFECYCLE_TESTING_MOCK_SERVICE_H_
 #define LIFECYCLE_TESTING_MOCK_SERVICE_H_

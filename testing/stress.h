@@ -13,6 +13,9 @@
 //   //  cycle 17: service 'client' did not stop within 3s ..." + the snapshot
 //
 // Re-run with the seed: `StressStartStop(client, {.seed = 1234567})`.
+//
+// Thread safety: `StressStartStop` is thread-safe as long as the service is;
+// it makes its own threads and joins them before it returns.
 
 #ifndef LIFECYCLE_TESTING_STRESS_H_
 #define LIFECYCLE_TESTING_STRESS_H_

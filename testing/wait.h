@@ -37,6 +37,10 @@
 // WARNING: a value passed as `timeout` is used as is. Hard-coded short
 // timeouts are how suites become flaky on loaded CI machines: prefer the
 // default.
+//
+// Thread safety: the waits may be called from any thread, but GoogleTest
+// records failures of other threads only where the platform supports it
+// (Linux does); `WaitTimeout()` is thread-safe.
 
 #ifndef LIFECYCLE_TESTING_WAIT_H_
 #define LIFECYCLE_TESTING_WAIT_H_
