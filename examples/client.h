@@ -45,7 +45,7 @@
 #include "absl/time/time.h"
 #include "lifecycle/base_service.h"
 #include "lifecycle/signal.h"
-#include "lifecycle/testing/test_signal.h"
+#include "lifecycle/test_signal.h"
 
 namespace examples {
 
@@ -135,8 +135,8 @@ class Notifier : public Component {
   ~Notifier() override { StopForDestruction(); }
 
   struct TestSignals {
-    lifecycle_testing::TestSignal<int> reconnect_scheduled;  // attempt number
-    lifecycle_testing::TestSignal<bool> connected;           // always true
+    lifecycle::TestSignal<int> reconnect_scheduled;  // attempt number
+    lifecycle::TestSignal<bool> connected;           // always true
   };
   TestSignals& test_signals() { return test_signals_; }
 
@@ -153,7 +153,7 @@ class Elector : public Component {
   bool IsLeader() const { return leader_; }
 
   struct TestSignals {
-    lifecycle_testing::TestSignal<bool> elected;
+    lifecycle::TestSignal<bool> elected;
   };
   TestSignals& test_signals() { return test_signals_; }
 

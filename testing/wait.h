@@ -13,7 +13,7 @@
 //   * `WaitOrTimeout(signal)`  waits on a `lifecycle::Signal`; with services
 //     given, the failure lists the pending ones and every component's health.
 //   * `WaitOrTimeout(test_signal)` / `WaitOrTimeoutN(test_signal, n)`  take
-//     values from a `TestSignal<T>`.
+//     values from a `lifecycle::TestSignal<T>`.
 //   * `SignalClosesWithin(signal, services, timeout)`  the same wait as an
 //     `AssertionResult`, for callers who add their own message:
 //       EXPECT_TRUE(SignalClosesWithin(client.Started())) << "after failover";
@@ -55,7 +55,7 @@
 #include "gtest/gtest.h"
 #include "lifecycle/service.h"
 #include "lifecycle/signal.h"
-#include "lifecycle/testing/test_signal.h"
+#include "lifecycle/test_signal.h"
 
 namespace lifecycle_testing {
 
@@ -104,7 +104,7 @@ bool WaitOrTimeout(const lifecycle::Signal& signal,
 // Takes the next value of `test_signal`; on timeout (or an uninitialized or
 // overflowed signal) adds a failure at the caller's line and returns T{}.
 template <typename T>
-T WaitOrTimeout(TestSignal<T>& test_signal,
+T WaitOrTimeout(lifecycle::TestSignal<T>& test_signal,
                 absl::Duration timeout = WaitTimeout(),
                 const char* file = __builtin_FILE(),
                 int line = __builtin_LINE()) {
@@ -118,7 +118,7 @@ T WaitOrTimeout(TestSignal<T>& test_signal,
 // Takes `n` values; on failure adds "received 2 value(s), wanted 3 ..." at the
 // caller's line and returns what it could not (an empty vector).
 template <typename T>
-std::vector<T> WaitOrTimeoutN(TestSignal<T>& test_signal, size_t n,
+std::vector<T> WaitOrTimeoutN(lifecycle::TestSignal<T>& test_signal, size_t n,
                               absl::Duration timeout = WaitTimeout(),
                               const char* file = __builtin_FILE(),
                               int line = __builtin_LINE()) {
@@ -131,7 +131,7 @@ std::vector<T> WaitOrTimeoutN(TestSignal<T>& test_signal, size_t n,
 
 // Fails at the caller's line if `test_signal` holds unread values.
 template <typename T>
-void RequireEmpty(TestSignal<T>& test_signal,
+void RequireEmpty(lifecycle::TestSignal<T>& test_signal,
                   const char* file = __builtin_FILE(),
                   int line = __builtin_LINE()) {
   absl::Status status = test_signal.RequireEmpty();

@@ -10,11 +10,13 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/test_signal.h"
 #include "lifecycle/testing/fake_service.h"
-#include "lifecycle/testing/test_signal.h"
 
 namespace lifecycle_testing {
 namespace {
+
+using lifecycle::TestSignal;
 
 using ::testing::HasSubstr;
 

@@ -1,4 +1,4 @@
-#include "lifecycle/testing/test_signal.h"
+#include "lifecycle/test_signal.h"
 
 #include <string>
 #include <thread>
@@ -6,7 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace lifecycle_testing {
+namespace lifecycle {
 namespace {
 
 TEST(TestSignalTest, DoesNothingUntilInitialized) {
@@ -71,4 +71,4 @@ TEST(TestSignalTest, WaitForNReportsValuesDroppedWhileWaiting) {
               ::testing::HasSubstr("dropped with capacity 2"));
 }
 }  // namespace
-}  // namespace lifecycle_testing
+}  // namespace lifecycle

@@ -9,12 +9,13 @@
 // production code: values go into a bounded buffer, and an overflow is
 // remembered and reported when the test waits, not turned into a block.
 //
-// This target is not testonly and does not depend on GoogleTest, so production
-// code can depend on it. The gtest-facing waits are in wait.h:
+// It lives in the production package (`//lifecycle:test_signal`, not testonly,
+// no GoogleTest), so production code depends on nothing made for tests; the
+// gtest-facing waits on it are in testing/wait.h:
 //
 //   // production code
 //   struct NotifierTestSignals {
-//     lifecycle_testing::TestSignal<int> reconnect_scheduled;  // attempt #
+//     lifecycle::TestSignal<int> reconnect_scheduled;  // attempt #
 //   };
 //   ... test_signals_.reconnect_scheduled.Signal(attempt);
 //
@@ -26,8 +27,8 @@
 // Thread safety: all members are thread-safe. `Init()` must happen before the
 // code under test can `Signal()` for the value to be seen.
 
-#ifndef LIFECYCLE_TESTING_TEST_SIGNAL_H_
-#define LIFECYCLE_TESTING_TEST_SIGNAL_H_
+#ifndef LIFECYCLE_TEST_SIGNAL_H_
+#define LIFECYCLE_TEST_SIGNAL_H_
 
 #include <atomic>
 #include <cstddef>
@@ -43,7 +44,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
-namespace lifecycle_testing {
+namespace lifecycle {
 
 template <typename T>
 class TestSignal {
@@ -164,6 +165,6 @@ class TestSignal {
   size_t overflowed_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-}  // namespace lifecycle_testing
+}  // namespace lifecycle
 
-#endif  // LIFECYCLE_TESTING_TEST_SIGNAL_H_
+#endif  // LIFECYCLE_TEST_SIGNAL_H_
