@@ -151,90 +151,6 @@ nlohmann::json ToJsonValue(const ServiceSnapshot& s) {
   };
 }
 
-absl::StatusOr<absl::Time> TimeFromJson(const nlohmann::json& j) {
-  if (j.is_null()) return absl::InfinitePast();
-  absl::Time t;
-  std::string error;
-  if (!absl::ParseTime("%Y-%m-%d%ET%H:%M:%E*SZ", j.get<std::string>(),
-                       absl::UTCTimeZone(), &t, &error)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad time ", j.dump(), ": ", error));
-  }
-  return t;
-}
-
-// Parses a status value into `*out`; the return value says whether the JSON
-// was valid (a StatusOr<Status> would confuse the two).
-absl::Status StatusFromJson(const nlohmann::json& j, absl::Status* out) {
-  if (j.is_null()) {
-    *out = absl::OkStatus();
-    return absl::OkStatus();
-  }
-  std::string code_name = j.at("code").get<std::string>();
-  for (int code = 1; code <= 16; ++code) {
-    auto c = static_cast<absl::StatusCode>(code);
-    if (absl::StatusCodeToString(c) == code_name) {
-      *out = absl::Status(c, j.at("message").get<std::string>());
-      return absl::OkStatus();
-    }
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown status code \"", code_name, "\""));
-}
-
-absl::StatusOr<ServiceState> StateFromJson(const nlohmann::json& j) {
-  std::string name = j.get<std::string>();
-  for (ServiceState s :
-       {ServiceState::kStopped, ServiceState::kStarting, ServiceState::kStarted,
-        ServiceState::kStopping, ServiceState::kFailed}) {
-    if (ServiceStateName(s) == name) return s;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown state \"", name, "\""));
-}
-
-absl::StatusOr<ServiceSnapshot> FromJsonValue(const nlohmann::json& j) {
-  ServiceSnapshot s;
-  s.name = j.at("name").get<std::string>();
-  s.path = j.at("path").get<std::string>();
-  auto state = StateFromJson(j.at("state"));
-  auto since = TimeFromJson(j.at("since"));
-  auto taken_at = TimeFromJson(j.at("taken_at"));
-  absl::Status status_ok = StatusFromJson(j.at("status"), &s.status);
-  absl::Status last_error_ok =
-      StatusFromJson(j.at("last_error"), &s.last_error);
-  auto last_error_at = TimeFromJson(j.at("last_error_at"));
-  absl::Status last_failure_ok =
-      StatusFromJson(j.at("last_failure"), &s.last_failure);
-  auto last_failure_at = TimeFromJson(j.at("last_failure_at"));
-  for (const absl::Status& st :
-       {state.status(), since.status(), taken_at.status(), status_ok,
-        last_error_ok, last_error_at.status(), last_failure_ok,
-        last_failure_at.status()}) {
-    if (!st.ok()) return st;
-  }
-  s.state = *state;
-  s.since = *since;
-  s.taken_at = *taken_at;
-  s.last_error_at = *last_error_at;
-  s.last_failure_at = *last_failure_at;
-  s.degraded = j.at("degraded").get<bool>();
-  s.error_count = j.at("errors").get<int64_t>();
-  s.start_count = j.at("starts").get<int64_t>();
-  s.failure_count = j.at("failures").get<int64_t>();
-  s.restart_count = j.at("restarts").get<int64_t>();
-  // Durations travel as seconds; round to the microsecond like the times.
-  s.startup_duration = absl::Microseconds(
-      std::llround(j.at("startup_seconds").get<double>() * 1e6));
-  s.threads = j.at("threads").get<std::vector<pid_t>>();
-  for (const nlohmann::json& child : j.at("children")) {
-    auto c = FromJsonValue(child);
-    if (!c.ok()) return c.status();
-    s.children.push_back(*std::move(c));
-  }
-  return s;
-}
-
 }  // namespace
 
 std::string StatusText(const absl::Status& status) {
@@ -296,30 +212,6 @@ std::string Dump(const nlohmann::json& j, int indent) {
                 nlohmann::json::error_handler_t::replace);
 }
 
-// The deepest nesting of arrays and objects in `json`, stopping early once it
-// exceeds `limit`; strings (with their escapes) are skipped.
-int NestingDepth(std::string_view json, int limit) {
-  int depth = 0, deepest = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < json.size() && deepest <= limit; ++i) {
-    char c = json[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
 }  // namespace
 
 std::string ToJson(const ServiceSnapshot& snapshot, int indent) {
@@ -330,23 +222,6 @@ std::string ToJson(const std::vector<ServiceSnapshot>& snapshots, int indent) {
   nlohmann::json all = nlohmann::json::array();
   for (const ServiceSnapshot& s : snapshots) all.push_back(ToJsonValue(s));
   return Dump(all, indent);
-}
-
-absl::StatusOr<ServiceSnapshot> ServiceSnapshotFromJson(std::string_view json) {
-  if (NestingDepth(json, kMaxSnapshotJsonDepth) > kMaxSnapshotJsonDepth) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("not a service snapshot: JSON nested deeper than ",
-                     kMaxSnapshotJsonDepth, " levels"));
-  }
-  nlohmann::json j = nlohmann::json::parse(json, nullptr,
-                                           /*allow_exceptions=*/false);
-  if (j.is_discarded()) return absl::InvalidArgumentError("not valid JSON");
-  try {
-    return FromJsonValue(j);
-  } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("not a service snapshot: ", e.what()));
-  }
 }
 
 std::ostream& operator<<(std::ostream& os, const ServiceSnapshot& snapshot) {

@@ -120,7 +120,6 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 
@@ -217,15 +216,6 @@ std::string ToTable(const std::vector<ServiceSnapshot>& snapshots);
 std::string ToJson(const ServiceSnapshot& snapshot, int indent = -1);
 std::string ToJson(const std::vector<ServiceSnapshot>& snapshots,
                    int indent = -1);
-
-// Parses what `ToJson(const ServiceSnapshot&)` wrote. Round-trips every field
-// (times to the microsecond, status codes and messages, but not payloads).
-// Bad input is an `InvalidArgumentError` saying what is wrong, including JSON
-// nested deeper than `kMaxSnapshotJsonDepth` (each level of services takes two
-// levels of JSON), which is rejected before it is parsed, so hostile input
-// cannot exhaust the stack.
-inline constexpr int kMaxSnapshotJsonDepth = 512;
-absl::StatusOr<ServiceSnapshot> ServiceSnapshotFromJson(std::string_view json);
 
 template <typename Sink>
 void AbslStringify(Sink& sink, const ServiceSnapshot& snapshot) {
