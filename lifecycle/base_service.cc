@@ -58,6 +58,10 @@ struct Access {
     absl::MutexLock lock(&service.mu_);
     return service.stop_requested_;
   }
+  static ServiceSnapshot SnapshotAt(const BaseService& service,
+                                    std::string path) {
+    return service.SnapshotAt(std::move(path));
+  }
   static void CountRestart(BaseService& service) {
     absl::MutexLock lock(&service.mu_);
     ++service.restart_count_;
@@ -155,12 +159,20 @@ std::string_view NameOf(const Child& child) {
   return child.base != nullptr ? child.base->Name() : child.service->Name();
 }
 
+// Gives `s` the path `path`, and its descendants theirs below it.
+void SetPaths(ServiceSnapshot& s, std::string path) {
+  s.path = std::move(path);
+  for (ServiceSnapshot& child : s.children) {
+    SetPaths(child, absl::StrCat(s.path, "/", child.name));
+  }
+}
+
 // A child as the parent's tree sees it: forwards while the child lives, then
 // acts as a departed, stopped service.
 class ChildHandle final : public Service {
  public:
-  explicit ChildHandle(Child child)
-      : child_(std::move(child)), name_(NameOf(child_)) {}
+  ChildHandle(Child child, const BaseService* parent)
+      : child_(std::move(child)), name_(NameOf(child_)), parent_(parent) {}
 
   absl::Status Start(const Context& ctx) override {
     absl::Status status = Departed();
@@ -186,9 +198,19 @@ class ChildHandle final : public Service {
     return signal;
   }
   std::string_view Name() const override { return name_; }
+  std::string Path() const override {
+    std::string path;
+    if (child_.base == nullptr) {
+      // It knows nothing of its parent (alive: only the parent uses handles).
+      path = absl::StrCat(parent_->Path(), "/", AbslView(name_));
+    } else if (!Use([&](auto& service) { path = service.Path(); })) {
+      path = name_;  // departed
+    }
+    return path;
+  }
   ServiceSnapshot Snapshot() const override {
     ServiceSnapshot snapshot;
-    if (!SnapshotIfAlive(snapshot)) {
+    if (!Use([&](auto& service) { snapshot = service.Snapshot(); })) {
       snapshot.name = name_;
       snapshot.path = name_;
       snapshot.taken_at = absl::Now();
@@ -198,8 +220,21 @@ class ChildHandle final : public Service {
     return snapshot;
   }
 
-  bool SnapshotIfAlive(ServiceSnapshot& out) const {
-    return Use([&](auto& service) { out = service.Snapshot(); });
+  // The child's snapshot as part of its parent's, whose path is
+  // `parent_path`; false if the child has been destroyed.
+  bool SnapshotIfAlive(ServiceSnapshot& out,
+                       std::string_view parent_path) const {
+    std::string path =
+        absl::StrCat(AbslView(parent_path), "/", AbslView(name_));
+    if (child_.base == nullptr) {
+      out = child_.service->Snapshot();  // knows nothing of its parent
+      SetPaths(out, path);
+      return true;
+    }
+    if (!child_.lifeline->Enter()) return false;
+    absl::Cleanup exit = [&] { child_.lifeline->Exit(); };
+    out = Access::SnapshotAt(*child_.base, std::move(path));
+    return true;
   }
 
   // Whether the child's last run was asked to stop (by `Stop()` or
@@ -244,6 +279,7 @@ class ChildHandle final : public Service {
 
   const Child child_;
   const std::string name_;
+  const BaseService* const parent_;
 };
 
 }  // namespace
@@ -332,16 +368,23 @@ BaseService* BaseService::Parent() const {
 }
 
 std::string BaseService::Path() const {
-  BaseService* parent;
-  std::shared_ptr<Lifeline> parent_lifeline;
-  {
-    absl::MutexLock lock(&mu_);
-    parent = parent_;
-    parent_lifeline = parent_lifeline_;
+  absl::MutexLock tree(&TreeMutex());
+  return PathLocked();
+}
+
+std::string BaseService::PathLocked() const {
+  // Under TreeMutex every parent_ is valid: a service leaving the tree (its
+  // destructor) clears its children's parent_ under TreeMutex first.
+  std::vector<std::string_view> names;
+  for (const BaseService* node = this; node != nullptr; node = node->Parent()) {
+    names.push_back(node->name_);
   }
-  if (parent == nullptr || !parent_lifeline->Enter()) return name_;
-  absl::Cleanup exit = [&] { parent_lifeline->Exit(); };
-  return absl::StrCat(parent->Path(), "/", name_);
+  std::string path;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+    if (!path.empty()) path += '/';
+    path.append(it->data(), it->size());
+  }
+  return path;
 }
 
 std::optional<Signal> BaseService::SetStateLocked(ServiceState state) {
@@ -666,14 +709,14 @@ absl::Status BaseService::AddChild(Service& child) {
     if (BaseService* other = base->Parent(); other != nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(
           "service '", AbslView(child.Name()), "' already has a parent, '",
-          other->Path(), "': a service belongs to one tree"));
+          other->PathLocked(), "': a service belongs to one tree"));
     }
     for (const BaseService* node = this; node != nullptr;
          node = node->Parent()) {
       if (node == base) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "adding '", AbslView(child.Name()), "' as a child of '", Path(),
-            "' would make a cycle: '", AbslView(child.Name()),
+            "adding '", AbslView(child.Name()), "' as a child of '",
+            PathLocked(), "' would make a cycle: '", AbslView(child.Name()),
             "' is already an ancestor of it"));
       }
     }
@@ -713,24 +756,17 @@ std::vector<std::unique_ptr<Service>> BaseService::ChildHandles() const {
   std::vector<std::unique_ptr<Service>> handles;
   handles.reserve(children_.size());
   for (const Child& child : children_) {
-    handles.push_back(std::make_unique<ChildHandle>(child));
+    handles.push_back(std::make_unique<ChildHandle>(child, this));
   }
   return handles;
 }
 
-namespace {
+ServiceSnapshot BaseService::Snapshot() const { return SnapshotAt(Path()); }
 
-void PrefixPaths(ServiceSnapshot& s, absl::string_view parent_path) {
-  s.path = absl::StrCat(parent_path, "/", s.name);
-  for (ServiceSnapshot& child : s.children) PrefixPaths(child, s.path);
-}
-
-}  // namespace
-
-ServiceSnapshot BaseService::Snapshot() const {
+ServiceSnapshot BaseService::SnapshotAt(std::string path) const {
   ServiceSnapshot s;
   s.name = name_;
-  s.path = Path();
+  s.path = std::move(path);
   std::vector<std::unique_ptr<Service>> children = ChildHandles();
   {
     absl::MutexLock lock(&mu_);
@@ -754,9 +790,8 @@ ServiceSnapshot BaseService::Snapshot() const {
     ServiceSnapshot c;
     // A child destroyed since the list was taken has left the tree.
     const auto& handle = static_cast<const ChildHandle&>(*child);
-    if (!handle.SnapshotIfAlive(c)) continue;
+    if (!handle.SnapshotIfAlive(c, s.path)) continue;
     c.restart_count = std::max(c.restart_count, handle.restarts());
-    PrefixPaths(c, s.path);
     s.children.push_back(std::move(c));
   }
   return s;
@@ -967,7 +1002,7 @@ absl::Status CompositeService::Supervise(
         continue;
       }
       ServiceSnapshot c = w.child->Snapshot();
-      std::string path = absl::StrCat(Path(), "/", c.name);
+      std::string path = w.child->Path();
       absl::Status error =
           c.state == ServiceState::kFailed
               ? AnnotateRunError(c.status, path)

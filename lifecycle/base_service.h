@@ -173,7 +173,7 @@ class BaseService : public Service {
   ServiceSnapshot Snapshot() const final;
 
   // This service's path: its parent's path, '/', its name; or its name alone.
-  std::string Path() const;
+  std::string Path() const final;
 
   // A signal that closes at this service's next change of state or health: a
   // push hook for tools. Take a new one after it closes.
@@ -250,6 +250,12 @@ class BaseService : public Service {
   // the calling thread itself.
   void DieIfStopWouldWaitForItself() const;
   BaseService* Parent() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Path() for a caller that holds the tree mutex (base_service.cc).
+  std::string PathLocked() const;
+  // The snapshot of this service's tree, this service being at `path`:
+  // Snapshot() computes the root's path once, and each child's is its
+  // parent's and its name.
+  ServiceSnapshot SnapshotAt(std::string path) const;
 
   friend class CompositeService;
   friend struct base_service_internal::Access;

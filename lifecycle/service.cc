@@ -36,8 +36,6 @@ absl::Status CheckList(absl::Span<Service* const> services) {
   return absl::OkStatus();
 }
 
-std::string PathOf(const Service& service) { return service.Snapshot().path; }
-
 }  // namespace
 
 namespace {
@@ -79,7 +77,7 @@ absl::Status StartAll(absl::Span<Service* const> services, const Context& ctx) {
     absl::Status status = services[i]->Start(ctx);
     if (!status.ok()) {
       StopAllParallel(services.subspan(0, i));
-      return AnnotateStartError(std::move(status), PathOf(*services[i]));
+      return AnnotateStartError(std::move(status), services[i]->Path());
     }
   }
   return absl::OkStatus();
@@ -173,7 +171,7 @@ std::vector<std::string> PendingServices(absl::Span<Service* const> services) {
   std::vector<std::string> pending;
   for (Service* service : services) {
     if (service != nullptr && !service->Started().IsClosed()) {
-      pending.push_back(PathOf(*service));
+      pending.push_back(service->Path());
     }
   }
   return pending;

@@ -35,7 +35,8 @@
 //   * A service can start again after it stopped or failed to start. After a
 //     run has ended, `Started()` and `Stopped()` return that run's (closed)
 //     signals until the next `Start()`, so late waiters never hang.
-//   * `Name()` is non-empty and has no '/'; `Snapshot()` reports the service's
+//   * `Name()` is non-empty and has no '/'; `Path()` is the names from the
+//     root of its tree, joined by '/'; `Snapshot()` reports the service's
 //     state and health and those of its children (see health.h).
 //
 // Most services derive from `BaseService` (base_service.h), which keeps the
@@ -79,6 +80,9 @@ class Service {
   virtual absl::Status StopFor(absl::Duration timeout) = 0;
   virtual Signal Stopped() const = 0;
   virtual std::string_view Name() const = 0;
+  // Where the service sits in its tree: "client/producer/default". A service
+  // that is not part of a tree (the default) is its name.
+  virtual std::string Path() const { return std::string(Name()); }
   virtual ServiceSnapshot Snapshot() const = 0;
 };
 

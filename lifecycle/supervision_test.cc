@@ -351,6 +351,49 @@ TEST(SupervisionTest, StoppingTheParentIsNotADeath) {
   }
 }
 
+// A child that is not a BaseService: a plain Service forwarding to a Mortal.
+class Plain : public Service {
+ public:
+  explicit Plain(std::string name) : inner_(std::move(name)) {}
+  absl::Status Start(const Context& ctx) override {
+    if (!start_error.ok()) return start_error;
+    return inner_.Start(ctx);
+  }
+  Signal Started() const override { return inner_.Started(); }
+  void Stop() override { inner_.Stop(); }
+  absl::Status StopFor(absl::Duration timeout) override {
+    return inner_.StopFor(timeout);
+  }
+  Signal Stopped() const override { return inner_.Stopped(); }
+  std::string_view Name() const override { return inner_.Name(); }
+  ServiceSnapshot Snapshot() const override { return inner_.Snapshot(); }
+  void Kill(absl::Status error) { inner_.Kill(std::move(error)); }
+  absl::Status start_error;
+
+ private:
+  Mortal inner_;
+};
+
+TEST(SupervisionTest, APlainServiceChildIsNamedByItsPathToo) {
+  Plain plain("plain");
+  Parent parent("parent", {ChildSpec(&plain)});
+  ServiceSnapshot before = parent.Snapshot();
+  ASSERT_NE(before.Find("parent/plain"), nullptr);
+  plain.start_error = absl::UnavailableError("no");
+  EXPECT_EQ(parent.Start(Context::Background()).ok(), true);
+  ASSERT_TRUE(parent.Stopped().WaitFor(kWait));
+  EXPECT_EQ(parent.Snapshot().status.message(),
+            "service 'parent/plain' failed to start: no");
+  plain.start_error = absl::OkStatus();
+  ASSERT_TRUE(parent.Start(Context::Background()).ok());
+  ASSERT_TRUE(parent.Started().WaitFor(kWait));
+  plain.Kill(absl::InternalError("plain died"));
+  ASSERT_TRUE(parent.Stopped().WaitFor(kWait));
+  // (Its error was annotated by the BaseService inside it, as 'plain'.)
+  EXPECT_THAT(parent.Snapshot().status.message(),
+              HasSubstr("failed while running: plain died"));
+}
+
 // --- The bounded stop ------------------------------------------------------
 
 // A child whose run ignores its context until released.
