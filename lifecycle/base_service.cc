@@ -862,14 +862,27 @@ absl::Status CompositeService::Run(const Context& ctx,
   }
   absl::Status failure;
   if (!ctx.IsCancelled()) {
-    if (absl::Status s = WaitAllStarted(children); !s.ok()) {
-      StopAllParallel(children);
-      // Fail with the failed child's own error: it names the child's path.
-      for (Service* child : children) {
-        ServiceSnapshot c = child->Snapshot();
-        if (c.state == ServiceState::kFailed) return c.status;
+    // Every child's started signal is closed: each has started, or ended
+    // instead. Then this start fails with the first failed child's own error
+    // (it names the child's path), or names the first that ended cleanly.
+    std::optional<absl::Status> not_started;
+    for (Service* child : children) {
+      ServiceSnapshot c = child->Snapshot();
+      if (c.state == ServiceState::kFailed) {
+        not_started = c.status;
+        break;
       }
-      return s;
+      if (c.state != ServiceState::kStarted && !not_started) {
+        not_started =
+            AnnotateStartError(absl::FailedPreconditionError(absl::StrCat(
+                                   "its run ended (", AbslView(c.StateLabel()),
+                                   ") before it signalled started")),
+                               child->Path());
+      }
+    }
+    if (not_started) {
+      StopAllParallel(children);
+      return *not_started;
     }
     started();
     failure = Supervise(ctx, handles);
