@@ -20,6 +20,9 @@
 namespace lifecycle {
 namespace {
 
+// Bounds every wait of the test: a hang, not a delay.
+constexpr absl::Duration kWait = absl::Seconds(30);
+
 using ::testing::HasSubstr;
 
 // A service whose behaviour each test sets.
@@ -71,7 +74,7 @@ class TestService : public BaseService {
 TEST(BaseServiceTest, StartSignalsStartedAndRuns) {
   TestService service;
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   EXPECT_EQ(service.Snapshot().state, ServiceState::kStarted);
   EXPECT_FALSE(service.Stopped().IsClosed());
   EXPECT_EQ(service.runs, 1);
@@ -83,7 +86,7 @@ TEST(BaseServiceTest, StartedObtainedBeforeStartStillWorks) {
   Signal stopped = service.Stopped();
   EXPECT_FALSE(started.IsClosed());
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  started.Wait();
+  ASSERT_TRUE(started.WaitFor(kWait));
   service.Stop();
   EXPECT_TRUE(stopped.IsClosed());
 }
@@ -117,7 +120,7 @@ TEST(BaseServiceTest, DoubleStop) {
 TEST(BaseServiceTest, ConcurrentStopsAllReturnAfterTheStop) {
   TestService service;
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   std::vector<std::thread> stoppers;
   std::atomic<int> saw_stopped{0};
   for (int i = 0; i < 8; ++i) {
@@ -137,7 +140,7 @@ TEST(BaseServiceTest, StartTwiceRunsOnce) {
   TestService service;
   ASSERT_TRUE(service.Start(Context::Background()).ok());
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   service.Stop();
   EXPECT_EQ(service.runs, 1);
   EXPECT_EQ(service.Snapshot().start_count, 1);
@@ -167,7 +170,7 @@ TEST(BaseServiceTest, RestartAfterStartError) {
   EXPECT_FALSE(service.Start(Context::Background()).ok());
   service.start_error = absl::OkStatus();
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   ServiceSnapshot s = service.Snapshot();
   EXPECT_EQ(s.state, ServiceState::kStarted);
   EXPECT_TRUE(s.status.ok());
@@ -179,7 +182,7 @@ TEST(BaseServiceTest, RestartAfterStop) {
   TestService service;
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(service.Start(Context::Background()).ok());
-    service.Started().Wait();
+    EXPECT_TRUE(service.Started().WaitFor(kWait));
     EXPECT_FALSE(service.Stopped().IsClosed());
     service.Stop();
   }
@@ -200,8 +203,8 @@ TEST(BaseServiceTest, RunErrorBeforeStartedClosesStartedAndFails) {
   TestService service("worker");
   service.run_error = absl::PermissionDeniedError("no access");
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
-  service.Stopped().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
+  ASSERT_TRUE(service.Stopped().WaitFor(kWait));
   ServiceSnapshot s = service.Snapshot();
   EXPECT_EQ(s.state, ServiceState::kFailed);
   EXPECT_EQ(s.status.code(), absl::StatusCode::kPermissionDenied);
@@ -223,7 +226,7 @@ TEST(BaseServiceTest, ExceptionInRunBecomesFailure) {
   TestService service("thrower");
   service.throw_in_run = true;
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Stopped().Wait();
+  ASSERT_TRUE(service.Stopped().WaitFor(kWait));
   ServiceSnapshot s = service.Snapshot();
   EXPECT_EQ(s.state, ServiceState::kFailed);
   EXPECT_EQ(s.status.code(), absl::StatusCode::kInternal);
@@ -245,9 +248,9 @@ TEST(BaseServiceTest, CancelledParentContextStopsTheRunCleanly) {
   TestService service;
   CancellableContext parent;
   ASSERT_TRUE(service.Start(parent.context()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   parent.Cancel(absl::CancelledError("shutting down"));
-  service.Stopped().Wait();
+  ASSERT_TRUE(service.Stopped().WaitFor(kWait));
   EXPECT_EQ(service.seen_cause, absl::CancelledError("shutting down"));
   EXPECT_EQ(service.Snapshot().state, ServiceState::kStopped);
 }
@@ -255,7 +258,7 @@ TEST(BaseServiceTest, CancelledParentContextStopsTheRunCleanly) {
 TEST(BaseServiceTest, WorkerThreadIsNamedAfterTheService) {
   TestService service("a-very-long-service-name");
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   EXPECT_NE(service.WorkerThreadId(), 0);
   service.Stop();
   EXPECT_EQ(service.thread_name, "a-very-long-ser");
@@ -276,7 +279,7 @@ TEST(BaseServiceTest, StopForReportsAWorkerThatIgnoresItsContext) {
   TestService service("stubborn");
   service.ignore_stop = true;
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   absl::Status status = service.StopFor(absl::Milliseconds(10));
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(status.message(), HasSubstr("service 'stubborn' did not stop"));
@@ -291,7 +294,7 @@ TEST(BaseServiceTest, StopForWithoutTimeLeftRequestsTheStopAndChecksOnly) {
   service.ignore_stop = true;
   EXPECT_TRUE(service.StopFor(-absl::Seconds(1)).ok());  // nothing runs
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   for (absl::Duration none : {absl::ZeroDuration(), -absl::Seconds(1)}) {
     absl::Status status = service.StopFor(none);
     EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
@@ -301,7 +304,7 @@ TEST(BaseServiceTest, StopForWithoutTimeLeftRequestsTheStopAndChecksOnly) {
   // The stop was requested: the run is stopping, not started.
   EXPECT_EQ(service.Snapshot().state, ServiceState::kStopping);
   service.release.Notify();
-  service.Stopped().Wait();
+  ASSERT_TRUE(service.Stopped().WaitFor(kWait));
   EXPECT_TRUE(service.StopFor(absl::ZeroDuration()).ok());
 }
 
@@ -322,7 +325,7 @@ TEST(BaseServiceDeathTest, DestroyedWhileRunningFailsLoudly) {
       {
         auto* service = new Careless();
         (void)service->Start(Context::Background());
-        service->Started().Wait();
+        EXPECT_TRUE(service->Started().WaitFor(kWait));
         delete service;
       },
       "service 'careless' destroyed while running");
@@ -339,7 +342,7 @@ TEST(BaseServiceDeathTest, StopFromOwnWorkerFailsLoudly) {
                             });
         self = &service;
         (void)service.Start(Context::Background());
-        service.Stopped().Wait();
+        EXPECT_TRUE(service.Stopped().WaitFor(kWait));
       },
       "Stop\\(\\) called from the worker thread of service 'selfish'");
 }
@@ -347,7 +350,7 @@ TEST(BaseServiceDeathTest, StopFromOwnWorkerFailsLoudly) {
 TEST(BaseServiceTest, ReportErrorAndHealthyRoundTrip) {
   TestService service("notifier");
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   Signal change = service.NextChange();
   service.ReportError(absl::UnavailableError("connection reset"));
   EXPECT_TRUE(change.IsClosed());
@@ -374,7 +377,7 @@ TEST(BaseServiceTest, NextChangeClosesOnEveryTransition) {
   Signal change = service.NextChange();
   ASSERT_TRUE(service.Start(Context::Background()).ok());
   EXPECT_TRUE(change.IsClosed());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   change = service.NextChange();
   service.Stop();
   EXPECT_TRUE(change.IsClosed());
@@ -384,7 +387,7 @@ TEST(BaseServiceTest, SnapshotRecordsStartupAndTimes) {
   TestService service;
   absl::Time before = absl::Now();
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   ServiceSnapshot s = service.Snapshot();
   EXPECT_GE(s.since, before);
   EXPECT_GE(s.taken_at, s.since);
@@ -399,7 +402,7 @@ TEST(BaseServiceTest, StressManyThreadsStartAndStop) {
     threads.emplace_back([&] {
       for (int i = 0; i < 50; ++i) {
         ASSERT_TRUE(service.Start(Context::Background()).ok());
-        service.Started().Wait();
+        EXPECT_TRUE(service.Started().WaitFor(kWait));
         service.Stop();
       }
     });
@@ -424,7 +427,7 @@ TEST(FuncServiceTest, RunsTheFunction) {
       });
   EXPECT_EQ(service.Name(), "func");
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   service.Stop();
   ASSERT_TRUE(service.Start(Context::Background()).ok());
   service.Stop();
@@ -446,7 +449,7 @@ class Parent : public CompositeService {
 TEST(BaseServiceTest, StoppedCallbackMayRestartTheService) {
   TestService service;
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   Signal restarted;
   service.Stopped().OnClose([&] {
     EXPECT_TRUE(service.Start(Context::Background()).ok());
@@ -454,8 +457,8 @@ TEST(BaseServiceTest, StoppedCallbackMayRestartTheService) {
   });
   std::thread stopper([&] { service.Stop(); });
   stopper.join();
-  restarted.Wait();
-  service.Started().Wait();  // the second run started
+  ASSERT_TRUE(restarted.WaitFor(kWait));
+  ASSERT_TRUE(service.Started().WaitFor(kWait));  // the second run started
   EXPECT_EQ(service.runs, 2);
   service.Stop();
 }
@@ -463,14 +466,14 @@ TEST(BaseServiceTest, StoppedCallbackMayRestartTheService) {
 TEST(BaseServiceTest, StoppedCallbackMayStopTheService) {
   TestService service;
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   Signal called;
   service.Stopped().OnClose([&] {
     service.Stop();  // the run has ended: returns at once
     called.Close();
   });
   service.Stop();
-  called.Wait();
+  ASSERT_TRUE(called.WaitFor(kWait));
   EXPECT_EQ(service.Snapshot().state, ServiceState::kStopped);
 }
 
@@ -507,7 +510,7 @@ TEST(BaseServiceTest, DestroyedChildIsNeverTouchedAgain) {
   ASSERT_TRUE(parent.AddChild(*child).ok());
   ASSERT_TRUE(parent.AddChild(stays).ok());
   ASSERT_TRUE(parent.Start(Context::Background()).ok());
-  parent.Started().Wait();
+  ASSERT_TRUE(parent.Started().WaitFor(kWait));
   child.reset();  // stops itself and leaves the tree while the parent runs
   ServiceSnapshot snapshot = parent.Snapshot();
   ASSERT_EQ(snapshot.children.size(), 1u);
@@ -535,7 +538,7 @@ TEST(BaseServiceDeathTest, ContextCallbackMayAskForPathAndSnapshot) {
         });
         if (!parent.AddChild(child).ok()) _exit(3);
         if (!parent.Start(Context::Background()).ok()) _exit(4);
-        parent.Started().Wait();
+        EXPECT_TRUE(parent.Started().WaitFor(kWait));
         parent.Stop();
         std::fprintf(stderr, "stopped cleanly\n");
         _exit(0);
@@ -580,7 +583,7 @@ TEST(BaseServiceDeathTest, ChildStoppingItsCompositeParentFailsLoudly) {
             });
         (void)parent.AddChild(child);
         (void)parent.Start(Context::Background());
-        parent.Stopped().Wait();
+        EXPECT_TRUE(parent.Stopped().WaitFor(kWait));
       },
       "Stop\\(\\) of service 'client' called from the worker thread of service "
       "'client/notifier', which that stop waits for, would wait for itself");
@@ -617,7 +620,7 @@ TEST(BaseServiceDeathTest, FuncServiceDestroyedWithAHungWorkerAbortsNamingIt) {
               return absl::OkStatus();
             });
         (void)stuck.Start(Context::Background());
-        stuck.Started().Wait();
+        EXPECT_TRUE(stuck.Started().WaitFor(kWait));
       },  // ~FuncService
       "service 'stuck' did not stop within 100ms(.|\n)*It is being destroyed");
 }
@@ -632,7 +635,7 @@ TEST(BaseServiceTest, RunFailureKeepsPayloads) {
                         return error;
                       });
   ASSERT_TRUE(failing.Start(Context::Background()).ok());
-  failing.Stopped().Wait();
+  ASSERT_TRUE(failing.Stopped().WaitFor(kWait));
   absl::Status status = failing.Snapshot().status;
   EXPECT_THAT(status.message(),
               HasSubstr("service 'failing' failed while running: disk"));
@@ -656,7 +659,7 @@ TEST(BaseServiceTest, ThreadNameIsCutAtACharacterBoundary) {
   // 14 ASCII bytes, then a 2-byte character: 16 bytes, cut to 14, not 15.
   TestService service("abcdefghijklmn\xC3\xA9");
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   service.Stop();
   EXPECT_EQ(service.thread_name, "abcdefghijklmn");
 }

@@ -10,6 +10,9 @@
 namespace lifecycle {
 namespace {
 
+// Bounds every wait of the test: a hang, not a delay.
+constexpr absl::Duration kWait = absl::Seconds(30);
+
 TEST(ContextTest, BackgroundIsNeverCancelled) {
   Context background = Context::Background();
   EXPECT_FALSE(background.IsCancelled());
@@ -75,7 +78,7 @@ TEST(ContextTest, DestroyingTheScopeCancels) {
 TEST(ContextTest, DeadlineCancelsWithDeadlineExceeded) {
   CancellableContext scope(Context::Background(),
                            absl::Now() + absl::Milliseconds(5));
-  scope.context().Done().Wait();
+  ASSERT_TRUE(scope.context().Done().WaitFor(kWait));
   EXPECT_TRUE(absl::IsDeadlineExceeded(scope.context().Cause()));
 }
 
@@ -128,7 +131,7 @@ TEST(ContextTest, ManyShortLivedChildrenDoNotAccumulate) {
 TEST(ContextTest, CancelFromAnotherThreadWakesWaiter) {
   CancellableContext scope;
   std::thread canceller([&] { scope.Cancel(StoppedError()); });
-  scope.context().Done().Wait();
+  ASSERT_TRUE(scope.context().Done().WaitFor(kWait));
   canceller.join();
   EXPECT_TRUE(IsStopped(scope.context().Cause()));
 }

@@ -16,6 +16,9 @@
 namespace lifecycle {
 namespace {
 
+// Bounds every wait of the test: a hang, not a delay.
+constexpr absl::Duration kWait = absl::Seconds(30);
+
 using ::testing::HasSubstr;
 
 ServiceSnapshot SmallTree() {
@@ -171,10 +174,10 @@ TEST(HealthTest, SnapshotsConcurrentWithStartsAndStops) {
     }
   });
   // The cycles begin once the reader is reading, so that they overlap.
-  reading.Wait();
+  ASSERT_TRUE(reading.WaitFor(kWait));
   for (int i = 0; i < 200; ++i) {
     ASSERT_TRUE(service.Start(Context::Background()).ok());
-    service.Started().Wait();
+    EXPECT_TRUE(service.Started().WaitFor(kWait));
     service.Stop();
   }
   done = true;

@@ -13,6 +13,9 @@
 namespace lifecycle {
 namespace {
 
+// Bounds every wait of the test: a hang, not a delay.
+constexpr absl::Duration kWait = absl::Seconds(30);
+
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -197,7 +200,7 @@ TEST(WaitAllStartedTest, DeadlineVariantNamesThePending) {
 TEST(WaitAllStartedTest, PastDeadlineOnlyChecks) {
   Leaf a("a");
   ASSERT_TRUE(a.Start(Context::Background()).ok());
-  a.Started().Wait();
+  ASSERT_TRUE(a.Started().WaitFor(kWait));
   Service* services[] = {&a};
   EXPECT_TRUE(WaitAllStartedUntil(services, absl::InfinitePast()).ok());
 }
@@ -238,7 +241,7 @@ class Client : public CompositeService {
 TEST(CompositeServiceTest, StartsOnlyAfterAllChildren) {
   Client client;
   ASSERT_TRUE(client.Start(Context::Background()).ok());
-  client.Started().Wait();
+  ASSERT_TRUE(client.Started().WaitFor(kWait));
   ServiceSnapshot s = client.Snapshot();
   for (const ServiceSnapshot* node : s.Flatten()) {
     EXPECT_EQ(node->state, ServiceState::kStarted) << node->path;
@@ -253,7 +256,7 @@ TEST(CompositeServiceTest, StartsOnlyAfterAllChildren) {
 TEST(CompositeServiceTest, LeafFailureIsNamedByItsFullPath) {
   Client client(absl::UnavailableError("queue missing"));
   ASSERT_TRUE(client.Start(Context::Background()).ok());
-  client.Stopped().Wait();
+  ASSERT_TRUE(client.Stopped().WaitFor(kWait));
   ServiceSnapshot s = client.Snapshot();
   EXPECT_EQ(s.state, ServiceState::kFailed);
   EXPECT_EQ(FailedServicePath(s.status), "client/producer/bulk");

@@ -12,6 +12,9 @@
 namespace lifecycle {
 namespace {
 
+// Bounds every wait of the test: a hang, not a delay.
+constexpr absl::Duration kWait = absl::Seconds(30);
+
 TEST(SignalTest, StartsOpenAndClosesOnce) {
   Signal signal;
   EXPECT_FALSE(signal.IsClosed());
@@ -160,7 +163,7 @@ TEST(SignalTest, CloseIsVisibleWithItsWrites) {
     data = 42;
     signal.Close();
   });
-  signal.Wait();
+  ASSERT_TRUE(signal.WaitFor(kWait));
   EXPECT_EQ(data, 42);
   writer.join();
 }
@@ -191,7 +194,7 @@ TEST(SignalTest, CancelOnCloseWaitsForACallbackRunningElsewhere) {
     callback_done = true;
   });
   std::thread closer([&] { signal.Close(); });
-  entered.Wait();  // the callback is running on `closer`
+  ASSERT_TRUE(entered.WaitFor(kWait));  // the callback is running on `closer`
   std::atomic<bool> cancel_returned{false};
   std::thread canceller([&] {
     EXPECT_FALSE(signal.CancelOnClose(id));  // too late to remove it...
@@ -215,7 +218,8 @@ TEST(SignalTest, CancelOnCloseRemovesACallbackNotYetRun) {
   });
   uint64_t second = signal.OnClose([&] { second_ran = true; });
   std::thread closer([&] { signal.Close(); });
-  entered.Wait();  // Close() is in progress, the second callback still queued
+  ASSERT_TRUE(entered.WaitFor(
+      kWait));  // Close() is in progress, the second callback still queued
   EXPECT_TRUE(signal.CancelOnClose(second));
   release.Close();
   closer.join();

@@ -17,6 +17,9 @@
 namespace lifecycle {
 namespace {
 
+// Bounds every wait of the test: a hang, not a delay.
+constexpr absl::Duration kWait = absl::Seconds(30);
+
 using ::testing::HasSubstr;
 
 #if defined(__SANITIZE_THREAD__)
@@ -49,7 +52,7 @@ TEST(ThreadStackTest, ShowsWhereAServiceWorkerIsBlocked) {
         return WaitInAFunctionWithAName(ctx);
       });
   ASSERT_TRUE(service.Start(Context::Background()).ok());
-  service.Started().Wait();
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
   pid_t tid = service.WorkerThreadId();
   ASSERT_NE(tid, 0);
   // Right after `inside` closes, the worker may still be on its way out of
@@ -82,7 +85,7 @@ TEST(ThreadStackTest, AThreadThatBlocksTheSignalDoesNotHangTheCaller) {
     ready.Close();
     release.Wait();
   });
-  ready.Wait();
+  ASSERT_TRUE(ready.WaitFor(kWait));
   std::string stack = ThreadStack(tid, absl::Milliseconds(50));
   EXPECT_THAT(stack, HasSubstr("stack unavailable: "));
   if (!kTsan) {
@@ -98,9 +101,9 @@ TEST(ThreadStackTest, AThreadThatBlocksTheSignalDoesNotHangTheCaller) {
     std::thread waiter([&] {
       other = CurrentTid();
       other_ready.Close();
-      done.Wait();
+      EXPECT_TRUE(done.WaitFor(kWait));
     });
-    other_ready.Wait();
+    EXPECT_TRUE(other_ready.WaitFor(kWait));
     EXPECT_THAT(ThreadStack(other), ::testing::Not(HasSubstr("unavailable")));
     done.Close();
     waiter.join();
@@ -130,7 +133,7 @@ TEST(ThreadStackTest, OffSwitch) {
     ready.Close();
     release.Wait();
   });
-  ready.Wait();
+  ASSERT_TRUE(ready.WaitFor(kWait));
   std::string stack = ThreadStack(tid);
   unsetenv("LIFECYCLE_STACKS");
   if (!kTsan) {
@@ -149,7 +152,7 @@ TEST(ThreadStackTest, StopForReportsTheStuckWorkersStack) {
         return absl::OkStatus();
       });
   ASSERT_TRUE(stuck.Start(Context::Background()).ok());
-  stuck.Started().Wait();
+  ASSERT_TRUE(stuck.Started().WaitFor(kWait));
   absl::Status status = stuck.StopFor(absl::Milliseconds(20));
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(status.message(), HasSubstr("'stuck':\n"));
@@ -168,7 +171,7 @@ TEST(ThreadStackTest, PendingThreadStacksCoversStartingServices) {
         return WaitInAFunctionWithAName(ctx);  // never signals started
       });
   ASSERT_TRUE(starting.Start(Context::Background()).ok());
-  running.Wait();
+  ASSERT_TRUE(running.WaitFor(kWait));
   std::string stacks = PendingThreadStacks(starting.Snapshot());
   EXPECT_THAT(stacks, HasSubstr("Stack of starting (starting), thread "));
   starting.Stop();

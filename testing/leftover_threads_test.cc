@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "lifecycle/signal.h"
 #include "lifecycle/testing/fake_service.h"
+#include "lifecycle/testing/wait.h"
 
 namespace lifecycle_testing {
 namespace {
@@ -28,7 +29,7 @@ TEST(LeftoverThreadsTest, NamesAThreadLeftRunning) {
     named.Close();
     release.Wait();
   });
-  named.Wait();
+  ASSERT_TRUE(WaitOrTimeout(named));
   ::testing::AssertionResult result = check.NoNewThreads(absl::ZeroDuration());
   EXPECT_FALSE(result);
   EXPECT_THAT(result.message(),
@@ -42,7 +43,7 @@ TEST(LeftoverThreadsTest, AStoppedServiceLeavesNoThread) {
   LeftoverThreadCheck check;
   FakeService fake("tidy");
   ASSERT_TRUE(fake.Start(lifecycle::Context::Background()).ok());
-  fake.Started().Wait();
+  ASSERT_TRUE(WaitOrTimeout(fake.Started()));
   ::testing::AssertionResult running = check.NoNewThreads(absl::ZeroDuration());
   EXPECT_THAT(running.message(), HasSubstr("'tidy'"));
   fake.Stop();
@@ -62,7 +63,7 @@ TEST(LeftoverThreadListenerTest, FailsTheTestThatLeftAThread) {
     named.Close();
     release.Wait();
   });
-  named.Wait();
+  ASSERT_TRUE(WaitOrTimeout(named));
   EXPECT_NONFATAL_FAILURE(
       listener.OnTestEnd(info),
       "leftover threads after LeftoverThreadListenerTest."
@@ -84,7 +85,7 @@ TEST(LeftoverThreadsTest, AThreadNamedLikeTheLibrarysIsStillReported) {
     named.Close();
     release.Wait();
   });
-  named.Wait();
+  ASSERT_TRUE(WaitOrTimeout(named));
   ::testing::AssertionResult result = check.NoNewThreads(absl::ZeroDuration());
   EXPECT_FALSE(result);
   EXPECT_THAT(result.message(), HasSubstr("'lifecycle-timer'"));

@@ -157,7 +157,7 @@ TEST(WaitOrTimeoutTest, FailureShowsThePendingWorkersStack) {
         return StuckInAFunctionWithAName(ctx, inside);  // never started
       });
   ASSERT_TRUE(stuck.Start(lifecycle::Context::Background()).ok());
-  inside.Wait();
+  ASSERT_TRUE(WaitOrTimeout(inside));
   std::vector<lifecycle::Service*> services = {&stuck};
 #if defined(__SANITIZE_THREAD__)
   const char* expected = "not captured in ThreadSanitizer builds";
