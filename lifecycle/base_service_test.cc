@@ -371,16 +371,73 @@ TEST(BaseServiceTest, ReportErrorAndHealthyRoundTrip) {
   EXPECT_EQ(s.error_count, 1);  // the history stays
 }
 
+// A service whose every step waits for the test: each transition happens only
+// when the test lets it.
+class Gated : public BaseService {
+ public:
+  Gated() : BaseService("gated") {}
+  ~Gated() override {
+    may_start.Close();
+    may_stop.Close();
+    StopForDestruction();
+  }
+  using BaseService::ReportError;
+  using BaseService::ReportHealthy;
+  // Set before each Start(): fresh gates for the run.
+  Signal may_start, may_stop, fail_now;
+
+ private:
+  absl::Status Run(const Context& ctx,
+                   absl::FunctionRef<void()> started) override {
+    EXPECT_TRUE(may_start.WaitFor(kWait));
+    started();
+    Signal waits[] = {ctx.Done(), fail_now};
+    WaitAnyUntil(waits, absl::InfiniteFuture());
+    if (fail_now.IsClosed()) return absl::InternalError("boom");
+    EXPECT_TRUE(may_stop.WaitFor(kWait));  // a slow stop: kStopping is seen
+    return absl::OkStatus();
+  }
+};
+
 TEST(BaseServiceTest, NextChangeClosesOnEveryTransition) {
-  TestService service;
-  std::vector<ServiceState> seen;
-  Signal change = service.NextChange();
-  ASSERT_TRUE(service.Start(Context::Background()).ok());
-  EXPECT_TRUE(change.IsClosed());
-  ASSERT_TRUE(service.Started().WaitFor(kWait));
-  change = service.NextChange();
-  service.Stop();
-  EXPECT_TRUE(change.IsClosed());
+  Gated service;
+  // Runs `step`, checking that the change signal taken before it was open and
+  // closes with it, leaving the service in `then`.
+  auto transition = [&](const char* what, auto step, ServiceState then) {
+    SCOPED_TRACE(what);
+    Signal change = service.NextChange();
+    ASSERT_FALSE(change.IsClosed());
+    step();
+    ASSERT_TRUE(change.WaitFor(kWait));
+    EXPECT_EQ(service.Snapshot().state, then);
+  };
+  auto start = [&] { ASSERT_TRUE(service.Start(Context::Background()).ok()); };
+  transition("start", start, ServiceState::kStarting);
+  transition(
+      "started", [&] { service.may_start.Close(); }, ServiceState::kStarted);
+  transition(
+      "degraded", [&] { service.ReportError(absl::UnavailableError("x")); },
+      ServiceState::kStarted);
+  EXPECT_TRUE(service.Snapshot().degraded);
+  transition(
+      "healthy", [&] { service.ReportHealthy(); }, ServiceState::kStarted);
+  EXPECT_FALSE(service.Snapshot().degraded);
+  transition(
+      "stopping",
+      [&] { EXPECT_FALSE(service.StopFor(absl::ZeroDuration()).ok()); },
+      ServiceState::kStopping);
+  transition(
+      "stopped", [&] { service.may_stop.Close(); }, ServiceState::kStopped);
+  service.Stop();  // joins the ended worker
+
+  service.may_start = Signal();
+  service.may_stop = Signal();
+  transition("start again", start, ServiceState::kStarting);
+  transition(
+      "started again", [&] { service.may_start.Close(); },
+      ServiceState::kStarted);
+  transition(
+      "failed", [&] { service.fail_now.Close(); }, ServiceState::kFailed);
 }
 
 TEST(BaseServiceTest, SnapshotRecordsStartupAndTimes) {

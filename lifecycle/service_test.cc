@@ -1,5 +1,7 @@
 #include "lifecycle/service.h"
 
+#include <dirent.h>
+
 #include <atomic>
 #include <memory>
 #include <vector>
@@ -112,10 +114,18 @@ TEST(StartAllTest, NullAndDuplicateAreInvalidAndStartNothing) {
 }
 
 TEST(StopAllParallelTest, StopsNeverStartedAndSkipsNull) {
-  Leaf a("a"), b("b");
-  Service* services[] = {&a, nullptr, &b};
+  Leaf never("never"), running("running");
+  ASSERT_TRUE(running.Start(Context::Background()).ok());
+  ASSERT_TRUE(running.Started().WaitFor(kWait));
+  // The null entry is skipped, not the end of the list: the service after it
+  // is stopped too.
+  Service* services[] = {&never, nullptr, &running};
   StopAllParallel(services);
-  EXPECT_EQ(a.Snapshot().state, ServiceState::kStopped);
+  EXPECT_EQ(running.Snapshot().state, ServiceState::kStopped);
+  EXPECT_EQ(running.stops, 1);
+  EXPECT_EQ(never.Snapshot().start_count, 0);
+  EXPECT_EQ(StopAllParallelFor(services, absl::ZeroDuration()),
+            absl::OkStatus());
 }
 
 TEST(StopAllParallelTest, StopsInParallel) {
@@ -143,16 +153,48 @@ TEST(StopAllParallelTest, StopsInParallel) {
   EXPECT_EQ(stopping, kCount);
 }
 
-TEST(StopAllParallelTest, ManyServicesWithBoundedThreads) {
-  std::vector<std::unique_ptr<Leaf>> leaves;
-  for (int i = 0; i < 200; ++i) {
-    leaves.push_back(std::make_unique<Leaf>(absl::StrCat("leaf", i)));
+// Threads of this process now.
+int ThreadsAlive() {
+  int n = 0;
+  if (DIR* dir = opendir("/proc/self/task")) {
+    while (dirent* entry = readdir(dir)) n += entry->d_name[0] != '.';
+    closedir(dir);
   }
-  auto services = Pointers(leaves);
-  ASSERT_TRUE(StartAll(services, Context::Background()).ok());
-  ASSERT_TRUE(WaitAllStarted(services).ok());
-  StopAllParallel(services);
-  for (auto& leaf : leaves) EXPECT_EQ(leaf->stops, 1);
+  return n;
+}
+
+TEST(StopAllParallelTest, ManyServicesStopWithoutHelperThreads) {
+  // Every stop is held until all have been asked: the thread count taken
+  // then, with every worker still alive, shows any helper thread the group
+  // stop would have made.
+  constexpr int kCount = 200;
+  std::atomic<int> asked{0};
+  std::atomic<int> threads_when_all_asked{0};
+  Signal all_asked;
+  std::vector<std::unique_ptr<FuncService>> services;
+  std::vector<Service*> pointers;
+  for (int i = 0; i < kCount; ++i) {
+    services.push_back(std::make_unique<FuncService>(
+        absl::StrCat("s", i),
+        [&](const Context& ctx, absl::FunctionRef<void()> started) {
+          started();
+          ctx.Done().Wait();
+          if (++asked == kCount) {
+            threads_when_all_asked = ThreadsAlive();
+            all_asked.Close();
+          }
+          EXPECT_TRUE(all_asked.WaitFor(kWait));
+          return absl::OkStatus();
+        }));
+    pointers.push_back(services.back().get());
+  }
+  ASSERT_TRUE(StartAll(pointers, Context::Background()).ok());
+  ASSERT_TRUE(WaitAllStarted(pointers).ok());
+  int threads_before = ThreadsAlive();  // this one and every worker
+  StopAllParallel(pointers);
+  EXPECT_EQ(asked, kCount);
+  EXPECT_LE(threads_when_all_asked, threads_before);
+  for (Service* s : pointers) EXPECT_TRUE(s->Stopped().IsClosed());
 }
 
 TEST(WaitAllStartedTest, ReleasedByAStartError) {

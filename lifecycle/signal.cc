@@ -214,4 +214,11 @@ std::optional<size_t> WaitAnyUntil(absl::Span<const Signal> signals,
   return first_closed();
 }
 
+namespace signal_internal {
+size_t PendingCallbacks(const Signal& signal) {
+  absl::MutexLock lock(&signal.state_->mu);
+  return signal.state_->callbacks.size() - signal.state_->next_to_run;
+}
+}  // namespace signal_internal
+
 }  // namespace lifecycle

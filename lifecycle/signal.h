@@ -57,8 +57,11 @@
 
 namespace lifecycle {
 
+class Signal;
+
 namespace signal_internal {
 struct State;
+size_t PendingCallbacks(const Signal& signal);
 }  // namespace signal_internal
 
 class Signal {
@@ -113,6 +116,7 @@ class Signal {
   friend bool operator!=(const Signal& a, const Signal& b) { return !(a == b); }
 
  private:
+  friend size_t signal_internal::PendingCallbacks(const Signal& signal);
   std::shared_ptr<signal_internal::State> state_;
 };
 
@@ -127,6 +131,12 @@ bool WaitAllUntil(absl::Span<const Signal> signals, absl::Time deadline);
 // and removes them before returning.
 std::optional<size_t> WaitAnyUntil(absl::Span<const Signal> signals,
                                    absl::Time deadline);
+
+namespace signal_internal {
+// How many `OnClose()` callbacks `signal` holds, not yet run: for tests of
+// code that must not leave callbacks behind.
+size_t PendingCallbacks(const Signal& signal);
+}  // namespace signal_internal
 
 }  // namespace lifecycle
 
