@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lifecycle/test_services.h"
 
 namespace lifecycle {
 namespace {
@@ -25,51 +26,8 @@ constexpr absl::Duration kWait = absl::Seconds(30);
 
 using ::testing::HasSubstr;
 
-// A service whose behaviour each test sets.
-class TestService : public BaseService {
- public:
-  explicit TestService(std::string name = "test")
-      : BaseService(std::move(name)) {}
-  ~TestService() override { Stop(); }
-
-  absl::Status start_error;     // returned by OnStart
-  bool throw_in_start = false;  // OnStart throws
-  bool signal_started = true;   // Run calls started()
-  absl::Status run_error;       // Run returns this at once, without waiting
-  bool throw_in_run = false;    // Run throws after started()
-  bool ignore_stop = false;     // Run waits for `release` instead of ctx
-  absl::Notification release;
-  std::atomic<int> runs{0};
-  absl::Status seen_cause;  // the context's cause when Run returned
-  std::string thread_name;
-
-  using BaseService::ReportError;
-  using BaseService::ReportHealthy;
-
- private:
-  absl::Status OnStart(const Context&) override {
-    if (throw_in_start) throw std::runtime_error("start blew up");
-    return start_error;
-  }
-
-  absl::Status Run(const Context& ctx,
-                   absl::FunctionRef<void()> started) override {
-    ++runs;
-    char name[16] = {};
-    pthread_getname_np(pthread_self(), name, sizeof(name));
-    thread_name = name;
-    if (!run_error.ok()) return run_error;
-    if (signal_started) started();
-    if (throw_in_run) throw std::logic_error("worker blew up");
-    if (ignore_stop) {
-      release.WaitForNotification();
-    } else {
-      ctx.Done().Wait();
-    }
-    seen_cause = ctx.Cause();
-    return ctx.Cause();
-  }
-};
+using test_services::Parent;
+using test_services::TestService;
 
 TEST(BaseServiceTest, StartSignalsStartedAndRuns) {
   TestService service;
@@ -77,7 +35,7 @@ TEST(BaseServiceTest, StartSignalsStartedAndRuns) {
   ASSERT_TRUE(service.Started().WaitFor(kWait));
   EXPECT_EQ(service.Snapshot().state, ServiceState::kStarted);
   EXPECT_FALSE(service.Stopped().IsClosed());
-  EXPECT_EQ(service.runs, 1);
+  EXPECT_EQ(service.runs(), 1);
 }
 
 TEST(BaseServiceTest, StartedObtainedBeforeStartStillWorks) {
@@ -97,7 +55,7 @@ TEST(BaseServiceTest, StopReturnsOnlyOnceStopped) {
   Signal stopped = service.Stopped();
   service.Stop();
   EXPECT_TRUE(stopped.IsClosed());
-  EXPECT_TRUE(IsStopped(service.seen_cause));
+  EXPECT_TRUE(IsStopped(service.seen_cause()));
   EXPECT_EQ(service.Snapshot().state, ServiceState::kStopped);
   EXPECT_EQ(service.WorkerThreadId(), 0);
 }
@@ -106,7 +64,7 @@ TEST(BaseServiceTest, StopWithoutStart) {
   TestService service;
   service.Stop();
   EXPECT_EQ(service.Snapshot().state, ServiceState::kStopped);
-  EXPECT_EQ(service.runs, 0);
+  EXPECT_EQ(service.runs(), 0);
 }
 
 TEST(BaseServiceTest, DoubleStop) {
@@ -142,13 +100,13 @@ TEST(BaseServiceTest, StartTwiceRunsOnce) {
   ASSERT_TRUE(service.Start(Context::Background()).ok());
   ASSERT_TRUE(service.Started().WaitFor(kWait));
   service.Stop();
-  EXPECT_EQ(service.runs, 1);
+  EXPECT_EQ(service.runs(), 1);
   EXPECT_EQ(service.Snapshot().start_count, 1);
 }
 
 TEST(BaseServiceTest, StartErrorIsReturnedAndClosesSignals) {
   TestService service("db");
-  service.start_error = absl::UnavailableError("no connection");
+  service.SetStartError(absl::UnavailableError("no connection"));
   Signal started = service.Started();
   absl::Status status = service.Start(Context::Background());
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
@@ -157,7 +115,7 @@ TEST(BaseServiceTest, StartErrorIsReturnedAndClosesSignals) {
   EXPECT_EQ(FailedServicePath(status), "db");
   EXPECT_TRUE(started.IsClosed());
   EXPECT_TRUE(service.Stopped().IsClosed());
-  EXPECT_EQ(service.runs, 0);
+  EXPECT_EQ(service.runs(), 0);
   ServiceSnapshot s = service.Snapshot();
   EXPECT_EQ(s.state, ServiceState::kFailed);
   EXPECT_EQ(s.status, status);
@@ -166,9 +124,9 @@ TEST(BaseServiceTest, StartErrorIsReturnedAndClosesSignals) {
 
 TEST(BaseServiceTest, RestartAfterStartError) {
   TestService service;
-  service.start_error = absl::UnavailableError("not yet");
+  service.SetStartError(absl::UnavailableError("not yet"));
   EXPECT_FALSE(service.Start(Context::Background()).ok());
-  service.start_error = absl::OkStatus();
+  service.SetStartError(absl::OkStatus());
   ASSERT_TRUE(service.Start(Context::Background()).ok());
   ASSERT_TRUE(service.Started().WaitFor(kWait));
   ServiceSnapshot s = service.Snapshot();
@@ -186,7 +144,7 @@ TEST(BaseServiceTest, RestartAfterStop) {
     EXPECT_FALSE(service.Stopped().IsClosed());
     service.Stop();
   }
-  EXPECT_EQ(service.runs, 3);
+  EXPECT_EQ(service.runs(), 3);
 }
 
 TEST(BaseServiceTest, SignalsOfAnEndedRunStayClosedUntilNextStart) {
@@ -201,7 +159,7 @@ TEST(BaseServiceTest, SignalsOfAnEndedRunStayClosedUntilNextStart) {
 
 TEST(BaseServiceTest, RunErrorBeforeStartedClosesStartedAndFails) {
   TestService service("worker");
-  service.run_error = absl::PermissionDeniedError("no access");
+  service.FailRunsWith(absl::PermissionDeniedError("no access"));
   ASSERT_TRUE(service.Start(Context::Background()).ok());
   ASSERT_TRUE(service.Started().WaitFor(kWait));
   ASSERT_TRUE(service.Stopped().WaitFor(kWait));
@@ -214,7 +172,7 @@ TEST(BaseServiceTest, RunErrorBeforeStartedClosesStartedAndFails) {
 
 TEST(BaseServiceTest, StopBeforeStartedClosesStarted) {
   TestService service;
-  service.signal_started = false;
+  service.NeverSignalStarted();
   ASSERT_TRUE(service.Start(Context::Background()).ok());
   Signal started = service.Started();
   service.Stop();
@@ -224,7 +182,7 @@ TEST(BaseServiceTest, StopBeforeStartedClosesStarted) {
 
 TEST(BaseServiceTest, ExceptionInRunBecomesFailure) {
   TestService service("thrower");
-  service.throw_in_run = true;
+  service.ThrowInRun();
   ASSERT_TRUE(service.Start(Context::Background()).ok());
   ASSERT_TRUE(service.Stopped().WaitFor(kWait));
   ServiceSnapshot s = service.Snapshot();
@@ -237,7 +195,7 @@ TEST(BaseServiceTest, ExceptionInRunBecomesFailure) {
 
 TEST(BaseServiceTest, ExceptionInStartBecomesStartError) {
   TestService service("thrower");
-  service.throw_in_start = true;
+  service.ThrowInStart();
   absl::Status status = service.Start(Context::Background());
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
   EXPECT_THAT(status.message(), HasSubstr("start blew up"));
@@ -251,7 +209,7 @@ TEST(BaseServiceTest, CancelledParentContextStopsTheRunCleanly) {
   ASSERT_TRUE(service.Started().WaitFor(kWait));
   parent.Cancel(absl::CancelledError("shutting down"));
   ASSERT_TRUE(service.Stopped().WaitFor(kWait));
-  EXPECT_EQ(service.seen_cause, absl::CancelledError("shutting down"));
+  EXPECT_EQ(service.seen_cause(), absl::CancelledError("shutting down"));
   EXPECT_EQ(service.Snapshot().state, ServiceState::kStopped);
 }
 
@@ -261,7 +219,7 @@ TEST(BaseServiceTest, WorkerThreadIsNamedAfterTheService) {
   ASSERT_TRUE(service.Started().WaitFor(kWait));
   EXPECT_NE(service.WorkerThreadId(), 0);
   service.Stop();
-  EXPECT_EQ(service.thread_name, "a-very-long-ser");
+  EXPECT_EQ(service.thread_name(), "a-very-long-ser");
 }
 
 TEST(BaseServiceTest, BadNamesFailEveryStart) {
@@ -272,26 +230,26 @@ TEST(BaseServiceTest, BadNamesFailEveryStart) {
   absl::Status status = slash.Start(Context::Background());
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("'a/b' contains '/'"));
-  EXPECT_EQ(slash.runs, 0);
+  EXPECT_EQ(slash.runs(), 0);
 }
 
 TEST(BaseServiceTest, StopForReportsAWorkerThatIgnoresItsContext) {
   TestService service("stubborn");
-  service.ignore_stop = true;
+  service.IgnoreStopUntilReleased();
   ASSERT_TRUE(service.Start(Context::Background()).ok());
   ASSERT_TRUE(service.Started().WaitFor(kWait));
   absl::Status status = service.StopFor(absl::Milliseconds(10));
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(status.message(), HasSubstr("service 'stubborn' did not stop"));
   EXPECT_EQ(service.Snapshot().state, ServiceState::kStopping);
-  service.release.Notify();
+  service.Release();
   EXPECT_TRUE(service.StopFor(absl::InfiniteDuration()).ok());
   EXPECT_EQ(service.Snapshot().state, ServiceState::kStopped);
 }
 
 TEST(BaseServiceTest, StopForWithoutTimeLeftRequestsTheStopAndChecksOnly) {
   TestService service("stubborn");
-  service.ignore_stop = true;
+  service.IgnoreStopUntilReleased();
   EXPECT_TRUE(service.StopFor(-absl::Seconds(1)).ok());  // nothing runs
   ASSERT_TRUE(service.Start(Context::Background()).ok());
   ASSERT_TRUE(service.Started().WaitFor(kWait));
@@ -303,7 +261,7 @@ TEST(BaseServiceTest, StopForWithoutTimeLeftRequestsTheStopAndChecksOnly) {
   }
   // The stop was requested: the run is stopping, not started.
   EXPECT_EQ(service.Snapshot().state, ServiceState::kStopping);
-  service.release.Notify();
+  service.Release();
   ASSERT_TRUE(service.Stopped().WaitFor(kWait));
   EXPECT_TRUE(service.StopFor(absl::ZeroDuration()).ok());
 }
@@ -469,7 +427,7 @@ TEST(BaseServiceTest, StressManyThreadsStartAndStop) {
   ServiceSnapshot s = service.Snapshot();
   EXPECT_EQ(s.state, ServiceState::kStopped);
   EXPECT_EQ(s.failure_count, 0);
-  EXPECT_EQ(s.start_count, service.runs);
+  EXPECT_EQ(s.start_count, service.runs());
   EXPECT_GE(s.start_count, 1);
 }
 
@@ -493,14 +451,6 @@ TEST(FuncServiceTest, RunsTheFunction) {
 
 // --- Issue 13: the reliability round -----------------------------------------
 
-// A composite of the given children, for tree tests.
-class Parent : public CompositeService {
- public:
-  explicit Parent(std::string name) : CompositeService(std::move(name)) {}
-  ~Parent() override { StopForDestruction(); }
-  using BaseService::AddChild;
-};
-
 // Item 1: a Stopped() callback runs on the worker after the run; calling
 // Start() or Stop() from it used to make the worker join itself.
 TEST(BaseServiceTest, StoppedCallbackMayRestartTheService) {
@@ -516,7 +466,7 @@ TEST(BaseServiceTest, StoppedCallbackMayRestartTheService) {
   stopper.join();
   ASSERT_TRUE(restarted.WaitFor(kWait));
   ASSERT_TRUE(service.Started().WaitFor(kWait));  // the second run started
-  EXPECT_EQ(service.runs, 2);
+  EXPECT_EQ(service.runs(), 2);
   service.Stop();
 }
 
@@ -718,7 +668,7 @@ TEST(BaseServiceTest, ThreadNameIsCutAtACharacterBoundary) {
   ASSERT_TRUE(service.Start(Context::Background()).ok());
   ASSERT_TRUE(service.Started().WaitFor(kWait));
   service.Stop();
-  EXPECT_EQ(service.thread_name, "abcdefghijklmn");
+  EXPECT_EQ(service.thread_name(), "abcdefghijklmn");
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/test_services.h"
 #include "nlohmann/json.hpp"
 
 namespace lifecycle {
@@ -143,23 +144,9 @@ TEST(HealthTest, SeveralRootsShareOneHeader) {
   EXPECT_EQ(j.size(), 2u);
 }
 
-class Idle : public BaseService {
- public:
-  Idle() : BaseService("idle") {}
-  ~Idle() override { Stop(); }
-
- private:
-  absl::Status Run(const Context& ctx,
-                   absl::FunctionRef<void()> started) override {
-    started();
-    ctx.Done().Wait();
-    return absl::OkStatus();
-  }
-};
-
 // Meant for --config=tsan: snapshots race with starts and stops.
 TEST(HealthTest, SnapshotsConcurrentWithStartsAndStops) {
-  Idle service;
+  test_services::TestService service("idle");
   std::atomic<bool> done{false};
   std::atomic<int> snapshots{0};
   Signal reading;

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/test_services.h"
 
 namespace lifecycle {
 namespace {
@@ -21,32 +22,9 @@ constexpr absl::Duration kWait = absl::Seconds(30);
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-// Starts at once, or fails with `start_error`, or never signals started.
-class Leaf : public BaseService {
- public:
-  explicit Leaf(std::string name, absl::Status start_error = absl::OkStatus(),
-                bool never_started = false, absl::Status async_error = {})
-      : BaseService(std::move(name)),
-        start_error_(std::move(start_error)),
-        never_started_(never_started),
-        async_error_(std::move(async_error)) {}
-  ~Leaf() override { Stop(); }
-  std::atomic<int> stops{0};
-
- private:
-  absl::Status OnStart(const Context&) override { return start_error_; }
-  absl::Status Run(const Context& ctx,
-                   absl::FunctionRef<void()> started) override {
-    if (!async_error_.ok()) return async_error_;
-    if (!never_started_) started();
-    ctx.Done().Wait();
-    ++stops;
-    return absl::OkStatus();
-  }
-  absl::Status start_error_;
-  bool never_started_;
-  absl::Status async_error_;
-};
+using test_services::Parent;
+using test_services::TestService;
+using Leaf = TestService;
 
 std::vector<Service*> Pointers(std::vector<std::unique_ptr<Leaf>>& leaves) {
   std::vector<Service*> out;
@@ -68,26 +46,28 @@ TEST(StartAllTest, StartsAllInOrder) {
   StopAllParallel(services);
   for (auto& leaf : leaves) {
     EXPECT_EQ(leaf->Snapshot().state, ServiceState::kStopped);
-    EXPECT_EQ(leaf->stops, 1);
+    EXPECT_EQ(leaf->stops(), 1);
   }
 }
 
 TEST(StartAllTest, FirstErrorStopsTheStartedAndNamesTheService) {
   std::vector<std::unique_ptr<Leaf>> leaves;
   leaves.push_back(std::make_unique<Leaf>("a"));
-  leaves.push_back(std::make_unique<Leaf>("b", absl::UnavailableError("down")));
+  leaves.push_back(std::make_unique<Leaf>("b"));
+  leaves.back()->SetStartError(absl::UnavailableError("down"));
   leaves.push_back(std::make_unique<Leaf>("c"));
   absl::Status status = StartAll(Pointers(leaves), Context::Background());
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(status.message(), HasSubstr("service 'b' failed to start: down"));
   EXPECT_EQ(FailedServicePath(status), "b");
   EXPECT_EQ(leaves[0]->Snapshot().state, ServiceState::kStopped);
-  EXPECT_EQ(leaves[0]->stops, 1);
+  EXPECT_EQ(leaves[0]->stops(), 1);
   EXPECT_EQ(leaves[2]->Snapshot().start_count, 0);
 }
 
 TEST(StartAllTest, ErrorInOneServiceList) {
-  Leaf only("only", absl::InternalError("boom"));
+  Leaf only("only");
+  only.SetStartError(absl::InternalError("boom"));
   Service* services[] = {&only};
   absl::Status status = StartAll(services, Context::Background());
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
@@ -122,7 +102,7 @@ TEST(StopAllParallelTest, StopsNeverStartedAndSkipsNull) {
   Service* services[] = {&never, nullptr, &running};
   StopAllParallel(services);
   EXPECT_EQ(running.Snapshot().state, ServiceState::kStopped);
-  EXPECT_EQ(running.stops, 1);
+  EXPECT_EQ(running.stops(), 1);
   EXPECT_EQ(never.Snapshot().start_count, 0);
   EXPECT_EQ(StopAllParallelFor(services, absl::ZeroDuration()),
             absl::OkStatus());
@@ -199,7 +179,8 @@ TEST(StopAllParallelTest, ManyServicesStopWithoutHelperThreads) {
 
 TEST(WaitAllStartedTest, ReleasedByAStartError) {
   Leaf good("good");
-  Leaf bad("bad", absl::OkStatus(), false, absl::DataLossError("corrupt"));
+  Leaf bad("bad");
+  bad.FailRunsWith(absl::DataLossError("corrupt"));
   Service* services[] = {&good, &bad};
   ASSERT_TRUE(StartAll(services, Context::Background()).ok());
   absl::Status status = WaitAllStarted(services);
@@ -210,8 +191,9 @@ TEST(WaitAllStartedTest, ReleasedByAStartError) {
 }
 
 TEST(WaitAllStartedTest, SeveralFailuresAreListed) {
-  Leaf one("one", absl::OkStatus(), false, absl::DataLossError("corrupt"));
-  Leaf two("two", absl::OkStatus(), false, absl::InternalError("bug"));
+  Leaf one("one"), two("two");
+  one.FailRunsWith(absl::DataLossError("corrupt"));
+  two.FailRunsWith(absl::InternalError("bug"));
   Service* services[] = {&one, &two};
   ASSERT_TRUE(StartAll(services, Context::Background()).ok());
   absl::Status status = WaitAllStarted(services);
@@ -224,7 +206,8 @@ TEST(WaitAllStartedTest, SeveralFailuresAreListed) {
 
 TEST(WaitAllStartedTest, DeadlineVariantNamesThePending) {
   Leaf quick("quick");
-  Leaf slow("slow", absl::OkStatus(), /*never_started=*/true);
+  Leaf slow("slow");
+  slow.NeverSignalStarted();
   Leaf idle("idle");
   Service* services[] = {&quick, &slow, &idle};
   ASSERT_TRUE(quick.Start(Context::Background()).ok());
@@ -247,41 +230,19 @@ TEST(WaitAllStartedTest, PastDeadlineOnlyChecks) {
   EXPECT_TRUE(WaitAllStartedUntil(services, absl::InfinitePast()).ok());
 }
 
-// A three-level tree: client -> producer -> {default, bulk}.
-class Producer : public CompositeService {
- public:
-  explicit Producer(absl::Status bulk_error)
-      : CompositeService("producer"),
-        default_("default"),
-        bulk_("bulk", absl::OkStatus(), false, std::move(bulk_error)) {
-    AddChildOrDie(default_);
-    AddChildOrDie(bulk_);
+// A three-level tree: client -> {notifier, producer -> {default, bulk}}.
+struct Tree {
+  explicit Tree(absl::Status bulk_error = absl::OkStatus()) {
+    bulk.FailRunsWith(std::move(bulk_error));
   }
-  ~Producer() override { Stop(); }
-
- private:
-  Leaf default_;
-  Leaf bulk_;
-};
-
-class Client : public CompositeService {
- public:
-  explicit Client(absl::Status bulk_error = absl::OkStatus())
-      : CompositeService("client"),
-        notifier_("notifier"),
-        producer_(bulk_error) {
-    AddChildOrDie(notifier_);
-    AddChildOrDie(producer_);
-  }
-  ~Client() override { Stop(); }
-
- private:
-  Leaf notifier_;
-  Producer producer_;
+  Leaf notifier{"notifier"}, default_leaf{"default"}, bulk{"bulk"};
+  Parent producer{"producer", {&default_leaf, &bulk}};
+  Parent client{"client", {&notifier, &producer}};
 };
 
 TEST(CompositeServiceTest, StartsOnlyAfterAllChildren) {
-  Client client;
+  Tree tree;
+  Parent& client = tree.client;
   ASSERT_TRUE(client.Start(Context::Background()).ok());
   ASSERT_TRUE(client.Started().WaitFor(kWait));
   ServiceSnapshot s = client.Snapshot();
@@ -296,7 +257,8 @@ TEST(CompositeServiceTest, StartsOnlyAfterAllChildren) {
 }
 
 TEST(CompositeServiceTest, LeafFailureIsNamedByItsFullPath) {
-  Client client(absl::UnavailableError("queue missing"));
+  Tree tree(absl::UnavailableError("queue missing"));
+  Parent& client = tree.client;
   ASSERT_TRUE(client.Start(Context::Background()).ok());
   ASSERT_TRUE(client.Stopped().WaitFor(kWait));
   ServiceSnapshot s = client.Snapshot();
@@ -315,12 +277,7 @@ TEST(CompositeServiceTest, LeafFailureIsNamedByItsFullPath) {
 }
 
 TEST(CompositeServiceTest, ChildNamesAreValidatedAndUnique) {
-  class Holder : public CompositeService {
-   public:
-    Holder() : CompositeService("holder") {}
-    using BaseService::AddChild;
-  };
-  Holder holder;
+  Parent holder("holder");
   Leaf a("a"), a2("a"), bad("x/y");
   EXPECT_TRUE(holder.AddChild(a).ok());
   EXPECT_EQ(holder.AddChild(a2).code(), absl::StatusCode::kAlreadyExists);
@@ -330,12 +287,7 @@ TEST(CompositeServiceTest, ChildNamesAreValidatedAndUnique) {
 }
 
 TEST(CompositeServiceTest, ADestroyedChildLeavesTheTree) {
-  class Holder : public CompositeService {
-   public:
-    Holder() : CompositeService("holder") {}
-    using BaseService::AddChild;
-  };
-  Holder holder;
+  Parent holder("holder");
   auto child = std::make_unique<Leaf>("short-lived");
   Leaf stays("stays");
   ASSERT_TRUE(holder.AddChild(*child).ok());

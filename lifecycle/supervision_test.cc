@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
 #include "lifecycle/service.h"
+#include "lifecycle/test_services.h"
 
 namespace lifecycle {
 namespace {
@@ -24,86 +25,9 @@ using ::testing::Not;
 
 constexpr absl::Duration kWait = absl::Seconds(30);
 
-// A child that runs until stopped, or until the test kills its current run.
-class Mortal : public BaseService {
- public:
-  explicit Mortal(std::string name) : BaseService(std::move(name)) {}
-  ~Mortal() override { StopForDestruction(); }
-
-  // Ends the current run (or the next, if none runs) with `error`; OK makes it
-  // return cleanly, as if its work were done.
-  void Kill(absl::Status error) {
-    absl::MutexLock lock(&mu_);
-    kill_error_ = std::move(error);
-    kill_.Close();
-  }
-  // Makes every later start fail in OnStart().
-  void FailStarts(absl::Status error) {
-    absl::MutexLock lock(&mu_);
-    start_error_ = std::move(error);
-  }
-  // Makes every later run die with `error` right after it has started.
-  void DieAfterEveryStart(absl::Status error) {
-    absl::MutexLock lock(&mu_);
-    die_at_once_ = std::move(error);
-  }
-  int runs() const { return runs_; }
-
- private:
-  absl::Status OnStart(const Context&) override {
-    absl::MutexLock lock(&mu_);
-    return start_error_;
-  }
-  absl::Status Run(const Context& ctx,
-                   absl::FunctionRef<void()> started) override {
-    ++runs_;
-    started();
-    Signal kill;
-    {
-      absl::MutexLock lock(&mu_);
-      if (!die_at_once_.ok()) return die_at_once_;
-      kill = kill_;
-    }
-    Signal waits[] = {ctx.Done(), kill};
-    WaitAnyUntil(waits, absl::InfiniteFuture());
-    if (ctx.IsCancelled()) return ctx.Cause();
-    absl::MutexLock lock(&mu_);
-    kill_ = Signal();  // the next run lives until killed again
-    return kill_error_;
-  }
-
-  absl::Mutex mu_;
-  Signal kill_ ABSL_GUARDED_BY(mu_);
-  absl::Status kill_error_ ABSL_GUARDED_BY(mu_);
-  absl::Status start_error_ ABSL_GUARDED_BY(mu_);
-  absl::Status die_at_once_ ABSL_GUARDED_BY(mu_);
-  std::atomic<int> runs_{0};
-};
-
-struct ChildSpec {
-  ChildSpec(Service* service) : service(service) {}  // NOLINT: implicit
-  ChildSpec(Service* service, Supervision supervision)
-      : service(service), supervision(supervision) {}
-  Service* service;
-  std::optional<Supervision> supervision;
-};
-
-class Parent : public CompositeService {
- public:
-  Parent(std::string name, std::vector<ChildSpec> children,
-         std::optional<Supervision> supervision = std::nullopt)
-      : CompositeService(std::move(name)) {
-    if (supervision) SetSupervision(*supervision);
-    for (const ChildSpec& child : children) {
-      if (child.supervision) {
-        AddChildOrDie(*child.service, *child.supervision);
-      } else {
-        AddChildOrDie(*child.service);
-      }
-    }
-  }
-  ~Parent() override { StopForDestruction(); }
-};
+using test_services::ChildSpec;
+using test_services::Parent;
+using Mortal = test_services::TestService;
 
 // Waits until `service`'s snapshot satisfies `done`, on its change signal (no
 // polling); false after kWait.
@@ -228,7 +152,7 @@ TEST(SupervisionTest, RestartLimitNamesTheChildAndTheCount) {
   ASSERT_TRUE(client.Start(Context::Background()).ok());
   ASSERT_TRUE(client.Started().WaitFor(kWait));
   // From now on every run dies right after it started.
-  listener.DieAfterEveryStart(absl::UnavailableError("always down"));
+  listener.DieAfterStarting(absl::UnavailableError("always down"));
   listener.Kill(absl::UnavailableError("always down"));
   ASSERT_TRUE(client.Stopped().WaitFor(kWait));
   ServiceSnapshot s = client.Snapshot();
@@ -265,7 +189,7 @@ TEST(SupervisionTest, ARestartWhoseStartFailsCountsAsAnotherDeath) {
   Parent parent("parent", {ChildSpec(&child)}, FastRestart(3));
   ASSERT_TRUE(parent.Start(Context::Background()).ok());
   ASSERT_TRUE(parent.Started().WaitFor(kWait));
-  child.FailStarts(absl::UnavailableError("no route"));
+  child.SetStartError(absl::UnavailableError("no route"));
   child.Kill(absl::InternalError("boom"));
   ASSERT_TRUE(parent.Stopped().WaitFor(kWait));
   ServiceSnapshot s = parent.Snapshot();
@@ -397,20 +321,10 @@ TEST(SupervisionTest, APlainServiceChildIsNamedByItsPathToo) {
 // --- The bounded stop ------------------------------------------------------
 
 // A child whose run ignores its context until released.
-class Stubborn : public BaseService {
+class Stubborn : public test_services::TestService {
  public:
-  explicit Stubborn(std::string name) : BaseService(std::move(name)) {}
-  ~Stubborn() override {
-    release.Close();
-    StopForDestruction();
-  }
-  Signal release;
-
- private:
-  absl::Status Run(const Context&, absl::FunctionRef<void()> started) override {
-    started();
-    release.Wait();
-    return absl::OkStatus();
+  explicit Stubborn(std::string name) : TestService(std::move(name)) {
+    IgnoreStopUntilReleased();
   }
 };
 
@@ -430,7 +344,7 @@ TEST(BoundedStopTest, NamesTheDescendantThatHoldsTheStopUpWithItsStack) {
   EXPECT_THAT(status.message(), Not(HasSubstr("root/inner/fine (stopping")));
   EXPECT_THAT(status.message(),
               HasSubstr("Stack of root/inner/stuck (stopping), thread "));
-  stuck.release.Close();
+  stuck.Release();
   EXPECT_TRUE(root.StopFor(kWait).ok());
   EXPECT_EQ(root.Snapshot().state, ServiceState::kStopped);
 }
@@ -453,7 +367,7 @@ TEST(BoundedStopTest, StopAllParallelForReportsOnlyTheStuck) {
   // Zero or less checks only.
   EXPECT_EQ(StopAllParallelFor(services, -absl::Seconds(1)).code(),
             absl::StatusCode::kDeadlineExceeded);
-  stuck.release.Close();
+  stuck.Release();
   EXPECT_TRUE(StopAllParallelFor(services, kWait).ok());
   EXPECT_TRUE(StopAllParallelFor({}, absl::ZeroDuration()).ok());
 }
