@@ -19,16 +19,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "lifecycle/sanitizers.h"
 #include "lifecycle/strings_internal.h"
-
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define LIFECYCLE_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define LIFECYCLE_TSAN 1
-#endif
 
 namespace lifecycle {
 
@@ -138,7 +130,7 @@ std::string ThreadStack(pid_t tid, absl::Duration timeout) {
   auto unavailable = [&](absl::string_view why) {
     return absl::StrCat(out, "  stack unavailable: ", why, "\n");
   };
-#ifdef LIFECYCLE_TSAN
+#if LIFECYCLE_TSAN
   return unavailable("not captured in ThreadSanitizer builds");
 #endif
   if (CaptureDisabled()) return unavailable("LIFECYCLE_STACKS=0");

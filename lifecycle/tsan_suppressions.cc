@@ -22,16 +22,9 @@
 // The definition is weak: a program that defines its own
 // `__tsan_default_suppressions` keeps it (no duplicate-symbol error) and should
 // add the lines below to it.
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define LIFECYCLE_TSAN_BUILD 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define LIFECYCLE_TSAN_BUILD 1
-#endif
+#include "lifecycle/sanitizers.h"
 
-#ifdef LIFECYCLE_TSAN_BUILD
+#if LIFECYCLE_TSAN
 extern "C" __attribute__((weak, visibility("default"))) const char*
 __tsan_default_suppressions() {
   return "race:synchronization_internal::Waiter::\n"

@@ -11,17 +11,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "lifecycle/sanitizers.h"
 #include "lifecycle/thread_stack.h"
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(memory_sanitizer)
-#define LIFECYCLE_SANITIZER_BUILD 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define LIFECYCLE_SANITIZER_BUILD 1
-#endif
 
 namespace lifecycle_testing {
 
@@ -29,13 +20,7 @@ using lifecycle::Service;
 using lifecycle::ServiceSnapshot;
 using lifecycle::ServiceState;
 
-int SanitizerTimeoutFactor() {
-#ifdef LIFECYCLE_SANITIZER_BUILD
-  return 2;
-#else
-  return 1;
-#endif
-}
+int SanitizerTimeoutFactor() { return lifecycle::kAnySanitizer ? 2 : 1; }
 
 namespace {
 

@@ -10,6 +10,7 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/sanitizers.h"
 #include "lifecycle/test_signal.h"
 #include "lifecycle/testing/fake_service.h"
 
@@ -87,17 +88,7 @@ TEST(WaitTimeoutTest, ReadsTheRealEnvironment) {
 }
 
 TEST(WaitTimeoutTest, SanitizerFactorMatchesTheBuild) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  EXPECT_EQ(SanitizerTimeoutFactor(), 2);
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-  EXPECT_EQ(SanitizerTimeoutFactor(), 2);
-#else
-  EXPECT_EQ(SanitizerTimeoutFactor(), 1);
-#endif
-#else
-  EXPECT_EQ(SanitizerTimeoutFactor(), 1);
-#endif
+  EXPECT_EQ(SanitizerTimeoutFactor(), lifecycle::kAnySanitizer ? 2 : 1);
 }
 
 TEST(WaitOrTimeoutTest, ReturnsTrueWhenClosed) {
@@ -159,11 +150,9 @@ TEST(WaitOrTimeoutTest, FailureShowsThePendingWorkersStack) {
   ASSERT_TRUE(stuck.Start(lifecycle::Context::Background()).ok());
   ASSERT_TRUE(WaitOrTimeout(inside));
   std::vector<lifecycle::Service*> services = {&stuck};
-#if defined(__SANITIZE_THREAD__)
-  const char* expected = "not captured in ThreadSanitizer builds";
-#else
-  const char* expected = "StuckInAFunctionWithAName";
-#endif
+  const char* expected = lifecycle::kThreadSanitizer
+                             ? "not captured in ThreadSanitizer builds"
+                             : "StuckInAFunctionWithAName";
   EXPECT_NONFATAL_FAILURE(
       WaitOrTimeout(stuck.Started(), services, absl::Milliseconds(20)),
       expected);
