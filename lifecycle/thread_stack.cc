@@ -4,6 +4,7 @@
 #include <semaphore.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 #include <unwind.h>
 
@@ -35,11 +36,10 @@ std::atomic<int> g_state{kIdle};
 std::atomic<pid_t> g_target{0};
 void* g_frames[kMaxFrames];
 int g_depth = 0;
+uintptr_t g_interrupted_pc = 0;  // where the thread was when the signal came
 sem_t g_done;
 
-// The DWARF unwinder, called directly: sanitizers intercept glibc's
-// backtrace() and replace it with a frame-pointer unwinder that loses its way
-// past a signal frame.
+// The DWARF unwinder, called directly (why: thread_stack.h, "Mechanism").
 struct UnwindState {
   void** frames;
   int max;
@@ -60,17 +60,27 @@ int Unwind(void** frames, int max) {
   return state.depth;
 }
 
-void CaptureHandler(int, siginfo_t*, void*) {
+// The program counter the signal interrupted, from the handler's context.
+uintptr_t InterruptedPc(void* context) {
+  const auto* uc = static_cast<const ucontext_t*>(context);
+#if defined(__x86_64__)
+  return static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+  return static_cast<uintptr_t>(uc->uc_mcontext.pc);
+#else
+  (void)uc;
+  return 0;  // unknown: the stack is shown from its first frame
+#endif
+}
+
+void CaptureHandler(int, siginfo_t*, void* context) {
   int saved_errno = errno;
   // A late signal from an abandoned request, or meant for another thread,
   // leaves everything alone.
   if (static_cast<pid_t>(syscall(SYS_gettid)) == g_target.load()) {
     int expected = kRequested;
     if (g_state.compare_exchange_strong(expected, kWriting)) {
-      // The DWARF unwinder steps through the signal frame and through code
-      // built without frame pointers, where frame-pointer unwinders (abseil's,
-      // the sanitizers') picked up stale frames in tests. It ran once when
-      // the handler was installed, so it has nothing left to load now.
+      g_interrupted_pc = InterruptedPc(context);
       g_depth = Unwind(g_frames, kMaxFrames);
       g_state.store(kDone);
       sem_post(&g_done);
@@ -142,6 +152,9 @@ std::string ThreadStack(pid_t tid, absl::Duration timeout) {
   absl::MutexLock lock(&g_capture_mu);
   while (sem_trywait(&g_done) == 0) {
   }  // a late post from an abandoned request
+  if (g_state.load() == kWriting) {
+    return unavailable("an earlier capture's handler has not finished");
+  }
   g_target.store(tid);
   g_state.store(kRequested);
   if (syscall(SYS_tgkill, getpid(), tid, CaptureSignal()) != 0) {
@@ -149,15 +162,16 @@ std::string ThreadStack(pid_t tid, absl::Duration timeout) {
     return unavailable(errno == ESRCH ? "the thread has exited"
                                       : "the signal could not be sent");
   }
-  absl::Time deadline = absl::Now() + timeout;
-  bool done = false;
-  while (!done) {
-    absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) break;
-    timespec ts = absl::ToTimespec(absl::Now() + left);
-    done = sem_timedwait(&g_done, &ts) == 0;
-  }
-  if (!done) {
+  // Waits for the handler's post until `deadline`; false if none came.
+  auto await_handler = [](absl::Time deadline) {
+    while (true) {
+      if (absl::Now() >= deadline) return false;
+      timespec ts = absl::ToTimespec(deadline);
+      if (sem_timedwait(&g_done, &ts) == 0) return true;
+      if (errno != EINTR && errno != ETIMEDOUT) return false;
+    }
+  };
+  if (!await_handler(absl::Now() + timeout)) {
     int expected = kRequested;
     if (g_state.compare_exchange_strong(expected, kAbandoned)) {
       g_target.store(0);
@@ -165,38 +179,40 @@ std::string ThreadStack(pid_t tid, absl::Duration timeout) {
                                       absl::FormatDuration(timeout),
                                       " (it may block signals)"));
     }
-    // The handler is writing right now: it finishes in microseconds.
-    while (g_state.load() != kDone) {
+    // The handler was writing as time ran out: it posts once done, which
+    // takes microseconds; a handler that never does is reported, not waited
+    // for (the next capture sees it still writing and says so).
+    if (!await_handler(absl::Now() + timeout)) {
+      return unavailable("the signal handler did not finish writing");
     }
   }
   int depth = g_depth;
+  uintptr_t interrupted_pc = g_interrupted_pc;
   void* frames[kMaxFrames];
   std::memcpy(frames, g_frames, sizeof(void*) * depth);
   g_target.store(0);
   g_state.store(kIdle);
 
   // The first frames are the capture's own (the unwinder, the handler, the
-  // kernel's signal trampoline): show the thread from where it was stopped.
-  std::vector<std::string> lines;
-  for (int i = 0; i < depth && frames[i] != nullptr; ++i) {
-    char symbol[1024];
-    // Return addresses point after the call; look up the call itself.
-    uintptr_t pc = reinterpret_cast<uintptr_t>(frames[i]) - 1;
-    if (absl::Symbolize(reinterpret_cast<void*>(pc), symbol, sizeof(symbol))) {
-      lines.push_back(symbol);
-    } else {
-      lines.push_back(absl::StrFormat("%p", frames[i]));
-    }
-  }
-  size_t first = 0;
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (lines[i].find("CaptureHandler") != std::string::npos) {
-      first = i + 2;  // the handler, then the trampoline
+  // kernel's signal trampoline): show the thread from the frame the signal
+  // interrupted, found by its program counter.
+  int first = 0;
+  for (int i = 0; i < depth; ++i) {
+    if (reinterpret_cast<uintptr_t>(frames[i]) == interrupted_pc) {
+      first = i;
       break;
     }
   }
-  for (size_t i = first; i < lines.size(); ++i) {
-    absl::StrAppend(&out, "  #", i - first, " ", lines[i], "\n");
+  for (int i = first; i < depth && frames[i] != nullptr; ++i) {
+    char symbol[1024];
+    // Return addresses point after the call; look up the call itself. The
+    // interrupted frame's address is exact.
+    uintptr_t pc = reinterpret_cast<uintptr_t>(frames[i]) - (i > first ? 1 : 0);
+    std::string line =
+        absl::Symbolize(reinterpret_cast<void*>(pc), symbol, sizeof(symbol))
+            ? std::string(symbol)
+            : absl::StrFormat("%p", frames[i]);
+    absl::StrAppend(&out, "  #", i - first, " ", line, "\n");
   }
   return out;
 }

@@ -15,10 +15,12 @@
 //
 // Mechanism: a real-time signal is sent to the thread (tgkill); its handler
 // records the stack with the DWARF unwinder (`_Unwind_Backtrace`, initialised
-// before the first capture; frame-pointer unwinders, abseil's included, lost
-// their way past the signal frame in sanitizer builds), and posts a semaphore;
-// the caller waits for that at most `timeout`, then symbolizes with
-// `absl::Symbolize`. Captures are serialized process-wide.
+// before the first capture; frame-pointer unwinders, abseil's and the
+// sanitizers' `backtrace()` included, lost their way past the signal frame in
+// sanitizer builds) and the program counter the signal interrupted, and posts
+// a semaphore; the caller waits for that at most `timeout` (twice, if the
+// handler was still writing), then symbolizes with `absl::Symbolize` from the
+// interrupted frame on. Captures are serialized process-wide.
 //
 // Cost: nothing until a capture is asked for (no sampling, no background
 // thread); the handler is installed at the first capture. A capture costs a

@@ -58,6 +58,11 @@ TEST(ThreadStackTest, ShowsWhereAServiceWorkerIsBlocked) {
     EXPECT_THAT(stack, HasSubstr("not captured in ThreadSanitizer builds"));
   } else {
     EXPECT_THAT(stack, HasSubstr("WaitInAFunctionWithAName")) << stack;
+    // It starts where the thread was interrupted: none of the capture's own
+    // frames (the handler, the unwinder) are shown.
+    EXPECT_THAT(stack, HasSubstr("\n  #0 ")) << stack;
+    EXPECT_THAT(stack, ::testing::Not(HasSubstr("CaptureHandler"))) << stack;
+    EXPECT_THAT(stack, ::testing::Not(HasSubstr("Unwind"))) << stack;
   }
   // The snapshot carries the worker's id while it runs.
   EXPECT_THAT(service.Snapshot().threads, ::testing::ElementsAre(tid));
