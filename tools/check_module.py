@@ -6,7 +6,8 @@ bzlmod users from MODULE.bazel. No Bazel that reads MODULE.bazel runs here, so t
 static check keeps the two in step: every entry of deps.bzl's LIFECYCLE_DEPENDENCIES
 must be a `bazel_dep` of MODULE.bazel with the same module name and version, whose
 repository name (`repo_name`, or the module name) is the one our labels use, and
-MODULE.bazel must declare nothing else.
+MODULE.bazel must declare nothing else but BZLMOD_ONLY (what Bazel itself gives a
+WORKSPACE build).
 
 Prints one "ok"/"FAIL" line per dependency and "N passed, N failed"; exits 1 on a
 mismatch. `--self-test` also checks that a changed version is caught.
@@ -18,6 +19,9 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# In MODULE.bazel only: a WORKSPACE build gets these from Bazel itself.
+BZLMOD_ONLY = {"rules_cc"}
 
 
 def workspace_deps(text):
@@ -52,6 +56,9 @@ def compare(workspace, module):
     for repo in sorted(set(workspace) | set(module)):
         if repo not in module:
             results.append((False, f"@{repo}: in deps.bzl, missing from MODULE.bazel"))
+        elif repo not in workspace and repo in BZLMOD_ONLY:
+            results.append((True, f"@{repo}: {module[repo][0]} {module[repo][1]} "
+                                  "(bzlmod only: Bazel provides it to WORKSPACE builds)"))
         elif repo not in workspace:
             results.append((False, f"@{repo}: in MODULE.bazel, missing from deps.bzl"))
         elif workspace[repo] != module[repo]:
