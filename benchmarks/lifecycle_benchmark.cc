@@ -23,6 +23,7 @@
 #include "lifecycle/base_service.h"
 #include "lifecycle/service.h"
 #include "lifecycle/signal.h"
+#include "lifecycle/snapshot_format.h"
 #include "lifecycle/testing/wait.h"
 
 // Counts heap allocations, for the footprint benchmarks.

@@ -27,6 +27,7 @@
 #include "absl/time/clock.h"
 #include "examples/client.h"
 #include "lifecycle/service.h"
+#include "lifecycle/snapshot_format.h"
 #include "lifecycle/thread_stack.h"
 
 namespace {
@@ -128,6 +129,7 @@ int main(int argc, char** argv) {
   Flags flags;
   if (!ParseFlags(argc, argv, flags)) return 2;
   if (flags.json) human = &std::cerr;
+  lifecycle::EnableThreadStacksInReports();
 
   examples::SimulatedDatabase database;
   examples::ClientConfig config;

@@ -13,12 +13,12 @@
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "lifecycle/strings_internal.h"
-#include "lifecycle/thread_stack.h"
 
 namespace lifecycle {
 
@@ -375,7 +375,7 @@ std::string BaseService::Path() const {
 std::string BaseService::PathLocked() const {
   // Under TreeMutex every parent_ is valid: a service leaving the tree (its
   // destructor) clears its children's parent_ under TreeMutex first.
-  std::vector<std::string_view> names;
+  absl::InlinedVector<std::string_view, 8> names;  // no allocation
   for (const BaseService* node = this; node != nullptr; node = node->Parent()) {
     names.push_back(node->name_);
   }

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/snapshot_format.h"
 #include "lifecycle/test_services.h"
 #include "nlohmann/json.hpp"
 
@@ -80,13 +81,14 @@ TEST(HealthTest, StateNames) {
   EXPECT_EQ(os.str(), "failed");
 }
 
-// The examples in health.h's header comment, read from the header itself, so
+// The examples in snapshot_format.h's header comment, read from the header itself, so
 // that what it shows is what the code prints.
 std::string HeaderExample(std::string_view introduced_by) {
 #ifdef LIFECYCLE_SOURCE_DIR
-  std::string path = std::string(LIFECYCLE_SOURCE_DIR) + "/lifecycle/health.h";
+  std::string path =
+      std::string(LIFECYCLE_SOURCE_DIR) + "/lifecycle/snapshot_format.h";
 #else
-  std::string path = "lifecycle/health.h";  // Bazel: a data dependency
+  std::string path = "lifecycle/snapshot_format.h";  // Bazel: a data dependency
 #endif
   std::ifstream in(path);
   EXPECT_TRUE(in) << "cannot read " << path;
@@ -199,7 +201,7 @@ TEST(HealthTest, SnapshotsConcurrentWithStartsAndStops) {
   EXPECT_EQ(service.Snapshot().start_count, 200);
 }
 
-// The JSON shown in health.h, byte for byte.
+// The JSON shown in snapshot_format.h, byte for byte.
 TEST(HealthTest, JsonOfASmallTreeIsAsTheHeaderShowsIt) {
   ServiceSnapshot tree = SmallTree();
   tree.children.pop_back();  // client and client/notifier

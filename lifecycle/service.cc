@@ -11,7 +11,6 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "lifecycle/strings_internal.h"
-#include "lifecycle/thread_stack.h"
 
 namespace lifecycle {
 
@@ -141,6 +140,13 @@ std::vector<const ServiceSnapshot*> Blockers(const ServiceSnapshot& root,
 
 }  // namespace
 
+namespace service_internal {
+std::atomic<ThreadDescriber> thread_describer{nullptr};
+void SetThreadDescriber(ThreadDescriber describe) {
+  thread_describer.store(describe, std::memory_order_release);
+}
+}  // namespace service_internal
+
 absl::Status NotStoppedError(const Service& service, absl::Duration timeout) {
   ServiceSnapshot s = service.Snapshot();
   std::string message = absl::StrCat(
@@ -150,13 +156,16 @@ absl::Status NotStoppedError(const Service& service, absl::Duration timeout) {
       Blockers(s, ServiceState::kStopping);
   std::vector<std::string> names;
   std::string stacks;
+  service_internal::ThreadDescriber describe =
+      service_internal::thread_describer.load(std::memory_order_acquire);
   for (const ServiceSnapshot* node : blockers) {
     if (node != &s) {
       names.push_back(absl::StrCat(node->path, " (", node->StateText(), ")"));
     }
+    if (describe == nullptr) continue;
     for (pid_t tid : node->threads) {
       absl::StrAppend(&stacks, "\nStack of ", node->path, " (",
-                      AbslView(node->StateLabel()), "), ", ThreadStack(tid));
+                      AbslView(node->StateLabel()), "), ", describe(tid));
     }
   }
   if (!names.empty()) {

@@ -56,6 +56,8 @@
 #ifndef LIFECYCLE_SERVICE_H_
 #define LIFECYCLE_SERVICE_H_
 
+#include <sys/types.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -115,8 +117,15 @@ absl::Status StopAllParallelFor(absl::Span<Service* const> services,
 // The error of a bounded stop of `service` that did not finish within
 // `timeout`: names the service and the services of its tree that hold the
 // stop up (stopping services none of whose children is stopping), each with
-// its threads' stacks. For implementations of `StopFor()`.
+// its threads' stacks once `EnableThreadStacksInReports()` (thread_stack.h, a
+// target of its own) was called. For implementations of `StopFor()`.
 absl::Status NotStoppedError(const Service& service, absl::Duration timeout);
+
+namespace service_internal {
+// How NotStoppedError() shows a thread: set by thread_stack.cc.
+using ThreadDescriber = std::string (*)(pid_t tid);
+void SetThreadDescriber(ThreadDescriber describe);
+}  // namespace service_internal
 
 // Waits until every service's started signal is closed. Returns OK if all are
 // started. If some failed to start instead (their started signal closed

@@ -15,7 +15,9 @@
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
 #include "lifecycle/service.h"
+#include "lifecycle/snapshot_format.h"
 #include "lifecycle/test_services.h"
+#include "lifecycle/thread_stack.h"
 
 namespace lifecycle {
 namespace {
@@ -329,6 +331,7 @@ class Stubborn : public test_services::TestService {
 };
 
 TEST(BoundedStopTest, NamesTheDescendantThatHoldsTheStopUpWithItsStack) {
+  EnableThreadStacksInReports();
   Stubborn stuck("stuck");
   Mortal fine("fine");
   Parent inner("inner", {ChildSpec(&stuck), ChildSpec(&fine)});

@@ -217,6 +217,11 @@ std::string ThreadStack(pid_t tid, absl::Duration timeout) {
   return out;
 }
 
+void EnableThreadStacksInReports() {
+  service_internal::SetThreadDescriber(
+      +[](pid_t tid) { return ThreadStack(tid); });
+}
+
 std::string PendingThreadStacks(const ServiceSnapshot& snapshot) {
   std::string out;
   for (const ServiceSnapshot* s : snapshot.Flatten()) {

@@ -53,6 +53,7 @@
 
 #include "absl/time/time.h"
 #include "lifecycle/health.h"
+#include "lifecycle/service.h"
 
 namespace lifecycle {
 
@@ -66,6 +67,13 @@ std::string ThreadStack(pid_t tid,
 // descendants) that is starting or stopping, each headed by its path; empty if
 // none has a worker thread.
 std::string PendingThreadStacks(const ServiceSnapshot& snapshot);
+
+// Makes the library's own reports — a bounded stop that expired
+// (`NotStoppedError`, service.h), `StopForDestruction()`'s abort — show the
+// stacks of the threads that hold a stop up. Off until called, so a service
+// that never asks links no unwinder or symbolizer; the test harness and the
+// demo call it. Idempotent; thread-safe.
+void EnableThreadStacksInReports();
 
 }  // namespace lifecycle
 

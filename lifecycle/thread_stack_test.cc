@@ -140,6 +140,7 @@ TEST(ThreadStackTest, OffSwitch) {
 }
 
 TEST(ThreadStackTest, StopForReportsTheStuckWorkersStack) {
+  EnableThreadStacksInReports();
   Signal release;
   FuncService stuck(
       "stuck", [&](const Context&, absl::FunctionRef<void()> started) {

@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include "lifecycle/snapshot_format.h"
 #include "lifecycle/testing/wait.h"
 
 namespace lifecycle_testing {

@@ -13,7 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "lifecycle/snapshot_format.h"
 #include "lifecycle/testing/matchers.h"
+#include "lifecycle/thread_stack.h"
 
 namespace lifecycle_testing {
 
@@ -25,7 +27,10 @@ StartStopHarness::StartStopHarness(std::vector<Service*> services)
 
 StartStopHarness::StartStopHarness(std::vector<Service*> services,
                                    Options options)
-    : services_(std::move(services)), options_(options) {}
+    : services_(std::move(services)), options_(options) {
+  // A stop that hangs is reported with the stacks of what holds it up.
+  lifecycle::EnableThreadStacksInReports();
+}
 
 StartStopHarness::~StartStopHarness() {
   if (!stopped_) {

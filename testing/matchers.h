@@ -39,6 +39,7 @@
 #include "gmock/gmock.h"
 #include "lifecycle/health.h"
 #include "lifecycle/service.h"
+#include "lifecycle/snapshot_format.h"
 
 namespace lifecycle_testing {
 namespace matchers_internal {

@@ -10,6 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "lifecycle/snapshot_format.h"
+#include "lifecycle/thread_stack.h"
 
 namespace lifecycle_testing {
 namespace {
@@ -43,6 +45,7 @@ class FirstFailure {
            << "StressStartStop: threads and cycles must be positive, got "
            << options.threads << " and " << options.cycles;
   }
+  lifecycle::EnableThreadStacksInReports();  // for a stop that hangs
   uint64_t seed = options.seed != 0 ? options.seed : std::random_device()();
   std::string context =
       absl::StrCat("stress (seed ", seed, ", ", options.threads, " threads x ",

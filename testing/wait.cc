@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "lifecycle/sanitizers.h"
+#include "lifecycle/snapshot_format.h"
 #include "lifecycle/thread_stack.h"
 
 namespace lifecycle_testing {
