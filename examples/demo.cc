@@ -1,15 +1,19 @@
 // The demo: starts the example client (client.h), shows its health table while
 // it starts and once it has started, then stops it.
 //
-//   bazel run //examples:demo -- [--queues=N] [--fail=PATH] [--hang=PATH]
-//                                [--die=PATH] [--json] [--timeout=DURATION]
+//   bazel run //examples:demo -- [--queues=N] [--fail=PATH,...]
+//       [--hang=PATH,...] [--die=PATH] [--json] [--timeout=DURATION]
+//
+// Flags are abseil's (`--help` lists them; an unknown flag or a value of the
+// wrong type is abseil's error, exit status 1).
 //
 // `--die=PATH` kills a leaf once the client has started, and shows what the
 // client's supervision does about it (client.h): restart, degrade, or fail.
 //
 // Exit status: 0 after a clean start and stop (also when a killed part was
 // restarted or the client degraded); 1 with a report naming the service that
-// failed or hung, or the part whose death failed the client; 2 for bad flags.
+// failed or hung, or the part whose death failed the client; 2 for a flag
+// value out of range.
 
 #include <algorithm>
 #include <cstdio>
@@ -20,6 +24,9 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -30,20 +37,21 @@
 #include "lifecycle/snapshot_format.h"
 #include "lifecycle/thread_stack.h"
 
-namespace {
+ABSL_FLAG(int, queues, 2, "producers for N queues, 1 to 20");
+ABSL_FLAG(std::vector<std::string>, fail, {},
+          "paths of services whose start fails (comma-separated)");
+ABSL_FLAG(std::vector<std::string>, hang, {},
+          "paths of services that never finish starting (comma-separated)");
+ABSL_FLAG(std::string, die, "",
+          "path of a leaf to kill once the client has started; shows what "
+          "the client does (restart, degrade or fail)");
+ABSL_FLAG(bool, json, false,
+          "snapshots as JSON Lines on stdout (one {phase, seconds, snapshot} "
+          "object a line), everything else on stderr");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(2),
+          "how long to wait for the start");
 
-constexpr char kUsage[] =
-    "usage: demo [--queues=N] [--fail=PATH] [--hang=PATH] [--die=PATH] "
-    "[--json] [--timeout=DURATION]\n"
-    "  --queues=N          producers for N queues (1 to 20, default 2)\n"
-    "  --fail=PATH         make the service at PATH fail to start\n"
-    "  --hang=PATH         make the service at PATH never finish starting\n"
-    "  --die=PATH          kill the leaf at PATH once started; show what the\n"
-    "                      client does (restart, degrade or fail)\n"
-    "  --json              print snapshots as JSON Lines on stdout (one\n"
-    "                      {phase, seconds, snapshot} object a line), and\n"
-    "                      everything else on stderr\n"
-    "  --timeout=DURATION  how long to wait for the start (default 2s)\n";
+namespace {
 
 struct Flags {
   int queues = 2;
@@ -53,45 +61,28 @@ struct Flags {
   absl::Duration timeout = absl::Seconds(2);
 };
 
-bool ParseFlags(int argc, char** argv, Flags& flags) {
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
-    auto value_of = [&](absl::string_view name, absl::string_view* value) {
-      if (!absl::ConsumePrefix(&arg, name)) return false;
-      *value = arg;
-      return true;
-    };
-    absl::string_view value;
-    if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      std::exit(0);
-    } else if (arg == "--json") {
-      flags.json = true;
-    } else if (value_of("--queues=", &value)) {
-      if (!absl::SimpleAtoi(value, &flags.queues) || flags.queues < 1 ||
-          flags.queues > 20) {
-        std::cerr << "demo: --queues wants a number from 1 to 20, got '"
-                  << value << "'\n";
-        return false;
-      }
-    } else if (value_of("--fail=", &value)) {
-      flags.faults.fail.insert(std::string(value));
-    } else if (value_of("--hang=", &value)) {
-      flags.faults.hang.insert(std::string(value));
-    } else if (value_of("--die=", &value)) {
-      flags.die = std::string(value);
-    } else if (value_of("--timeout=", &value)) {
-      if (!absl::ParseDuration(value, &flags.timeout) ||
-          flags.timeout <= absl::ZeroDuration()) {
-        std::cerr << "demo: --timeout wants a positive duration such as 2s, "
-                     "got '"
-                  << value << "'\n";
-        return false;
-      }
-    } else {
-      std::cerr << "demo: unknown flag '" << arg << "'\n" << kUsage;
-      return false;
-    }
+// Abseil parses the command line (unknown flags, bad syntax, --help); this
+// checks the values' ranges.
+bool ValidateFlags(Flags& flags) {
+  flags.queues = absl::GetFlag(FLAGS_queues);
+  for (const std::string& path : absl::GetFlag(FLAGS_fail)) {
+    flags.faults.fail.insert(path);
+  }
+  for (const std::string& path : absl::GetFlag(FLAGS_hang)) {
+    flags.faults.hang.insert(path);
+  }
+  flags.die = absl::GetFlag(FLAGS_die);
+  flags.json = absl::GetFlag(FLAGS_json);
+  flags.timeout = absl::GetFlag(FLAGS_timeout);
+  if (flags.queues < 1 || flags.queues > 20) {
+    std::cerr << "demo: --queues wants a number from 1 to 20, got "
+              << flags.queues << "\n";
+    return false;
+  }
+  if (flags.timeout <= absl::ZeroDuration()) {
+    std::cerr << "demo: --timeout wants a positive duration such as 2s, got "
+              << absl::FormatDuration(flags.timeout) << "\n";
+    return false;
   }
   return true;
 }
@@ -126,8 +117,20 @@ void Show(const lifecycle::Service& service, bool json, std::string_view phase,
 }  // namespace
 
 int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "starts the example client (examples/client.h), shows its health while "
+      "it starts and once started, then stops it. Exit status: 0 after a clean "
+      "start and stop; 1 with a report naming the service that failed or hung "
+      "(or whose death failed the client); 2 for a flag value out of range; "
+      "abseil's own flag errors and --help exit 1.");
+  std::vector<char*> arguments = absl::ParseCommandLine(argc, argv);
+  if (arguments.size() > 1) {
+    std::cerr << "demo: unexpected argument '" << arguments[1]
+              << "' (flags only; see --help)\n";
+    return 2;
+  }
   Flags flags;
-  if (!ParseFlags(argc, argv, flags)) return 2;
+  if (!ValidateFlags(flags)) return 2;
   if (flags.json) human = &std::cerr;
   lifecycle::EnableThreadStacksInReports();
 

@@ -42,9 +42,11 @@ check die-degrade 0 'client +degraded' -- --die=client/maintenance/rescuer
 check die-degrade-table 0 'client/maintenance +failed' -- --die=client/maintenance/rescuer
 check die-fail 1 'failed service: client/producer/default' -- --die=client/producer/default
 check die-group 2 "--die wants a leaf service" -- --die=client/producer
-check unknown-flag 2 "unknown flag '--bogus'" -- --bogus
+check unknown-flag 1 "Unknown command line flag 'bogus'" -- --bogus
+check unexpected-argument 2 "unexpected argument 'extra'" -- extra
+check fail-list 2 "unknown service path 'client/nope'" -- --fail=client/notifier,client/nope
 check unknown-path 2 "unknown service path 'client/nope'. Valid paths: client, client/notifier" -- --fail=client/nope
 check bad-queues 2 "--queues wants a number from 1 to 20" -- --queues=0
 check bad-timeout 2 "--timeout wants a positive duration" -- --timeout=-1s
-check help 0 '^usage: demo' -- --help
+check help 1 'Flags from .*demo.cc' -- --help
 [ "$failures" -eq 0 ]
