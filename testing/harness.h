@@ -48,9 +48,11 @@
 // supervision restarted it — fails the test once, named by the path of the
 // innermost service that died, with its error and when it happened:
 //
-//   StartStopHarness: 1 service(s) died during the test:
-//     client/notifier died 1.204s after the start (2026-11-28T17:02:11.532Z):
-//     UNAVAILABLE: service 'client/notifier' failed while running: reset
+//   StartStopHarness (stopping on destruction): 1 service(s) died during the
+//   test (expect it with ExpectFailure(path), or check it with HasFailed()):
+//     client/producer/default died 293us after the start
+//     (2026-11-28T17:08:53.924Z): INTERNAL: service 'client/producer/default'
+//     failed while running: crashed (injected)
 //
 // unless the test expected it (`ExpectFailure(path)`) or examined it with a
 // matcher (`HasFailed`, `HasRestarted`, `FailedToStart`; matchers.h). A test

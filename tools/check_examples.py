@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Checks that the code examples of the headers and the README are code that builds.
+
+Every example listed below must appear, line for line (whitespace aside), in the test
+that compiles and runs them: testing/header_examples_test.cc (the README's test example
+is examples/client_test.cc's ReadmeTest). A line that elides with "..." is skipped.
+Prints one "ok"/"FAIL" line per example and "N passed, N failed"; exits 1 on a
+mismatch. `--self-test` also checks that a changed line is caught.
+"""
+
+import pathlib
+import re
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+COMPILED = ["testing/header_examples_test.cc", "examples/client_test.cc"]
+
+# (file, the first line of the example, as the file shows it after "//   ")
+HEADER_EXAMPLES = [
+    ("lifecycle/base_service.h", "class Ticker : public lifecycle::BaseService {"),
+    ("lifecycle/base_service.h", 'lifecycle::FuncService heartbeat("heartbeat",'),
+    ("lifecycle/base_service.h", "class Client : public lifecycle::CompositeService {"),
+    ("lifecycle/context.h", "absl::Time deadline = absl::Now() + absl::Seconds(5);"),
+    ("lifecycle/service.h", "std::vector<lifecycle::Service*> services = {&notifier, &producer};"),
+    ("lifecycle/signal.h", "lifecycle::Signal ready;"),
+    ("lifecycle/test_signal.h", "// production code"),
+    ("lifecycle/thread_stack.h", "std::string stack = lifecycle::ThreadStack(service.WorkerThreadId());"),
+    ("lifecycle/test_services.h", 'TestService db("db");'),
+    ("testing/conformance.h",
+     "using lifecycle_testing::ServiceConformanceTest;  // the macro wants a"),
+    ("testing/fake_service.h", 'FakeService db("db");'),
+    ("testing/harness.h", "TEST(ClientTest, Serves) {"),
+    ("testing/leftover_threads.h", "TEST(ClientTest, StopsEverything) {"),
+    ("testing/leftover_threads.h", "::testing::UnitTest::GetInstance()->listeners().Append("),
+    ("testing/matchers.h", "EXPECT_THAT(client, IsStarted());"),
+    ("testing/mock_service.h", "lifecycle_testing::MockService db;"),
+    ("testing/stress.h", "EXPECT_TRUE(lifecycle_testing::StressStartStop(client));"),
+]
+
+
+def normalize(line):
+    return re.sub(r"\s+", " ", line).strip()
+
+
+def header_example(text, first):
+    """The example's lines: from `first` while lines are "//" + 3 or more spaces,
+    or a bare "//" followed by more of them."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("//") and normalize(line[2:]) == normalize(first):
+            block = []
+            while i < len(lines):
+                line = lines[i]
+                if line.startswith("//   ") or (line.startswith("//  ") and block):
+                    block.append(line[2:])
+                elif line == "//" and i + 1 < len(lines) and lines[i + 1].startswith("//   "):
+                    block.append("")
+                else:
+                    break
+                i += 1
+            return block
+    return None
+
+
+def readme_examples(text):
+    """The README's C++ blocks, as (line number, lines)."""
+    out = []
+    for m in re.finditer(r"```cpp\n(.*?)```", text, re.S):
+        out.append((text[: m.start()].count("\n") + 1, m.group(1).split("\n")))
+    return out
+
+
+def missing(block, compiled):
+    return [l for l in block if normalize(l) and "..." not in l
+            and normalize(l) not in compiled]
+
+
+def run(read):
+    compiled = {normalize(l) for f in COMPILED for l in read(f).split("\n")}
+    results = []
+    for path, first in HEADER_EXAMPLES:
+        block = header_example(read(path), first)
+        if block is None:
+            results.append((False, f"{path}: no example starting '{first}'"))
+            continue
+        gone = missing(block, compiled)
+        results.append((not gone, f"{path}: example '{first}'" +
+                        (f" has lines not compiled: {gone}" if gone else "")))
+    for line, block in readme_examples(read("README.md")):
+        gone = missing(block, compiled)
+        results.append((not gone, f"README.md:{line}: C++ example" +
+                        (f" has lines not compiled: {gone}" if gone else "")))
+    return results
+
+
+def main(argv):
+    def read(path):
+        return (ROOT / path).read_text()
+    results = run(read)
+    if "--self-test" in argv:
+        def changed(path):
+            text = read(path)
+            if path == "lifecycle/signal.h":
+                text = text.replace("//   worker.join();", "//   worker.detach();")
+            return text
+        caught = not all(ok for ok, _ in run(changed))
+        results.append((caught, "self-test: a changed example line is reported"))
+    for ok, message in results:
+        print(("ok " if ok else "FAIL ") + message)
+    failed = sum(1 for ok, _ in results if not ok)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
