@@ -6,7 +6,6 @@
 #include <memory>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -108,31 +107,6 @@ TEST(StopAllParallelTest, StopsNeverStartedAndSkipsNull) {
             absl::OkStatus());
 }
 
-TEST(StopAllParallelTest, StopsInParallel) {
-  // Each service's stop waits until all of them are being stopped: that only
-  // finishes if the stops overlap.
-  constexpr int kCount = 4;
-  std::atomic<int> stopping{0};
-  absl::Notification all_stopping;
-  std::vector<std::unique_ptr<FuncService>> services;
-  std::vector<Service*> pointers;
-  for (int i = 0; i < kCount; ++i) {
-    services.push_back(std::make_unique<FuncService>(
-        absl::StrCat("s", i),
-        [&](const Context& ctx, absl::FunctionRef<void()> started) {
-          started();
-          ctx.Done().Wait();
-          if (++stopping == kCount) all_stopping.Notify();
-          all_stopping.WaitForNotification();
-          return absl::OkStatus();
-        }));
-    pointers.push_back(services.back().get());
-  }
-  ASSERT_TRUE(StartAll(pointers, Context::Background()).ok());
-  StopAllParallel(pointers);
-  EXPECT_EQ(stopping, kCount);
-}
-
 // Threads of this process now.
 int ThreadsAlive() {
   int n = 0;
@@ -143,10 +117,10 @@ int ThreadsAlive() {
   return n;
 }
 
-TEST(StopAllParallelTest, ManyServicesStopWithoutHelperThreads) {
-  // Every stop is held until all have been asked: the thread count taken
-  // then, with every worker still alive, shows any helper thread the group
-  // stop would have made.
+TEST(StopAllParallelTest, ManyServicesStopInParallelWithoutHelperThreads) {
+  // Every stop is held until all have been asked, so the group stop only
+  // finishes if the stops overlap; the thread count taken then, with every
+  // worker still alive, shows any helper thread it would have made.
   constexpr int kCount = 200;
   std::atomic<int> asked{0};
   std::atomic<int> threads_when_all_asked{0};

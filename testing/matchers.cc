@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
+#include "lifecycle/snapshot_format.h"
 
 namespace lifecycle_testing {
 namespace matchers_internal {
@@ -31,6 +33,25 @@ Notes& TheNotes() {
 }
 
 }  // namespace
+
+bool MatchFailure(const lifecycle::ServiceSnapshot& s, bool start_only,
+                  const ::testing::Matcher<const absl::Status&>& m,
+                  ::testing::MatchResultListener* listener) {
+  bool failed = s.state == lifecycle::ServiceState::kFailed &&
+                (!start_only ||
+                 absl::StrContains(s.status.message(), "' failed to start: "));
+  if (!failed) {
+    *listener << "whose state is " << s.StateLabel() << " with status "
+              << lifecycle::StatusText(s.status) << "\n"
+              << s;
+    return false;
+  }
+  *listener << "whose failure is " << lifecycle::StatusText(s.status);
+  bool matched = ::testing::ExplainMatchResult(m, s.status, listener);
+  *listener << "\n" << s;
+  if (matched) NoteFailuresExamined(s);
+  return matched;
+}
 
 void NoteFailuresExamined(const lifecycle::ServiceSnapshot& snapshot) {
   Notes& n = TheNotes();

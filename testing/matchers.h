@@ -34,7 +34,6 @@
 #include <string_view>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "lifecycle/health.h"
@@ -65,6 +64,12 @@ template <typename M>
 ::testing::Matcher<const absl::Status&> StatusMatcher(const M& m) {
   return ::testing::SafeMatcherCast<const absl::Status&>(m);
 }
+
+// Whether `s` failed (to start, if `start_only`) with a status `m` matches;
+// explains the mismatch into `listener`, and notes a match as examined.
+bool MatchFailure(const lifecycle::ServiceSnapshot& s, bool start_only,
+                  const ::testing::Matcher<const absl::Status&>& m,
+                  ::testing::MatchResultListener* listener);
 
 // The failures the matchers have matched, for the harness: `snapshot`'s, and
 // the descendant's whose death made it fail, count as examined up to their
@@ -107,18 +112,9 @@ MATCHER_P(HasFailed, status_matcher,
               .insert(0, negation ? "a service that did not fail, or whose "
                                     "failure "
                                   : "a failed service whose failure ")) {
-  lifecycle::ServiceSnapshot s = matchers_internal::SnapshotOf(arg);
-  if (s.state != lifecycle::ServiceState::kFailed) {
-    *result_listener << "whose state is " << s.StateLabel() << "\n" << s;
-    return false;
-  }
-  *result_listener << "whose failure is " << lifecycle::StatusText(s.status);
-  bool matched = ::testing::ExplainMatchResult(
-      matchers_internal::StatusMatcher(status_matcher), s.status,
-      result_listener);
-  *result_listener << "\n" << s;
-  if (matched) matchers_internal::NoteFailuresExamined(s);
-  return matched;
+  return matchers_internal::MatchFailure(
+      matchers_internal::SnapshotOf(arg), /*start_only=*/false,
+      matchers_internal::StatusMatcher(status_matcher), result_listener);
 }
 
 // A failed service, whatever its error.
@@ -133,23 +129,9 @@ MATCHER_P(FailedToStart, status_matcher,
                                     "whose failure "
                                   : "a service that failed to start, whose "
                                     "failure ")) {
-  lifecycle::ServiceSnapshot s = matchers_internal::SnapshotOf(arg);
-  bool start_failure =
-      s.state == lifecycle::ServiceState::kFailed &&
-      absl::StrContains(s.status.message(), "' failed to start: ");
-  if (!start_failure) {
-    *result_listener << "whose state is " << s.StateLabel() << " with status "
-                     << lifecycle::StatusText(s.status) << "\n"
-                     << s;
-    return false;
-  }
-  *result_listener << "whose failure is " << lifecycle::StatusText(s.status);
-  bool matched = ::testing::ExplainMatchResult(
-      matchers_internal::StatusMatcher(status_matcher), s.status,
-      result_listener);
-  *result_listener << "\n" << s;
-  if (matched) matchers_internal::NoteFailuresExamined(s);
-  return matched;
+  return matchers_internal::MatchFailure(
+      matchers_internal::SnapshotOf(arg), /*start_only=*/true,
+      matchers_internal::StatusMatcher(status_matcher), result_listener);
 }
 
 MATCHER_P(HasRestarted, count,
