@@ -990,6 +990,7 @@ absl::Status CompositeService::Supervise(
     for (Watch& w : watches) {
       if (w.restart_at != absl::InfiniteFuture()) {
         if (absl::Now() < w.restart_at) continue;
+        if (ctx.IsCancelled()) return absl::OkStatus();
         w.restart_at = absl::InfiniteFuture();
         if (w.child->StopWasRequested()) {  // destroyed meanwhile
           w.active = false;
@@ -1005,6 +1006,10 @@ absl::Status CompositeService::Supervise(
         continue;
       }
       if (!w.active || !w.stopped.IsClosed()) continue;
+      // A child ends when this composite is stopped, too: its context is a
+      // child of `ctx`, which is cancelled first. Checked after seeing the
+      // child stopped, so such an end is never taken for a death.
+      if (ctx.IsCancelled()) return absl::OkStatus();
       Signal current = w.child->Stopped();
       if (current != w.stopped) {
         w.stopped = current;  // someone else started it again: watch that run

@@ -145,7 +145,8 @@ TEST(SupervisionTest, RestartBringsTheChildBackAndCountsIt) {
   EXPECT_NE(l->last_failure_at, absl::InfinitePast());
   EXPECT_EQ(s.Find("client/producer")->restart_count, 0);
   client.Stop();
-  EXPECT_EQ(client.Snapshot().state, ServiceState::kStopped);
+  EXPECT_EQ(client.Snapshot().state, ServiceState::kStopped)
+      << client.Snapshot();
 }
 
 TEST(SupervisionTest, RestartLimitNamesTheChildAndTheCount) {
