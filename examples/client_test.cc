@@ -163,16 +163,12 @@ TEST_F(ClientTest, SurvivesStartStopStress) {
 
 // --- A part that dies once the client runs, under each policy ---------------
 
-// Waits until `service`'s snapshot satisfies `done`, on its change signal.
+// Waits until `service`'s snapshot satisfies `done`, within WaitTimeout().
 bool AwaitSnapshot(
     const lifecycle::BaseService& service,
-    const std::function<bool(const lifecycle::ServiceSnapshot&)>& done) {
-  absl::Time deadline = absl::Now() + lifecycle_testing::WaitTimeout();
-  while (true) {
-    lifecycle::Signal next = service.NextChange();
-    if (done(service.Snapshot())) return true;
-    if (!next.WaitUntil(deadline)) return done(service.Snapshot());
-  }
+    absl::FunctionRef<bool(const lifecycle::ServiceSnapshot&)> done) {
+  return lifecycle::WaitSnapshotUntil(
+      service, done, absl::Now() + lifecycle_testing::WaitTimeout());
 }
 
 bool IsRunningAgainAfter(const lifecycle::ServiceSnapshot& s, int restarts) {

@@ -294,6 +294,16 @@ absl::Duration DestructionStopTimeout() {
   return absl::Seconds(30);
 }
 
+bool WaitSnapshotUntil(const BaseService& service,
+                       absl::FunctionRef<bool(const ServiceSnapshot&)> done,
+                       absl::Time deadline) {
+  while (true) {
+    Signal next = service.NextChange();  // before the look: no change is lost
+    if (done(service.Snapshot())) return true;
+    if (!next.WaitUntil(deadline)) return done(service.Snapshot());
+  }
+}
+
 BaseService::BaseService(std::string name)
     : name_(std::move(name)),
       name_error_(ValidateName(name_)),

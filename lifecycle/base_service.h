@@ -315,6 +315,14 @@ class BaseService : public Service {
 // `absl::ParseDuration` string such as "10s") when set and valid, else 30s.
 absl::Duration DestructionStopTimeout();
 
+// Waits until `done(service.Snapshot())` holds, looking again at each change
+// of `service` (`NextChange()`), never polling; false if it still does not
+// hold at `deadline`. For waits on a state no signal stands for: "restarted
+// once and started again", "degraded".
+bool WaitSnapshotUntil(const BaseService& service,
+                       absl::FunctionRef<bool(const ServiceSnapshot&)> done,
+                       absl::Time deadline);
+
 // A service made from a function (River's `StartStopFunc`): `run` is the body
 // of `Run()`. Example:
 //

@@ -15,6 +15,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
 #include "lifecycle/snapshot_format.h"
@@ -274,17 +275,6 @@ TEST(BaseServiceModelTest, RuntimeDeathsAndRestartsFollowTheModel) {
   int64_t child_starts = 0, child_failures = 0, restarts = 0;
   int restarts_this_run = 0;
 
-  // Waits until both services' snapshots satisfy `done`, on their change
-  // signals.
-  auto await = [&](auto done) {
-    absl::Time deadline = absl::Now() + kWait;
-    while (true) {
-      Signal changes[] = {parent.NextChange(), child.NextChange()};
-      if (done(parent.Snapshot(), child.Snapshot())) return true;
-      if (!WaitAnyUntil(changes, deadline)) return false;
-    }
-  };
-
   constexpr int kOperations = 600;
   for (int op = 0; op < kOperations; ++op) {
     SCOPED_TRACE(absl::StrCat("operation #", op));
@@ -314,11 +304,13 @@ TEST(BaseServiceModelTest, RuntimeDeathsAndRestartsFollowTheModel) {
           ++restarts;
           ++restarts_this_run;
           ++child_starts;
-          ASSERT_TRUE(
-              await([&](const ServiceSnapshot&, const ServiceSnapshot& c) {
+          ASSERT_TRUE(WaitSnapshotUntil(
+              child,
+              [&](const ServiceSnapshot& c) {
                 return c.restart_count == restarts_before + 1 &&
                        c.state == ServiceState::kStarted;
-              }));
+              },
+              absl::Now() + kWait));
         } else {
           ASSERT_TRUE(parent.Stopped().WaitFor(kWait));
           ++parent_failures;

@@ -398,6 +398,19 @@ TEST(BaseServiceTest, NextChangeClosesOnEveryTransition) {
       "failed", [&] { service.fail_now.Close(); }, ServiceState::kFailed);
 }
 
+TEST(BaseServiceTest, WaitSnapshotUntilWakesOnAChange) {
+  TestService service;
+  auto degraded = [](const ServiceSnapshot& s) { return s.degraded; };
+  // A past deadline only looks.
+  EXPECT_FALSE(WaitSnapshotUntil(service, degraded, absl::InfinitePast()));
+  ASSERT_TRUE(service.Start(Context::Background()).ok());
+  ASSERT_TRUE(service.Started().WaitFor(kWait));
+  std::thread reporter(
+      [&] { service.ReportError(absl::UnavailableError("flaky")); });
+  EXPECT_TRUE(WaitSnapshotUntil(service, degraded, absl::Now() + kWait));
+  reporter.join();
+}
+
 TEST(BaseServiceTest, SnapshotRecordsStartupAndTimes) {
   TestService service;
   absl::Time before = absl::Now();

@@ -23,7 +23,8 @@
 // Naming, for every wait in this library: `Wait...` alone blocks without a
 // limit; `...For(duration)` waits at most a duration; `...Until(deadline)`
 // until a point in time; `WaitAll...` / `WaitAny...` wait on a group
-// (`WaitAllUntil`, `WaitAllStarted`, `WaitAllStartedUntil`). Each returns
+// (`WaitAllUntil`, `WaitAllStarted`, `WaitAllStartedUntil`); a wait on a
+// service's state is `WaitSnapshotUntil` (base_service.h). Each returns
 // whether what it waited for happened (or an `absl::Status` saying what did
 // not). A signal wait given a past deadline or a non-positive duration checks
 // without blocking.

@@ -334,30 +334,28 @@ class Restarting : public lifecycle::CompositeService {
   FakeService child_;
 };
 
+// Kills the child and waits until its parent has restarted it `restarts` times.
+void KillAndAwaitRestart(FakeService& child, int restarts) {
+  child.FailNow(absl::InternalError("crash"));
+  ASSERT_TRUE(lifecycle::WaitSnapshotUntil(
+      child,
+      [&](const lifecycle::ServiceSnapshot& s) {
+        return s.restart_count == restarts && s.state == ServiceState::kStarted;
+      },
+      absl::Now() + WaitTimeout()));
+}
+
 TEST(StartStopHarnessTest, ADeathHealedByARestartIsStillReported) {
   Restarting parent;
   StartStopHarness harness({&parent});
   ASSERT_TRUE(harness.StartAll());
-  lifecycle::Signal change = parent.child_.NextChange();
-  parent.child_.FailNow(absl::InternalError("crash"));
-  // Wait for the restart on the child's change signal.
-  while (parent.child_.Snapshot().restart_count < 1 ||
-         parent.child_.Snapshot().state != ServiceState::kStarted) {
-    ASSERT_TRUE(change.WaitFor(WaitTimeout()));
-    change = parent.child_.NextChange();
-  }
+  KillAndAwaitRestart(parent.child_, 1);
   EXPECT_THAT(parent, IsStarted());
   EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StopAll()),
                           "restarting/child died ");
   // Checked with HasRestarted, it passes.
   ASSERT_TRUE(harness.StartAll());
-  change = parent.child_.NextChange();
-  parent.child_.FailNow(absl::InternalError("crash"));
-  while (parent.child_.Snapshot().restart_count < 2 ||
-         parent.child_.Snapshot().state != ServiceState::kStarted) {
-    ASSERT_TRUE(change.WaitFor(WaitTimeout()));
-    change = parent.child_.NextChange();
-  }
+  KillAndAwaitRestart(parent.child_, 2);
   EXPECT_THAT(parent.child_, HasRestarted(2));
   EXPECT_TRUE(harness.StopAll());
 }
