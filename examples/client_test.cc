@@ -2,13 +2,17 @@
 #include "examples/client.h"
 
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 
+#include "absl/base/attributes.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
+#include "lifecycle/sanitizers.h"
 #include "lifecycle/testing/conformance.h"
+#include "lifecycle/testing/hang_watchdog.h"
 #include "lifecycle/testing/harness.h"
 #include "lifecycle/testing/leftover_threads.h"
 #include "lifecycle/testing/matchers.h"
@@ -159,6 +163,39 @@ TEST_F(ClientTest, SurvivesStartStopStress) {
   options.threads = 4;
   options.cycles = 10;
   EXPECT_TRUE(lifecycle_testing::StressStartStop(client, options));
+}
+
+// --- A test that hangs ---------------------------------------------------------
+
+// This suite's main is //testing:hang_watchdog_main, so a test that hangs is
+// reported before Bazel kills the binary. This one hangs on purpose, in a
+// child process: it waits for a reply nobody sends. README.md ("When a test
+// hangs") shows the report it gives.
+ABSL_ATTRIBUTE_NOINLINE std::string AwaitReply(
+    std::future<std::string>& reply) {
+  return reply.get();
+}
+
+TEST_F(ClientTest, AHungTestIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the child has the watchdog
+  EXPECT_EXIT(
+      {
+        lifecycle_testing::SetTestBudget(absl::Seconds(1));
+        Client client(config_);
+        StartStopHarness harness({&client});
+        if (!harness.StartAll()) std::_Exit(3);
+        std::promise<std::string> nobody_answers;
+        std::future<std::string> reply = nobody_answers.get_future();
+        AwaitReply(reply);
+      },
+      ::testing::ExitedWithCode(lifecycle_testing::kHangExitCode),
+      ::testing::AllOf(
+          ::testing::HasSubstr("ClientTest.AHungTestIsReported"),
+          ::testing::ContainsRegex("client/notifier +started"),
+          ::testing::HasSubstr(lifecycle::kThreadSanitizer
+                                   ? "not captured in ThreadSanitizer builds"
+                                   : "AwaitReply"),
+          ::testing::HasSubstr("(worker of client/notifier)")));
 }
 
 // --- A part that dies once the client runs, under each policy ---------------

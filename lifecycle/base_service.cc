@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -131,6 +132,24 @@ std::string TruncateUtf8(absl::string_view name, size_t max_bytes) {
 absl::Mutex& TreeMutex() {
   static absl::Mutex* mu = new absl::Mutex();
   return *mu;
+}
+
+// The process-wide list of live services (SnapshotLiveServices()): an
+// intrusive doubly-linked list, so joining and leaving it allocate nothing.
+absl::Mutex g_live_mu(absl::kConstInit);
+BaseService* g_live_head ABSL_GUARDED_BY(g_live_mu) = nullptr;
+BaseService* g_live_tail ABSL_GUARDED_BY(g_live_mu) = nullptr;
+
+// Locks `mu` if it can before `deadline`, never blocking on it: a hung thread
+// may hold it. The report paths that use it have no waiter to wake them, so
+// they look again every 100us.
+bool TryLockUntil(absl::Mutex& mu, absl::Time deadline)
+    ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true, mu) {
+  while (!mu.TryLock()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Microseconds(100));
+  }
+  return true;
 }
 
 // What the current thread is doing for which service: running its worker, or
@@ -308,12 +327,25 @@ BaseService::BaseService(std::string name)
     : name_(std::move(name)),
       name_error_(ValidateName(name_)),
       lifeline_(std::make_shared<Lifeline>()) {
-  absl::MutexLock lock(&mu_);
-  since_ = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    since_ = absl::Now();
+  }
+  absl::MutexLock live(&g_live_mu);
+  live_prev_ = g_live_tail;
+  (g_live_tail != nullptr ? g_live_tail->live_next_ : g_live_head) = this;
+  g_live_tail = this;
 }
 
 BaseService::~BaseService() {
-  // First, no call through a parent's tree reaches this object any more.
+  {
+    // Leave the list of live services first: SnapshotLiveServices() reads a
+    // service only while it is in the list, under the list's mutex.
+    absl::MutexLock live(&g_live_mu);
+    (live_prev_ != nullptr ? live_prev_->live_next_ : g_live_head) = live_next_;
+    (live_next_ != nullptr ? live_next_->live_prev_ : g_live_tail) = live_prev_;
+  }
+  // Then, no call through a parent's tree reaches this object any more.
   lifeline_->End();
   {
     absl::MutexLock lock(&mu_);
@@ -780,21 +812,7 @@ ServiceSnapshot BaseService::SnapshotAt(std::string path) const {
   std::vector<std::unique_ptr<Service>> children = ChildHandles();
   {
     absl::MutexLock lock(&mu_);
-    s.taken_at = absl::Now();
-    s.state = state_;
-    s.since = since_;
-    s.status = status_;
-    s.degraded = degraded_;
-    s.error_count = error_count_;
-    s.last_error = last_error_;
-    s.last_error_at = last_error_at_;
-    s.start_count = start_count_;
-    s.failure_count = failure_count_;
-    s.last_failure = last_failure_;
-    s.last_failure_at = last_failure_at_;
-    s.restart_count = restart_count_;
-    s.startup_duration = startup_duration_;
-    if (worker_tid_ != 0) s.threads.push_back(worker_tid_);
+    FillSnapshotLocked(s);
   }
   for (const auto& child : children) {
     ServiceSnapshot c;
@@ -805,6 +823,82 @@ ServiceSnapshot BaseService::SnapshotAt(std::string path) const {
     s.children.push_back(std::move(c));
   }
   return s;
+}
+
+void BaseService::FillSnapshotLocked(ServiceSnapshot& s) const {
+  s.taken_at = absl::Now();
+  s.state = state_;
+  s.since = since_;
+  s.status = status_;
+  s.degraded = degraded_;
+  s.error_count = error_count_;
+  s.last_error = last_error_;
+  s.last_error_at = last_error_at_;
+  s.start_count = start_count_;
+  s.failure_count = failure_count_;
+  s.last_failure = last_failure_;
+  s.last_failure_at = last_failure_at_;
+  s.restart_count = restart_count_;
+  s.startup_duration = startup_duration_;
+  if (worker_tid_ != 0) s.threads.push_back(worker_tid_);
+}
+
+LiveServices SnapshotLiveServices(absl::Duration patience) {
+  const absl::Time deadline = absl::Now() + patience;
+  LiveServices live;
+  struct Row {
+    const BaseService* parent;
+    ServiceSnapshot snapshot;
+  };
+  std::vector<Row> rows;  // in the order the services were made
+  absl::flat_hash_map<const BaseService*, size_t> index;
+  if (!TryLockUntil(g_live_mu, deadline)) {
+    live.complete = false;
+    return live;
+  }
+  for (const BaseService* s = g_live_head; s != nullptr; s = s->live_next_) {
+    // Past the deadline each mutex is still tried once.
+    if (!TryLockUntil(s->mu_, std::max(deadline, absl::Now()))) {
+      live.unreadable.push_back(s->name_);
+      continue;
+    }
+    Row row{s->parent_, {}};
+    s->FillSnapshotLocked(row.snapshot);
+    s->mu_.Unlock();
+    row.snapshot.name = s->name_;
+    index[s] = rows.size();
+    rows.push_back(std::move(row));
+  }
+  g_live_mu.Unlock();
+
+  // Children of each row, then the trees top-down from the roots (a parent
+  // that is gone or unreadable makes its child a root).
+  std::vector<std::vector<size_t>> children(rows.size());
+  std::vector<size_t> roots;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    auto parent = index.find(rows[i].parent);
+    if (rows[i].parent != nullptr && parent != index.end()) {
+      children[parent->second].push_back(i);
+    } else {
+      roots.push_back(i);
+    }
+  }
+  // Builds row `i` at `path` (children are moved out of `rows`; each row is
+  // built once: the parent links form trees).
+  auto build = [&](auto& self, size_t i, std::string path) -> ServiceSnapshot {
+    ServiceSnapshot s = std::move(rows[i].snapshot);
+    s.path = std::move(path);
+    for (size_t c : children[i]) {
+      s.children.push_back(
+          self(self, c, absl::StrCat(s.path, "/", rows[c].snapshot.name)));
+    }
+    return s;
+  };
+  for (size_t r : roots) {
+    std::string name = rows[r].snapshot.name;
+    live.roots.push_back(build(build, r, std::move(name)));
+  }
+  return live;
 }
 
 FuncService::FuncService(std::string name, RunFunction run)

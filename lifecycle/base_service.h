@@ -102,6 +102,8 @@
 namespace lifecycle {
 
 class BaseService;
+struct LiveServices;
+LiveServices SnapshotLiveServices(absl::Duration patience);
 
 // What a `CompositeService` does when a child's run ends on its own once the
 // composite has started: the child failed (an error, an exception), or
@@ -256,6 +258,11 @@ class BaseService : public Service {
   // Snapshot() computes the root's path once, and each child's is its
   // parent's and its name.
   ServiceSnapshot SnapshotAt(std::string path) const;
+  // This service's own fields (no children, no path) into `s`.
+  void FillSnapshotLocked(ServiceSnapshot& s) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  friend LiveServices SnapshotLiveServices(absl::Duration patience);
 
   friend class CompositeService;
   friend struct base_service_internal::Access;
@@ -309,6 +316,11 @@ class BaseService : public Service {
   std::shared_ptr<base_service_internal::Lifeline> parent_lifeline_
       ABSL_GUARDED_BY(mu_);
   std::vector<base_service_internal::Child> children_ ABSL_GUARDED_BY(mu_);
+
+  // This service's links in the process-wide list of live services (guarded
+  // by that list's mutex, base_service.cc).
+  BaseService* live_prev_ = nullptr;
+  BaseService* live_next_ = nullptr;
 };
 
 // How long `StopForDestruction()` waits: `LIFECYCLE_DESTROY_TIMEOUT` (an
@@ -322,6 +334,27 @@ absl::Duration DestructionStopTimeout();
 bool WaitSnapshotUntil(const BaseService& service,
                        absl::FunctionRef<bool(const ServiceSnapshot&)> done,
                        absl::Time deadline);
+
+// Every live `BaseService` of the process as trees (a root is a service with
+// no parent), for reports written while some thread may be hung: the hang
+// watchdog's (testing/hang_watchdog.h), a debug endpoint's.
+//
+// It never waits for a lock a hung thread could hold. The process-wide list
+// of live services and each service's own mutex are only *tried*
+// (`TryLock()`), again and again for at most `patience` in all; a service
+// whose mutex stays held is named in `unreadable` (its name is immutable, so
+// it can be read without the lock) and its children become roots; if the
+// list's own mutex stays held, `complete` is false and `roots` is empty. Children
+// that are not `BaseService`s are not in the list and not shown. Every
+// service is read under its own mutex, so each row is consistent, but the
+// rows are taken one after another, not at one instant.
+struct LiveServices {
+  std::vector<ServiceSnapshot> roots;
+  std::vector<std::string> unreadable;
+  bool complete = true;
+};
+LiveServices SnapshotLiveServices(
+    absl::Duration patience = absl::Milliseconds(100));
 
 // A service made from a function (River's `StartStopFunc`): `run` is the body
 // of `Run()`. Example:

@@ -128,7 +128,10 @@ bool CaptureDisabled() {
   return env != nullptr && std::string(env) == "0";
 }
 
-absl::Mutex g_capture_mu;
+absl::Mutex g_capture_mu(absl::kConstInit);
+
+std::string CaptureLocked(pid_t tid, absl::Duration timeout, std::string out)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_capture_mu);
 
 }  // namespace
 
@@ -149,7 +152,28 @@ std::string ThreadStack(pid_t tid, absl::Duration timeout) {
   }
   if (const char* error = InstallHandler()) return unavailable(error);
 
-  absl::MutexLock lock(&g_capture_mu);
+  // Captures are serialized. Another one holds the mutex for a bounded time
+  // (its own timeout, twice at most): wait for it at most `timeout`, trying
+  // rather than blocking, so that a report never waits on a lock for long.
+  const absl::Time lock_deadline = absl::Now() + timeout;
+  while (!g_capture_mu.TryLock()) {
+    if (absl::Now() >= lock_deadline) {
+      return unavailable("another capture was still in progress");
+    }
+    absl::SleepFor(absl::Microseconds(100));
+  }
+  std::string stack = CaptureLocked(tid, timeout, out);
+  g_capture_mu.Unlock();
+  return stack;
+}
+
+namespace {
+
+std::string CaptureLocked(pid_t tid, absl::Duration timeout, std::string out)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_capture_mu) {
+  auto unavailable = [&](absl::string_view why) {
+    return absl::StrCat(out, "  stack unavailable: ", why, "\n");
+  };
   while (sem_trywait(&g_done) == 0) {
   }  // a late post from an abandoned request
   if (g_state.load() == kWriting) {
@@ -216,6 +240,8 @@ std::string ThreadStack(pid_t tid, absl::Duration timeout) {
   }
   return out;
 }
+
+}  // namespace
 
 void EnableThreadStacksInReports() {
   service_internal::SetThreadDescriber(

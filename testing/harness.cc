@@ -63,7 +63,7 @@ std::string StartStopHarness::Report() const {
   return lifecycle::ToTable(lifecycle::SnapshotAll(services_));
 }
 
-std::string SnapshotDirectory() {
+std::string TestOutputDirectory() {
   for (const char* name :
        {"LIFECYCLE_SNAPSHOT_DIR", "TEST_UNDECLARED_OUTPUTS_DIR"}) {
     const char* dir = std::getenv(name);
@@ -73,7 +73,7 @@ std::string SnapshotDirectory() {
 }
 
 std::string StartStopHarness::WriteSnapshotOutput() const {
-  std::string dir = SnapshotDirectory();
+  std::string dir = TestOutputDirectory();
   if (!dir.empty() && dir.back() == '/') dir.pop_back();
   std::string path = absl::StrCat(dir, "/lifecycle_snapshot.json");
   std::ofstream out(path);

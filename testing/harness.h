@@ -169,6 +169,11 @@ class StartStopHarness {
   lifecycle::Signal start_returned_ = lifecycle::Signal::Closed();
 };
 
+// Where the harness and the hang watchdog (hang_watchdog.h) write their
+// files: `$LIFECYCLE_SNAPSHOT_DIR` if set, else `$TEST_UNDECLARED_OUTPUTS_DIR`,
+// else `testing::TempDir()`.
+std::string TestOutputDirectory();
+
 }  // namespace lifecycle_testing
 
 #endif  // LIFECYCLE_TESTING_HARNESS_H_

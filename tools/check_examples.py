@@ -13,7 +13,8 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-COMPILED = ["testing/header_examples_test.cc", "examples/client_test.cc"]
+COMPILED = ["testing/header_examples_test.cc", "examples/client_test.cc",
+            "testing/hang_watchdog_main.cc"]
 
 # (file, the first line of the example, as the file shows it after "//   ")
 HEADER_EXAMPLES = [
@@ -29,6 +30,7 @@ HEADER_EXAMPLES = [
     ("testing/conformance.h",
      "using lifecycle_testing::ServiceConformanceTest;  // the macro wants a"),
     ("testing/fake_service.h", 'FakeService db("db");'),
+    ("testing/hang_watchdog.h", "int main(int argc, char** argv) {"),
     ("testing/harness.h", "TEST(ClientTest, Serves) {"),
     ("testing/leftover_threads.h", "TEST(ClientTest, StopsEverything) {"),
     ("testing/leftover_threads.h", "::testing::UnitTest::GetInstance()->listeners().Append("),
