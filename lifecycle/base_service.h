@@ -145,6 +145,7 @@ struct Supervision {
 namespace base_service_internal {
 struct Lifeline;
 struct Access;
+class ScopedServiceLockForTesting;
 struct Child {
   Service* service = nullptr;
   BaseService* base = nullptr;         // `service` as a BaseService, or null
@@ -263,6 +264,7 @@ class BaseService : public Service {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   friend LiveServices SnapshotLiveServices(absl::Duration patience);
+  friend class base_service_internal::ScopedServiceLockForTesting;
 
   friend class CompositeService;
   friend struct base_service_internal::Access;
@@ -355,6 +357,24 @@ struct LiveServices {
 };
 LiveServices SnapshotLiveServices(
     absl::Duration patience = absl::Milliseconds(100));
+
+namespace base_service_internal {
+// Holds `service`'s mutex while it lives, as a hung thread inside the library
+// would: for tests of the reports that must not wait for it.
+class ScopedServiceLockForTesting {
+ public:
+  explicit ScopedServiceLockForTesting(const BaseService& service)
+      ABSL_NO_THREAD_SAFETY_ANALYSIS : service_(service) {
+    service_.mu_.Lock();
+  }
+  ~ScopedServiceLockForTesting() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    service_.mu_.Unlock();
+  }
+
+ private:
+  const BaseService& service_;
+};
+}  // namespace base_service_internal
 
 // A service made from a function (River's `StartStopFunc`): `run` is the body
 // of `Run()`. Example:

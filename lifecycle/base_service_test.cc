@@ -684,5 +684,59 @@ TEST(BaseServiceTest, ThreadNameIsCutAtACharacterBoundary) {
   EXPECT_EQ(service.thread_name(), "abcdefghijklmn");
 }
 
+// --- every live service, for reports written while something hangs ----------
+
+// The root named `name` among `live`'s, or null.
+const ServiceSnapshot* RootNamed(const LiveServices& live,
+                                 const std::string& name) {
+  for (const ServiceSnapshot& root : live.roots) {
+    if (root.name == name) return &root;
+  }
+  return nullptr;
+}
+
+TEST(SnapshotLiveServicesTest, ShowsEveryLiveServiceAsTrees) {
+  TestService top("top");
+  TestService child("child");
+  TestService leaf("leaf");
+  ASSERT_TRUE(top.AddChild(child).ok());
+  ASSERT_TRUE(child.AddChild(leaf).ok());
+  LiveServices live = SnapshotLiveServices();
+  {
+    TestService alone("alone");
+    ASSERT_TRUE(alone.Start(Context::Background()).ok());
+    ASSERT_TRUE(alone.Started().WaitFor(kWait));
+    live = SnapshotLiveServices();
+    alone.Stop();
+  }
+  EXPECT_TRUE(live.complete);
+  EXPECT_THAT(live.unreadable, ::testing::IsEmpty());
+  const ServiceSnapshot* tree = RootNamed(live, "top");
+  ASSERT_NE(tree, nullptr);
+  ASSERT_NE(tree->Find("top/child/leaf"), nullptr);
+  EXPECT_EQ(RootNamed(live, "child"), nullptr) << "a child is not a root";
+  const ServiceSnapshot* alone = RootNamed(live, "alone");
+  ASSERT_NE(alone, nullptr);
+  EXPECT_EQ(alone->state, ServiceState::kStarted);
+  EXPECT_EQ(alone->threads.size(), 1u) << "its worker's thread id";
+
+  EXPECT_EQ(RootNamed(SnapshotLiveServices(), "alone"), nullptr)
+      << "a destroyed service left the list";
+}
+
+TEST(SnapshotLiveServicesTest, AServiceWhoseMutexIsHeldIsNamedNotWaitedFor) {
+  TestService top("top");
+  TestService child("child");
+  TestService leaf("leaf");
+  ASSERT_TRUE(top.AddChild(child).ok());
+  ASSERT_TRUE(child.AddChild(leaf).ok());
+  base_service_internal::ScopedServiceLockForTesting hung(child);
+  LiveServices live = SnapshotLiveServices(absl::Milliseconds(10));
+  EXPECT_THAT(live.unreadable, ::testing::ElementsAre("child"));
+  ASSERT_NE(RootNamed(live, "top"), nullptr);
+  EXPECT_TRUE(RootNamed(live, "top")->children.empty());
+  EXPECT_NE(RootNamed(live, "leaf"), nullptr) << "its child is shown as a root";
+}
+
 }  // namespace
 }  // namespace lifecycle

@@ -20,7 +20,10 @@
 // sanitizer builds) and the program counter the signal interrupted, and posts
 // a semaphore; the caller waits for that at most `timeout` (twice, if the
 // handler was still writing), then symbolizes with `absl::Symbolize` from the
-// interrupted frame on. Captures are serialized process-wide.
+// interrupted frame on. Captures are serialized process-wide by a mutex that
+// is only tried, for at most `timeout`: a capture never blocks on a lock for
+// longer, which the hang watchdog's report relies on
+// (testing/hang_watchdog.h).
 //
 // Cost: nothing until a capture is asked for (no sampling, no background
 // thread); the handler is installed at the first capture. A capture costs a

@@ -87,7 +87,11 @@ namespace {
 
 using hang_watchdog_internal::Deadline;
 
-pid_t CurrentTid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
+// Asked once per thread: a system call costs more than the rest of arming.
+pid_t CurrentTid() {
+  thread_local const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+  return tid;
+}
 
 void WriteAll(int fd, std::string_view text) {
   while (!text.empty()) {
@@ -101,6 +105,15 @@ void WriteAll(int fd, std::string_view text) {
 // Once the watchdog has claimed the test's expiry, the test's thread must not
 // go on as if the test had passed: it waits here for the report to end the
 // process.
+// Ends the process with `kHangExitCode` at once: no atexit handlers, no
+// destructors (threads are hung), and not through `_exit()`, which sanitizers
+// intercept to run their own checks and change the status (ThreadSanitizer
+// reports the hung threads as leaked and exits 66).
+[[noreturn]] void EndTheProcess() {
+  syscall(SYS_exit_group, kHangExitCode);
+  _exit(kHangExitCode);  // not reached
+}
+
 [[noreturn]] void AwaitTheReport() {
   while (true) pause();
 }
@@ -155,11 +168,13 @@ class Watchdog {
     report_limit_nanos_.store(absl::ToInt64Nanoseconds(options.report_limit));
   }
 
+  // The stores before Watch() may be relaxed: the report reads them only
+  // after its Claim() has read (acquire) the deadline that Watch() stores.
   void TestStarted(const ::testing::TestInfo& test) {
-    test_.store(&test);
-    test_tid_.store(CurrentTid());
+    test_.store(&test, std::memory_order_relaxed);
+    test_tid_.store(CurrentTid(), std::memory_order_relaxed);
     absl::Time now = absl::Now();
-    started_nanos_.store(absl::ToUnixNanos(now));
+    started_nanos_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
     absl::Duration budget = absl::Nanoseconds(budget_nanos_.load());
     if (budget <= absl::ZeroDuration()) return;
     Watch(now + budget);
@@ -167,7 +182,7 @@ class Watchdog {
 
   void TestEnded() {
     if (!deadline_.Disarm()) AwaitTheReport();
-    test_.store(nullptr);
+    test_.store(nullptr, std::memory_order_relaxed);
   }
 
   void SetBudget(absl::Duration budget) {
@@ -229,7 +244,7 @@ class Watchdog {
         guard_tid_.store(CurrentTid());
         absl::SleepFor(limit);  // the delay this thread exists for
         WriteAll(STDERR_FILENO, message);
-        _exit(kHangExitCode);
+        EndTheProcess();
       }).detach();
     } catch (const std::system_error&) {
       WriteAll(STDERR_FILENO,
@@ -335,7 +350,7 @@ class Watchdog {
                            ": ", std::strerror(errno), ")\n");
     }
     WriteAll(STDERR_FILENO, where);
-    _exit(kHangExitCode);
+    EndTheProcess();
   }
 
   Deadline deadline_;

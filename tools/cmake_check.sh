@@ -39,7 +39,11 @@ else
   echo "ctest: $summary"
   passed=$((passed + total - bad))
   failed=$((failed + bad))
-  [ "$bad" -eq 0 ] || sed -n '/The following tests FAILED/,$p' "$ctest_log"
+  if [ "$bad" -ne 0 ]; then
+    # What each failed test printed (ctest --output-on-failure), then the list.
+    grep -E -A 30 'Failure$' "$ctest_log" | head -n 120 | sed 's/^/  | /'
+    sed -n '/The following tests FAILED/,$p' "$ctest_log"
+  fi
 fi
 
 check "install into a temporary prefix" cmake --install "$build" || finish
