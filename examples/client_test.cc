@@ -181,10 +181,10 @@ TEST_F(ClientTest, AHungTestIsReported) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");  // the child has the watchdog
   EXPECT_EXIT(
       {
-        lifecycle_testing::SetTestBudget(absl::Seconds(1));
         Client client(config_);
         StartStopHarness harness({&client});
         if (!harness.StartAll()) std::_Exit(3);
+        lifecycle_testing::SetTestBudget(absl::Seconds(1));
         std::promise<std::string> nobody_answers;
         std::future<std::string> reply = nobody_answers.get_future();
         AwaitReply(reply);

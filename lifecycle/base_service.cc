@@ -274,6 +274,9 @@ class ChildHandle final : public Service {
 
   const Service* service() const { return child_.service; }
   int64_t restarts() const { return child_.restarts; }
+  const std::vector<std::string>& depends_on() const {
+    return child_.depends_on;
+  }
 
  private:
   absl::Status Departed() const {
@@ -820,6 +823,7 @@ ServiceSnapshot BaseService::SnapshotAt(std::string path) const {
     const auto& handle = static_cast<const ChildHandle&>(*child);
     if (!handle.SnapshotIfAlive(c, s.path)) continue;
     c.restart_count = std::max(c.restart_count, handle.restarts());
+    c.depends_on = handle.depends_on();
     s.children.push_back(std::move(c));
   }
   return s;
@@ -840,6 +844,7 @@ void BaseService::FillSnapshotLocked(ServiceSnapshot& s) const {
   s.last_failure_at = last_failure_at_;
   s.restart_count = restart_count_;
   s.startup_duration = startup_duration_;
+  if (start_count_ > 0) s.start_began = start_began_;
   if (worker_tid_ != 0) s.threads.push_back(worker_tid_);
 }
 
@@ -929,6 +934,70 @@ void CompositeService::AddChildOrDie(Service& child, Supervision supervision) {
   }
 }
 
+namespace {
+
+// The dependencies among a composite's children, from each child's names.
+std::vector<Dependency> DependenciesAmong(
+    const std::vector<std::unique_ptr<Service>>& handles) {
+  std::vector<Dependency> dependencies;
+  for (const auto& handle : handles) {
+    const auto& child = static_cast<const ChildHandle&>(*handle);
+    for (const std::string& name : child.depends_on()) {
+      for (const auto& other : handles) {
+        if (other->Name() == name) {
+          dependencies.push_back({handle.get(), other.get()});
+        }
+      }
+    }
+  }
+  return dependencies;
+}
+
+}  // namespace
+
+absl::Status CompositeService::AddDependency(Service& dependent,
+                                             Service& dependency) {
+  // Checked on handles, outside `mu_` (paths take the tree mutex first).
+  std::vector<std::unique_ptr<Service>> handles = ChildHandles();
+  std::vector<Service*> children;
+  Service* from = nullptr;
+  Service* to = nullptr;
+  for (const auto& handle : handles) {
+    children.push_back(handle.get());
+    const Service* child = static_cast<const ChildHandle&>(*handle).service();
+    if (child == &dependent) from = handle.get();
+    if (child == &dependency) to = handle.get();
+  }
+  for (auto [end, found] : {std::pair{&dependent, from}, {&dependency, to}}) {
+    if (found == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the dependency of '", AbslView(dependent.Name()), "' on '",
+          AbslView(dependency.Name()), "': '", AbslView(end->Name()),
+          "' is not a child of '", Path(), "'"));
+    }
+  }
+  std::vector<Dependency> dependencies = DependenciesAmong(handles);
+  dependencies.push_back({from, to});
+  if (absl::Status s = CheckDependencies(children, dependencies); !s.ok()) {
+    return s;
+  }
+  absl::MutexLock lock(&mu_);
+  for (Child& c : children_) {
+    if (c.service == &dependent) {
+      c.depends_on.push_back(std::string(dependency.Name()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void CompositeService::AddDependencyOrDie(Service& dependent,
+                                          Service& dependency) {
+  if (absl::Status s = AddDependency(dependent, dependency); !s.ok()) {
+    Die(absl::StrCat("adding a dependency to service '", Path(),
+                     "': ", s.ToString()));
+  }
+}
+
 void CompositeService::SetSupervision(Supervision supervision) {
   absl::MutexLock lock(&mu_);
   supervision_ = supervision;
@@ -956,41 +1025,16 @@ absl::Status CompositeService::Run(const Context& ctx,
   std::vector<std::unique_ptr<Service>> handles = ChildHandles();
   std::vector<Service*> children;
   for (const auto& handle : handles) children.push_back(handle.get());
-  if (absl::Status s = StartAll(children, ctx); !s.ok()) return s;
-  // Wait for every child's start, but give up if this service is stopped
-  // meanwhile: a child that never starts must not make Stop() hang.
-  for (Service* child : children) {
-    Signal waits[] = {child->Started(), ctx.Done()};
-    WaitAnyUntil(waits, absl::InfiniteFuture());
-    if (ctx.IsCancelled()) break;
+  std::vector<Dependency> dependencies = DependenciesAmong(handles);
+  // Waits for every child's start, but gives up if this service is stopped
+  // meanwhile: a child that never starts must not make Stop() hang. On any
+  // error it has stopped what it started.
+  if (absl::Status s = StartInDependencyOrder(children, dependencies, ctx);
+      !s.ok()) {
+    return s;
   }
-  absl::Status failure;
-  if (!ctx.IsCancelled()) {
-    // Every child's started signal is closed: each has started, or ended
-    // instead. Then this start fails with the first failed child's own error
-    // (it names the child's path), or names the first that ended cleanly.
-    std::optional<absl::Status> not_started;
-    for (Service* child : children) {
-      ServiceSnapshot c = child->Snapshot();
-      if (c.state == ServiceState::kFailed) {
-        not_started = c.status;
-        break;
-      }
-      if (c.state != ServiceState::kStarted && !not_started) {
-        not_started =
-            AnnotateStartError(absl::FailedPreconditionError(absl::StrCat(
-                                   "its run ended (", AbslView(c.StateLabel()),
-                                   ") before it signalled started")),
-                               child->Path());
-      }
-    }
-    if (not_started) {
-      StopAllParallel(children);
-      return *not_started;
-    }
-    started();
-    failure = Supervise(ctx, handles);
-  }
+  started();
+  absl::Status failure = Supervise(ctx, handles);
   if (!failure.ok()) {
     // Fail fast: stopping the other children is part of failing.
     std::optional<Signal> changed;
@@ -1002,7 +1046,7 @@ absl::Status CompositeService::Run(const Context& ctx,
     }
     CloseIfWatched(changed);
   }
-  StopAllParallel(children);
+  StopInReverseDependencyOrder(children, dependencies);
   return failure.ok() ? ctx.Cause() : failure;
 }
 

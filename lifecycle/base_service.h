@@ -153,6 +153,8 @@ struct Child {
   // Set by CompositeService: this child's own policy, and its restarts.
   std::optional<Supervision> supervision;
   int64_t restarts = 0;
+  // Set by CompositeService: the siblings it starts after, by name.
+  std::vector<std::string> depends_on;
 };
 }  // namespace base_service_internal
 
@@ -443,6 +445,18 @@ class FuncService final : public BaseService {
 // `BaseService` cannot tell a requested stop from its own: its clean end
 // counts as a death.) A child that dies before all children have started
 // fails the start instead.
+//
+// Start-up as a graph. Without dependencies, the children are started in
+// order, at once (each `Start()` returns once its worker runs), and the
+// composite has started when all have. `AddDependency(b, a)` makes `b` start
+// only once `a` has signalled started; children whose dependencies have
+// started start together, with no helper thread
+// (`StartInDependencyOrder()`, service.h). If a child fails to start, the
+// children that depend on it are never started and the error says so:
+// "service 'client/elector' failed to start: ...; not started, as they depend
+// on it: client/producer". A composite stops its children dependents first
+// (`StopInReverseDependencyOrder()`). How long each start took, and the chain
+// that made the whole start-up as long as it was: startup_report.h.
 class CompositeService : public BaseService {
  public:
   explicit CompositeService(std::string name);
@@ -457,6 +471,16 @@ class CompositeService : public BaseService {
   // The policy for children added without one (fail fast if never set). Takes
   // effect at the next death.
   void SetSupervision(Supervision supervision);
+
+  // `dependent` starts only once `dependency` has signalled started, and
+  // stops before it (see "Start-up as a graph" above). Both must be children
+  // of this composite. An `InvalidArgumentError`, and nothing changes, if one
+  // is not a child, the dependency was given already, or it would close a
+  // cycle ("a cycle of dependencies: client/a -> client/b -> client/a; each
+  // starts after the next"). Takes effect at the next start.
+  absl::Status AddDependency(Service& dependent, Service& dependency);
+  // The same, aborting with the error: for constructors.
+  void AddDependencyOrDie(Service& dependent, Service& dependency);
 
   absl::Status Run(const Context& ctx,
                    absl::FunctionRef<void()> started) override;

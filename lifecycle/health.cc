@@ -85,8 +85,9 @@ bool operator==(const ServiceSnapshot& a, const ServiceSnapshot& b) {
          a.last_failure == b.last_failure &&
          a.last_failure_at == b.last_failure_at &&
          a.restart_count == b.restart_count &&
-         a.startup_duration == b.startup_duration && a.threads == b.threads &&
-         a.children == b.children;
+         a.startup_duration == b.startup_duration &&
+         a.start_began == b.start_began && a.depends_on == b.depends_on &&
+         a.threads == b.threads && a.children == b.children;
 }
 
 }  // namespace lifecycle

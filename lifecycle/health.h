@@ -94,6 +94,12 @@ struct ServiceSnapshot {
   int64_t restart_count = 0;
   // The last completed start-up (Start() to started signal); zero if none.
   absl::Duration startup_duration = absl::ZeroDuration();
+  // When the last start-up began (its Start() call); InfinitePast() if never.
+  // With `startup_duration`, the span start-up reports draw (startup_report.h).
+  absl::Time start_began = absl::InfinitePast();
+  // The siblings this service starts after, by name
+  // (`CompositeService::AddDependency()`).
+  std::vector<std::string> depends_on;
 
   // OS thread ids of the service's own worker threads while a run is in
   // progress (see thread_stack.h for what they are good for).

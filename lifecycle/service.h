@@ -114,6 +114,54 @@ void StopAllParallel(absl::Span<Service* const> services);
 absl::Status StopAllParallelFor(absl::Span<Service* const> services,
                                 absl::Duration timeout);
 
+// Start-up as a graph. A `Dependency` says that `dependent` starts only once
+// `dependency` has signalled started, and stops before it:
+//
+//   lifecycle::Dependency deps[] = {{&producer, &elector}};
+//   absl::Status s = lifecycle::StartInDependencyOrder(
+//       {&notifier, &elector, &producer}, deps, ctx);
+//   // notifier and elector started at once; producer once elector started
+//
+// The bad graphs are `InvalidArgumentError`s, and nothing is started: a null
+// service, one listed twice, a dependency on a service not in the list ("the
+// dependency of 'producer' on 'db': 'db' is not among the services"), a
+// dependency given twice, or a cycle ("a cycle of dependencies: a -> b -> a;
+// each starts after the next").
+struct Dependency {
+  Service* dependent = nullptr;
+  Service* dependency = nullptr;
+};
+
+// Checks `dependencies` among `services` (the errors above); OK if none.
+absl::Status CheckDependencies(absl::Span<Service* const> services,
+                               absl::Span<const Dependency> dependencies);
+
+// Starts every service of `services` once its dependencies have signalled
+// started, and returns once all have started. Services whose dependencies
+// have started start together, in list order, at once: no helper thread
+// whatever the size of the graph (`Start()` returns once the worker runs; its
+// synchronous `OnStart()` runs on this thread). Without dependencies this is
+// `StartAll()` followed by waiting for every started signal.
+//
+// On the first failure — a `Start()` error, a run that fails or ends before
+// signalling started — the services that depend on the failed one (directly
+// or not) are never started; every started service is stopped, dependents
+// first; and the failed service's error is returned, annotated with its path
+// (`FailedServicePath()`), followed by "; not started, as they depend on it:
+// PATH, ...". If `ctx` is cancelled first, everything started is stopped and
+// `ctx.Cause()` returned.
+absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
+                                    absl::Span<const Dependency> dependencies,
+                                    const Context& ctx);
+
+// Stops `services` dependents first: a service's stop is requested once every
+// service that depends on it has stopped; independent services stop in
+// parallel, with no helper thread. Returns once all have stopped. The
+// dependencies must pass `CheckDependencies()` (they are ignored otherwise,
+// and every stop is requested at once, as `StopAllParallel()` does).
+void StopInReverseDependencyOrder(absl::Span<Service* const> services,
+                                  absl::Span<const Dependency> dependencies);
+
 // The error of a bounded stop of `service` that did not finish within
 // `timeout`: names the service and the services of its tree that hold the
 // stop up (stopping services none of whose children is stopping), each with

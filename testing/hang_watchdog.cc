@@ -151,6 +151,7 @@ class Watchdog {
       test_tid_.store(CurrentTid());
       absl::Time now = absl::Now();
       started_nanos_.store(absl::ToUnixNanos(now));
+      budget_from_nanos_.store(absl::ToUnixNanos(now));
       if (options.budget > absl::ZeroDuration()) Watch(now + options.budget);
     }
     std::thread([this] { Loop(); }).detach();
@@ -175,6 +176,7 @@ class Watchdog {
     test_tid_.store(CurrentTid(), std::memory_order_relaxed);
     absl::Time now = absl::Now();
     started_nanos_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
+    budget_from_nanos_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
     absl::Duration budget = absl::Nanoseconds(budget_nanos_.load());
     if (budget <= absl::ZeroDuration()) return;
     Watch(now + budget);
@@ -197,7 +199,9 @@ class Watchdog {
       if (!deadline_.Disarm()) AwaitTheReport();
       return;
     }
-    Watch(absl::FromUnixNanos(started_nanos_.load()) + budget);
+    absl::Time now = absl::Now();
+    budget_from_nanos_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
+    Watch(now + budget);
   }
 
   absl::Time TestDeadline() const { return deadline_.Get(); }
@@ -264,10 +268,17 @@ class Watchdog {
                                ? " (in a death test's child process)"
                                : "";
     absl::Time started = absl::FromUnixNanos(started_nanos_.load());
+    absl::Time budget_from = absl::FromUnixNanos(budget_from_nanos_.load());
+    auto ms = [](absl::Duration d) {
+      return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
+    };
     std::string out = absl::StrCat(
-        "\n[ HANGING  ] ", name, in_child, " has run for ",
-        absl::FormatDuration(absl::Trunc(now - started, absl::Milliseconds(1))),
-        "; its budget is ", absl::FormatDuration(deadline - started),
+        "\n[ HANGING  ] ", name, in_child, " has run for ", ms(now - started),
+        "; its budget is ", ms(deadline - budget_from),
+        budget_from > started
+            ? absl::StrCat(" from SetTestBudget(), called at ",
+                           ms(budget_from - started))
+            : "",
         deadline == binary_deadline_
             ? " (cut to end before nine tenths of TEST_TIMEOUT)"
             : "",
@@ -360,6 +371,8 @@ class Watchdog {
   std::atomic<int64_t> report_limit_nanos_{0};
   std::atomic<const ::testing::TestInfo*> test_{nullptr};
   std::atomic<int64_t> started_nanos_{0};
+  std::atomic<int64_t> budget_from_nanos_{0};  // the test's start, or the
+                                               // last SetTestBudget() call
   std::atomic<pid_t> test_tid_{0};
   std::atomic<pid_t> guard_tid_{0};
   std::atomic<bool> warned_unwatched_{false};

@@ -47,7 +47,8 @@
 // watchdog also reports before nine tenths of `TEST_TIMEOUT` has passed since
 // it was installed, so Bazel's kill never comes first. ctest tells a test
 // nothing of its timeout; the default of 60s is well under ctest's 1500s. A
-// test that is slow on purpose says so: `SetTestBudget(absl::Minutes(5))`. A
+// test that is slow on purpose says so: `SetTestBudget(absl::Minutes(5))`
+// (counted from the call). A
 // budget of zero or less turns the watchdog off (for the test, or for every
 // test when installed so) with one warning on stderr.
 //
@@ -118,8 +119,9 @@ struct HangWatchdogOptions {
 // only replaces the options (from the next test on).
 void InstallHangWatchdog(HangWatchdogOptions options = {});
 
-// The running test's budget becomes `budget`, counted from the test's start.
-// Zero or less: this test is not watched (one warning per process).
+// The running test must end within `budget` from now. Zero or less: this
+// test is not watched (one warning per process). Call it at the top of a test
+// that is slow on purpose, or, in a test of a hang, just before the hang.
 // Without an installed watchdog it does nothing.
 void SetTestBudget(absl::Duration budget);
 
