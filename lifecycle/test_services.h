@@ -104,6 +104,7 @@ class Parent : public CompositeService {
                   std::optional<Supervision> supervision = std::nullopt);
   ~Parent() override { StopForDestruction(); }
   using BaseService::AddChild;
+  using CompositeService::AddDependency;
 };
 
 }  // namespace lifecycle::test_services
