@@ -196,6 +196,10 @@ Client::Client(const ClientConfig& config)
   AddChildOrDie(elector_, config.restart_policy);
   AddChildOrDie(producer_);  // fail fast, the default
   AddChildOrDie(maintenance_, lifecycle::Supervision::Degrade());
+  // Only a leader produces, and maintenance works on the database the
+  // notifier is connected to: each starts once the other has.
+  AddDependencyOrDie(producer_, elector_);
+  AddDependencyOrDie(maintenance_, notifier_);
 }
 
 lifecycle::BaseService* Client::Find(std::string_view path) {

@@ -25,6 +25,14 @@
 //                       degraded, if it dies (a dead cleaner or rescuer
 //                       fails its group, which fails fast inside)
 //
+// The order it starts its parts in (dependencies, base_service.h):
+//
+//   client/producer     after client/elector: only a leader produces
+//   client/maintenance  after client/notifier: it works on the database the
+//                       notifier is connected to
+//
+// Everything else starts at once; the client stops them in reverse.
+//
 // Nothing here knows about tests beyond the `TestSignal` hooks, which do
 // nothing until a test initialises them. Faults for demos and tests are
 // injected by path through `Faults` (at start) and `Crashes` (once running).

@@ -3,6 +3,12 @@
 //
 //   bazel run //examples:demo -- [--queues=N] [--fail=PATH,...]
 //       [--hang=PATH,...] [--die=PATH] [--json] [--timeout=DURATION]
+//       [--trace=FILE]
+//
+// Once the client has started, it prints the critical path of its start-up
+// and the slowest parts (startup_report.h). `--trace=FILE` also writes the
+// start-up as Trace Event JSON to FILE (open it in ui.perfetto.dev or
+// chrome://tracing) and as an SVG waterfall to FILE.svg.
 //
 // Flags are abseil's (`--help` lists them; an unknown flag or a value of the
 // wrong type is abseil's error, exit status 1).
@@ -18,6 +24,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <set>
 #include <string>
@@ -35,6 +42,7 @@
 #include "examples/client.h"
 #include "lifecycle/service.h"
 #include "lifecycle/snapshot_format.h"
+#include "lifecycle/startup_report.h"
 #include "lifecycle/thread_stack.h"
 
 ABSL_FLAG(int, queues, 2, "producers for N queues, 1 to 20");
@@ -50,6 +58,9 @@ ABSL_FLAG(bool, json, false,
           "object a line), everything else on stderr");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(2),
           "how long to wait for the start");
+ABSL_FLAG(std::string, trace, "",
+          "write the start-up as Trace Event JSON to this file, and as an SVG "
+          "waterfall to the file's name + .svg");
 
 namespace {
 
@@ -185,6 +196,24 @@ int main(int argc, char** argv) {
        absl::StrCat("started in ", absl::FormatDuration(absl::Trunc(
                                        start_took, absl::Milliseconds(1)))),
        start_took);
+  lifecycle::ServiceSnapshot at_start = client.Snapshot();
+  *human << "== critical path\n"
+         << lifecycle::CriticalPathText(at_start) << "\n"
+         << lifecycle::SlowestStarts(at_start) << "\n";
+  if (std::string trace = absl::GetFlag(FLAGS_trace); !trace.empty()) {
+    std::ofstream json(trace), svg(trace + ".svg");
+    json << lifecycle::ToTraceEventJson({at_start});
+    svg << lifecycle::ToStartupSvg({at_start});
+    json.close();
+    svg.close();
+    if (!json || !svg) {
+      std::cerr << "demo: could not write " << trace << " or " << trace
+                << ".svg\n";
+      client.Stop();
+      return 2;
+    }
+    *human << "trace: " << trace << " (and " << trace << ".svg)\n";
+  }
   if (!flags.die.empty()) {
     lifecycle::BaseService* victim = client.Find(flags.die);
     if (victim == nullptr || !crashes.Crash(flags.die)) {

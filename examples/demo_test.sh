@@ -19,6 +19,23 @@ check() {  # check NAME EXPECTED_STATUS PATTERN -- ARGS...
 }
 
 check clean-start 0 '^== stopped in' --
+# The producer starts after the elector, maintenance after the notifier,
+# after the client's own simulated 30ms: the two longest chains, as long as
+# each other.
+check critical-path 0 '^client [0-9.]+ms: client @0 \+[0-9.]+ms → client/(elector|notifier) @[0-9.]+ms \+[0-9.]+ms → client/(producer|maintenance) @' --
+trace_dir=$(mktemp -d)
+check trace 0 "trace: $trace_dir/start.json" -- --trace="$trace_dir/start.json"
+if python3 -c 'import json,sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+names = {e["name"] for e in events if e["ph"] == "X"}
+assert "client/producer/default" in names and "client" in names, names' "$trace_dir/start.json" &&
+  grep -q '<svg' "$trace_dir/start.json.svg"; then
+  echo "ok   trace-files"
+else
+  echo "FAIL trace-files: $trace_dir/start.json or its .svg"
+  failures=$((failures + 1))
+fi
+rm -rf "$trace_dir"
 check clean-table 0 'client/producer/default +started' --
 check queues 0 'client/producer/queue3 +started' -- --queues=4
 check json 0 '"path":"client/notifier"' -- --json

@@ -1,0 +1,123 @@
+#include "lifecycle/startup_report.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lifecycle/health.h"
+#include "nlohmann/json.hpp"
+
+namespace lifecycle {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Field;
+using ::testing::HasSubstr;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
+
+ServiceSnapshot Span(std::string path, absl::Duration began,
+                     absl::Duration took,
+                     std::vector<std::string> depends_on = {}) {
+  ServiceSnapshot s;
+  s.path = path;
+  s.name = path.substr(path.rfind('/') + 1);
+  s.state = ServiceState::kStarted;
+  s.start_began = kT0 + began;
+  s.startup_duration = took;
+  s.depends_on = std::move(depends_on);
+  return s;
+}
+
+// client takes 30ms of its own, then starts notifier and elector at once, and
+// producer once elector has started; producer's two queues start at once.
+ServiceSnapshot Client() {
+  ServiceSnapshot client =
+      Span("client", absl::ZeroDuration(), absl::Milliseconds(91));
+  client.children.push_back(
+      Span("client/notifier", absl::Milliseconds(30), absl::Milliseconds(25)));
+  client.children.push_back(
+      Span("client/elector", absl::Milliseconds(30), absl::Milliseconds(30)));
+  ServiceSnapshot producer = Span("client/producer", absl::Milliseconds(60),
+                                  absl::Milliseconds(31), {"elector"});
+  producer.children.push_back(Span("client/producer/default",
+                                   absl::Milliseconds(61),
+                                   absl::Milliseconds(20)));
+  producer.children.push_back(Span(
+      "client/producer/bulk", absl::Milliseconds(61), absl::Milliseconds(29)));
+  client.children.push_back(std::move(producer));
+  ServiceSnapshot never;  // never started: left out of everything
+  never.path = never.name = "client/never";
+  client.children.push_back(never);
+  return client;
+}
+
+TEST(CriticalPathTest, GoesIntoTheLastChildAndBackThroughWhatItWaitedFor) {
+  EXPECT_THAT(CriticalPath(Client()),
+              ElementsAre(Field(&StartupHop::path, "client"),
+                          Field(&StartupHop::path, "client/elector"),
+                          Field(&StartupHop::path, "client/producer"),
+                          Field(&StartupHop::path, "client/producer/bulk")));
+  EXPECT_EQ(CriticalPathText(Client()),
+            "client 91ms: client @0 +91ms → client/elector @30ms +30ms → "
+            "client/producer @60ms +31ms → client/producer/bulk @61ms +29ms");
+}
+
+TEST(CriticalPathTest, NothingForAServiceThatNeverStarted) {
+  ServiceSnapshot idle;
+  idle.path = idle.name = "idle";
+  EXPECT_TRUE(CriticalPath(idle).empty());
+  EXPECT_EQ(CriticalPathText(idle), "idle: no completed start-up");
+  EXPECT_EQ(SlowestStarts(idle), "");
+}
+
+TEST(SlowestStartsTest, TheSlowestLeavesFirst) {
+  EXPECT_EQ(SlowestStarts(Client(), 3),
+            "Slowest starts: client/elector 30ms, client/producer/bulk 29ms, "
+            "client/notifier 25ms");
+}
+
+TEST(TraceEventJsonTest, OneTrackAndOneSlicePerStartedService) {
+  nlohmann::json trace = nlohmann::json::parse(ToTraceEventJson({Client()}));
+  std::vector<std::string> slices;
+  int tracks = 0;
+  for (const auto& event : trace["traceEvents"]) {
+    if (event["ph"] == "X") {
+      slices.push_back(event["name"]);
+      if (event["name"] == "client/producer") {
+        EXPECT_EQ(event["ts"], 60000.0);
+        EXPECT_EQ(event["dur"], 31000.0);
+        EXPECT_EQ(event["args"]["depends_on"], nlohmann::json({"elector"}));
+      }
+    }
+    if (event["name"] == "thread_name") ++tracks;
+  }
+  EXPECT_THAT(slices, ElementsAre("client", "client/notifier", "client/elector",
+                                  "client/producer", "client/producer/default",
+                                  "client/producer/bulk"));
+  EXPECT_EQ(tracks, 6);
+  EXPECT_EQ(trace["displayTimeUnit"], "ms");
+}
+
+TEST(StartupSvgTest, ABarPerServiceTheCriticalOnesInRed) {
+  std::string svg = ToStartupSvg({Client()});
+  EXPECT_THAT(svg, HasSubstr("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+  size_t bars = 0, red = 0;
+  for (size_t at = svg.find("<rect x="); at != std::string::npos;
+       at = svg.find("<rect x=", at + 1)) {
+    ++bars;
+  }
+  for (size_t at = svg.find("#d0342c"); at != std::string::npos;
+       at = svg.find("#d0342c", at + 1)) {
+    ++red;
+  }
+  EXPECT_EQ(bars, 6u);
+  EXPECT_EQ(red, 4u);  // the critical path's four services
+  EXPECT_THAT(svg, ::testing::Not(HasSubstr("<script")));
+  EXPECT_THAT(svg, ::testing::EndsWith("</svg>\n"));
+}
+
+}  // namespace
+}  // namespace lifecycle
