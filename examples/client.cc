@@ -196,8 +196,8 @@ Client::Client(const ClientConfig& config)
   AddChildOrDie(elector_, config.restart_policy);
   AddChildOrDie(producer_);  // fail fast, the default
   AddChildOrDie(maintenance_, lifecycle::Supervision::Degrade());
-  // Only a leader produces, and maintenance works on the database the
-  // notifier is connected to: each starts once the other has.
+  // The producers start once the elector has (only a leader produces), and
+  // maintenance once the notifier has (it needs the notifier's database).
   AddDependencyOrDie(producer_, elector_);
   AddDependencyOrDie(maintenance_, notifier_);
 }

@@ -12,8 +12,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "lifecycle/snapshot_format.h"
+#include "lifecycle/startup_report.h"
 #include "lifecycle/testing/matchers.h"
 #include "lifecycle/thread_stack.h"
 
@@ -83,6 +85,31 @@ std::string StartStopHarness::WriteSnapshotOutput() const {
   return absl::StrCat("Snapshot (JSON): ", path);
 }
 
+std::string StartStopHarness::WriteStartupTrace() const {
+  const ::testing::TestInfo* test =
+      ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name =
+      test == nullptr
+          ? std::string("lifecycle")
+          : absl::StrReplaceAll(
+                absl::StrCat(test->test_suite_name(), ".", test->name()),
+                {{"/", "_"}});
+  std::string dir = TestOutputDirectory();
+  if (!dir.empty() && dir.back() == '/') dir.pop_back();
+  std::string path = absl::StrCat(dir, "/", name, ".startup.json");
+  std::vector<lifecycle::ServiceSnapshot> snapshots =
+      lifecycle::SnapshotAll(services_);
+  std::ofstream json(path), svg(path + ".svg");
+  json << lifecycle::ToTraceEventJson(snapshots);
+  svg << lifecycle::ToStartupSvg(snapshots);
+  json.close();
+  svg.close();
+  if (!json || !svg) {
+    return absl::StrCat("(could not write the start-up trace to ", path, ")");
+  }
+  return absl::StrCat("Start-up trace: ", path, " (and ", path, ".svg)");
+}
+
 ::testing::AssertionResult StartStopHarness::StartAll(const char* file,
                                                       int line) {
   start_file_ = file;
@@ -141,9 +168,11 @@ std::string StartStopHarness::WriteSnapshotOutput() const {
         failures_at_start_[s->path] = s->failure_count;
       }
     }
+    WriteStartupTrace();
     return ::testing::AssertionSuccess();
   }
-  std::string written = WriteSnapshotOutput();
+  std::string written =
+      absl::StrCat(WriteSnapshotOutput(), "\n", WriteStartupTrace());
   // The status names the service: the innermost one that failed (its own
   // error, with its path), or every one still pending and for how long.
   std::string headline = lifecycle::StatusText(status);

@@ -62,7 +62,10 @@
 // `lifecycle_snapshot.json` in `$LIFECYCLE_SNAPSHOT_DIR` if set, else in
 // `$TEST_UNDECLARED_OUTPUTS_DIR` (under Bazel: the test's outputs.zip), else
 // in GoogleTest's temporary folder (`testing::TempDir()`), and the failure
-// message ends with "Snapshot (JSON): PATH".
+// message ends with "Snapshot (JSON): PATH". Every start, failed or not, also
+// writes its timeline there (startup_report.h): `SUITE.TEST.startup.json`,
+// Trace Event JSON to open in ui.perfetto.dev or chrome://tracing, and
+// `SUITE.TEST.startup.json.svg`, a waterfall to open in a browser.
 //
 // Starting is bounded by `Options::start_timeout` as a whole, including a
 // `Start()` that blocks (a slow `OnStart()`): `Start()` runs on a helper
@@ -143,6 +146,9 @@ class StartStopHarness {
   ::testing::AssertionResult StopServices();
   // Writes the snapshot as JSON (see above); returns the line that says where.
   std::string WriteSnapshotOutput() const;
+  // Writes the start-up as Trace Event JSON and SVG (see above); returns the
+  // line that says where.
+  std::string WriteStartupTrace() const;
   // The deaths since the start, not expected nor examined, and the expected
   // deaths that did not happen; empty if none.
   std::string UnexpectedDeaths() const;

@@ -84,6 +84,28 @@ TEST(StartStopHarnessTest, StartsAndStopsEverything) {
   EXPECT_THAT(client.producer_.bulk_, HasState(ServiceState::kStopped));
 }
 
+TEST(StartStopHarnessTest, WritesEachStartsTimeline) {
+  FakeService db("db");
+  FakeService cache("cache");
+  StartStopHarness harness({&db, &cache});
+  ASSERT_TRUE(harness.StartAll());
+  std::string path =
+      TestOutputDirectory() +
+      "/StartStopHarnessTest.WritesEachStartsTimeline.startup.json";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << path;
+  nlohmann::json trace = nlohmann::json::parse(in);
+  std::vector<std::string> slices;
+  for (const auto& event : trace["traceEvents"]) {
+    if (event["ph"] == "X") slices.push_back(event["name"]);
+  }
+  EXPECT_THAT(slices, ::testing::UnorderedElementsAre("db", "cache"));
+  std::ifstream svg(path + ".svg");
+  std::stringstream text;
+  text << svg.rdbuf();
+  EXPECT_THAT(text.str(), HasSubstr("<svg"));
+}
+
 TEST(StartStopHarnessTest, NamesTheServiceThatFailedToStart) {
   Client client;
   client.producer_.bulk_.FailStartWith(absl::UnavailableError("queue missing"));

@@ -140,6 +140,17 @@ TEST(ServiceExample, StartAll) {
               HasSubstr("service 'producer' failed to start"));
 }
 
+TEST(ServiceExample, StartInDependencyOrder) {
+  FakeService notifier("notifier"), elector("elector"), producer("producer");
+  lifecycle::Context ctx = lifecycle::Context::Background();
+  lifecycle::Dependency deps[] = {{&producer, &elector}};
+  absl::Status s = lifecycle::StartInDependencyOrder(
+      {&notifier, &elector, &producer}, deps, ctx);
+  // notifier and elector started at once; producer once elector started
+  EXPECT_TRUE(s.ok());
+  lifecycle::StopInReverseDependencyOrder({&notifier, &elector, &producer}, deps);
+}
+
 // --- lifecycle/signal.h ------------------------------------------------------
 
 TEST(SignalExample, Ready) {

@@ -3,7 +3,8 @@
 
 Every example listed below must appear, line for line (whitespace aside), in the test
 that compiles and runs them: testing/header_examples_test.cc (the README's test example
-is examples/client_test.cc's ReadmeTest). A line that elides with "..." is skipped.
+is examples/client_test.cc's ReadmeTest, its dependency lines the client's constructor in
+examples/client.cc, the watchdog's main testing/hang_watchdog_main.cc). A line that elides with "..." is skipped.
 Prints one "ok"/"FAIL" line per example and "N passed, N failed"; exits 1 on a
 mismatch. `--self-test` also checks that a changed line is caught.
 """
@@ -14,7 +15,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 COMPILED = ["testing/header_examples_test.cc", "examples/client_test.cc",
-            "testing/hang_watchdog_main.cc"]
+            "testing/hang_watchdog_main.cc", "examples/client.cc"]
 
 # (file, the first line of the example, as the file shows it after "//   ")
 HEADER_EXAMPLES = [
@@ -23,6 +24,7 @@ HEADER_EXAMPLES = [
     ("lifecycle/base_service.h", "class Client : public lifecycle::CompositeService {"),
     ("lifecycle/context.h", "absl::Time deadline = absl::Now() + absl::Seconds(5);"),
     ("lifecycle/service.h", "std::vector<lifecycle::Service*> services = {&notifier, &producer};"),
+    ("lifecycle/service.h", "lifecycle::Dependency deps[] = {{&producer, &elector}};"),
     ("lifecycle/signal.h", "lifecycle::Signal ready;"),
     ("lifecycle/test_signal.h", "// production code"),
     ("lifecycle/thread_stack.h", "std::string stack = lifecycle::ThreadStack(service.WorkerThreadId());"),
