@@ -173,8 +173,9 @@ absl::Status BuildGraph(absl::Span<Service* const> services,
 
 // `status` with " SUFFIX" added to its message, payloads kept.
 absl::Status WithSuffix(const absl::Status& status, std::string_view suffix) {
-  absl::Status out(status.code(), absl::StrCat(status.message(), suffix));
-  status.ForEachPayload([&](std::string_view url, const absl::Cord& payload) {
+  absl::Status out(status.code(),
+                   absl::StrCat(status.message(), AbslView(suffix)));
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
     out.SetPayload(url, payload);
   });
   return out;
