@@ -199,6 +199,17 @@ std::string StackShows(const std::string& frame) {
                                      : frame;
 }
 
+// Starts a fixture, gives the test 300ms, and blocks on the mutex its holder
+// holds: the hang the reports below are about.
+void HangOnTheHoldersMutex() {
+  std::mutex mutex;
+  absl::Notification release;
+  Fixture fixture(mutex, release);
+  Start(fixture);
+  SetTestBudget(absl::Milliseconds(300));
+  BlockOnTheHoldersMutex(mutex);
+}
+
 class HangWatchdogDeathTest : public ::testing::Test {
  protected:
   // The child runs this binary again, with its main and so its watchdog.
@@ -207,15 +218,7 @@ class HangWatchdogDeathTest : public ::testing::Test {
 
 TEST_F(HangWatchdogDeathTest, ReportsATestBlockedInAMutex) {
   EXPECT_EXIT(
-      {
-        std::mutex mutex;
-        absl::Notification release;
-        Fixture fixture(mutex, release);
-        Start(fixture);
-        SetTestBudget(absl::Milliseconds(300));
-        BlockOnTheHoldersMutex(mutex);
-      },
-      ExitedWithCode(kHangExitCode),
+      { HangOnTheHoldersMutex(); }, ExitedWithCode(kHangExitCode),
       AllOf(ContainsRegex("HANGING.*HangWatchdogDeathTest\\."
                           "ReportsATestBlockedInAMutex \\(in a death test's "
                           "child process\\) has run for [0-9.]+m?s; its "
@@ -269,12 +272,7 @@ TEST_F(HangWatchdogDeathTest, AThreadThatCannotBeCapturedIsSaidAndSkipped) {
   EXPECT_EXIT(
       {
         StartAThreadThatCannotBeCaptured();
-        std::mutex mutex;
-        absl::Notification release;
-        Fixture fixture(mutex, release);
-        Start(fixture);
-        SetTestBudget(absl::Milliseconds(300));
-        BlockOnTheHoldersMutex(mutex);
+        HangOnTheHoldersMutex();
       },
       ExitedWithCode(kHangExitCode),
       AllOf(HasSubstr("stack unavailable: the thread did not answer"),
