@@ -21,7 +21,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -345,11 +344,8 @@ class Watchdog {
     }
     absl::StrAppend(&report, threads);
 
-    std::string file_name = absl::StrCat(
-        "hang_report_", absl::StrReplaceAll(name, {{"/", "_"}}), ".txt");
-    std::string dir = TestOutputDirectory();
-    if (!dir.empty() && dir.back() == '/') dir.pop_back();
-    std::string path = absl::StrCat(dir, "/", file_name);
+    std::string path =
+        TestOutputPath(absl::StrCat("hang_report_", name, ".txt"));
     std::string where;
     int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0) {

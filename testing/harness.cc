@@ -74,10 +74,17 @@ std::string TestOutputDirectory() {
   return ::testing::TempDir();
 }
 
-std::string StartStopHarness::WriteSnapshotOutput() const {
+std::string TestOutputPath(std::string_view file_name) {
   std::string dir = TestOutputDirectory();
   if (!dir.empty() && dir.back() == '/') dir.pop_back();
-  std::string path = absl::StrCat(dir, "/lifecycle_snapshot.json");
+  return absl::StrCat(
+      dir, "/",
+      absl::StrReplaceAll(absl::string_view(file_name.data(), file_name.size()),
+                          {{"/", "_"}}));
+}
+
+std::string StartStopHarness::WriteSnapshotOutput() const {
+  std::string path = TestOutputPath("lifecycle_snapshot.json");
   std::ofstream out(path);
   out << lifecycle::ToJson(lifecycle::SnapshotAll(services_), 2) << "\n";
   out.close();
@@ -88,15 +95,10 @@ std::string StartStopHarness::WriteSnapshotOutput() const {
 std::string StartStopHarness::WriteStartupTrace() const {
   const ::testing::TestInfo* test =
       ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string name =
-      test == nullptr
-          ? std::string("lifecycle")
-          : absl::StrReplaceAll(
-                absl::StrCat(test->test_suite_name(), ".", test->name()),
-                {{"/", "_"}});
-  std::string dir = TestOutputDirectory();
-  if (!dir.empty() && dir.back() == '/') dir.pop_back();
-  std::string path = absl::StrCat(dir, "/", name, ".startup.json");
+  std::string path = TestOutputPath(
+      test == nullptr ? std::string("lifecycle.startup.json")
+                      : absl::StrCat(test->test_suite_name(), ".", test->name(),
+                                     ".startup.json"));
   std::vector<lifecycle::ServiceSnapshot> snapshots =
       lifecycle::SnapshotAll(services_);
   std::ofstream json(path), svg(path + ".svg");

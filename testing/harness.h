@@ -89,6 +89,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -179,6 +180,10 @@ class StartStopHarness {
 // files: `$LIFECYCLE_SNAPSHOT_DIR` if set, else `$TEST_UNDECLARED_OUTPUTS_DIR`,
 // else `testing::TempDir()`.
 std::string TestOutputDirectory();
+
+// The path of `file_name` in `TestOutputDirectory()`, each '/' of the name
+// made '_' (parameterized tests' names have them).
+std::string TestOutputPath(std::string_view file_name);
 
 }  // namespace lifecycle_testing
 
