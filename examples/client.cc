@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "lifecycle/clock.h"
 
 namespace examples {
 
@@ -88,7 +89,7 @@ bool Component::SimulateStart(const Context& ctx) {
 
 bool Component::Idle(const Context& ctx, absl::Duration d) {
   Signal waits[] = {ctx.Done(), crash_};
-  lifecycle::WaitAnyUntil(waits, absl::Now() + d);
+  lifecycle::WaitAnyUntil(waits, lifecycle::Now() + d);
   return !ctx.IsCancelled() && !crash_.IsClosed();
 }
 

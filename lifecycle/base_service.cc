@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "lifecycle/clock.h"
 #include "lifecycle/strings_internal.h"
 
 namespace lifecycle {
@@ -434,7 +435,7 @@ std::string BaseService::PathLocked() const {
 
 std::optional<Signal> BaseService::SetStateLocked(ServiceState state) {
   state_ = state;
-  since_ = absl::Now();
+  since_ = NowLocked();
   return TakeChangeLocked();
 }
 
@@ -482,7 +483,7 @@ absl::Status BaseService::Start(const Context& ctx) {
     degraded_ = false;
     ++start_count_;
     stop_requested_ = false;
-    start_began_ = absl::Now();
+    start_began_ = NowLocked();
     changed = SetStateLocked(ServiceState::kStarting);
   }
   previous_context.reset();
@@ -509,10 +510,15 @@ absl::Status BaseService::Start(const Context& ctx) {
   // A run started by a concurrent Start() may have ended already: hand its
   // worker over for joining (by this thread, unless it is that worker).
   if (worker_.joinable()) ended_workers_.push_back(std::move(worker_));
+  // Under virtual time the new worker counts as running from now on, so the
+  // test never sees every thread blocked while it is on its way.
+  clock_internal::TimeSource* time = context_internal::TimeSourceOf(run_ctx);
+  if (time != nullptr) time->ThreadCreating();
   try {
     worker_ =
         std::thread(&BaseService::WorkerMain, this, run_ctx, started, stopped);
   } catch (const std::system_error& e) {
+    if (time != nullptr) time->ThreadNotCreated();
     // Out of threads (EAGAIN): a failed start, not a run nobody can end.
     status =
         AnnotateStartError(absl::ResourceExhaustedError(absl::StrCat(
@@ -526,6 +532,10 @@ absl::Status BaseService::Start(const Context& ctx) {
 
 void BaseService::WorkerMain(Context ctx, Signal started, Signal stopped) {
   pthread_setname_np(pthread_self(), TruncateUtf8(name_, 15).c_str());
+  // The thread lives in its context's time until it ends, after FinishRun()
+  // (`ctx` keeps that time alive).
+  clock_internal::ScopedThreadTime in_time(context_internal::TimeSourceOf(ctx),
+                                           Path());
   {
     absl::MutexLock lock(&mu_);
     worker_tid_ = static_cast<pid_t>(syscall(SYS_gettid));
@@ -547,7 +557,7 @@ void BaseService::MarkStarted(const Signal& started) {
     absl::MutexLock lock(&mu_);
     if (started.IsClosed() || started != started_) return;
     if (state_ == ServiceState::kStarting) {
-      startup_duration_ = absl::Now() - start_began_;
+      startup_duration_ = NowLocked() - start_began_;
       changed = SetStateLocked(ServiceState::kStarted);
     }
   }
@@ -572,7 +582,7 @@ void BaseService::FinishRun(absl::Status status, const Context& ctx,
                                    : AnnotateStartError(status, path);
       ++failure_count_;
       last_failure_ = status_;
-      last_failure_at_ = absl::Now();
+      last_failure_at_ = NowLocked();
       changed = SetStateLocked(ServiceState::kFailed);
     }
     running_ = false;
@@ -725,7 +735,7 @@ void BaseService::ReportError(absl::Status error) {
     degraded_ = true;
     ++error_count_;
     last_error_ = std::move(error);
-    last_error_at_ = absl::Now();
+    last_error_at_ = NowLocked();
     changed = TakeChangeLocked();
   }
   CloseIfWatched(changed);
@@ -829,8 +839,15 @@ ServiceSnapshot BaseService::SnapshotAt(std::string path) const {
   return s;
 }
 
+absl::Time BaseService::NowLocked() const {
+  return run_context_ == nullptr
+             ? absl::Now()
+             : clock_internal::NowIn(
+                   context_internal::TimeSourceOf(run_context_->context()));
+}
+
 void BaseService::FillSnapshotLocked(ServiceSnapshot& s) const {
-  s.taken_at = absl::Now();
+  s.taken_at = NowLocked();
   s.state = state_;
   s.since = since_;
   s.status = status_;
@@ -1086,7 +1103,7 @@ absl::Status CompositeService::Supervise(
       case Supervision::Policy::kRestart:
         break;
     }
-    absl::Time now = absl::Now();
+    absl::Time now = lifecycle::Now();
     while (!w.restarts.empty() && w.restarts.front() <= now - policy.period) {
       w.restarts.pop_front();
     }
@@ -1137,7 +1154,7 @@ absl::Status CompositeService::Supervise(
     if (ctx.IsCancelled()) return absl::OkStatus();
     for (Watch& w : watches) {
       if (w.restart_at != absl::InfiniteFuture()) {
-        if (absl::Now() < w.restart_at) continue;
+        if (lifecycle::Now() < w.restart_at) continue;
         if (ctx.IsCancelled()) return absl::OkStatus();
         w.restart_at = absl::InfiniteFuture();
         if (w.child->StopWasRequested()) {  // destroyed meanwhile

@@ -294,6 +294,9 @@ class BaseService : public Service {
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
   // Shared so that a stop can cancel it outside `mu_`.
   std::shared_ptr<CancellableContext> run_context_ ABSL_GUARDED_BY(mu_);
+  // Now in the time of the current (or last) run's context: virtual time for
+  // a service started under it (clock.h).
+  absl::Time NowLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   Signal started_ ABSL_GUARDED_BY(mu_);
   Signal stopped_ ABSL_GUARDED_BY(mu_);
   bool signals_used_ ABSL_GUARDED_BY(mu_) = false;  // by a run

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "lifecycle/clock.h"
 
 namespace lifecycle {
 namespace context_internal {
@@ -79,13 +80,28 @@ struct State {
   std::weak_ptr<State> parent;
   // This context's entry in the deadline timer; guarded by the timer's mutex.
   std::optional<DeadlineTimer::Entries::iterator> timer_entry;
+  // The time this context's services live in; null for the system clock.
+  // Under virtual time the deadline is a timer of that time, not of
+  // DeadlineTimer: `virtual_timer` is its id (0 for none).
+  std::shared_ptr<clock_internal::TimeSource> time;
+  std::atomic<uint64_t> virtual_timer{0};
+
+  // Disarms the deadline, wherever it is armed.
+  void DisarmDeadline() {
+    if (deadline == absl::InfiniteFuture()) return;
+    if (time == nullptr) {
+      DeadlineTimer::Get().Remove(this);
+    } else if (uint64_t id = virtual_timer.exchange(0)) {
+      time->CancelTimer(id);
+    }
+  }
 
   ~State() {
     if (auto up = parent.lock()) {
       absl::MutexLock lock(&up->mu);
       up->children.erase(this);
     }
-    if (deadline != absl::InfiniteFuture()) DeadlineTimer::Get().Remove(this);
+    DisarmDeadline();
   }
 };
 
@@ -162,9 +178,7 @@ void Cancel(std::shared_ptr<State> root, absl::Status why) {
       }
       state->children.clear();
     }
-    if (state->deadline != absl::InfiniteFuture()) {
-      DeadlineTimer::Get().Remove(state.get());
-    }
+    state->DisarmDeadline();
     state->done.Close();
   }
 }
@@ -197,6 +211,7 @@ CancellableContext::CancellableContext(const Context& parent,
                                        absl::Time deadline)
     : context_(std::make_shared<State>()) {
   const std::shared_ptr<State>& state = context_.state_;
+  state->time = parent.state_->time;
   state->deadline = std::min(deadline, parent.Deadline());
   absl::Status cancel_now;
   if (parent.state_->cancellable) {
@@ -210,8 +225,21 @@ CancellableContext::CancellableContext(const Context& parent,
     }
   }
   if (cancel_now.ok() && state->deadline != absl::InfiniteFuture()) {
-    if (state->deadline <= absl::Now()) {
+    if (state->deadline <= clock_internal::NowIn(state->time.get())) {
       cancel_now = absl::DeadlineExceededError("context deadline exceeded");
+    } else if (state->time != nullptr) {
+      std::weak_ptr<State> weak = state;
+      state->virtual_timer = state->time->AddTimer(
+          state->deadline,
+          [weak] {
+            if (auto expired = weak.lock()) {
+              expired->virtual_timer = 0;
+              context_internal::Cancel(
+                  std::move(expired),
+                  absl::DeadlineExceededError("context deadline exceeded"));
+            }
+          },
+          "context deadline");
     } else if (absl::Status armed =
                    context_internal::DeadlineTimer::Get().Add(state);
                !armed.ok()) {
@@ -230,6 +258,21 @@ CancellableContext::~CancellableContext() {
 void CancellableContext::Cancel(absl::Status cause) {
   context_internal::Cancel(context_.state_, std::move(cause));
 }
+
+namespace context_internal {
+
+std::unique_ptr<CancellableContext> NewContextInTime(
+    std::shared_ptr<clock_internal::TimeSource> time) {
+  auto scope = std::make_unique<CancellableContext>();
+  scope->context_.state_->time = std::move(time);
+  return scope;
+}
+
+clock_internal::TimeSource* TimeSourceOf(const Context& ctx) {
+  return ctx.state_->time.get();
+}
+
+}  // namespace context_internal
 
 size_t PendingDeadlines() {
   return context_internal::DeadlineTimer::Get().Pending();

@@ -32,7 +32,9 @@
 // If that thread cannot be started (the process is out of threads), the
 // context that asked for it is cancelled at once with a
 // `ResourceExhaustedError` saying so, never left with a deadline that does
-// not fire; the next deadline tries again.
+// not fire; the next deadline tries again. A context made from one that lives
+// in virtual time (clock.h, testing/virtual_time.h) lives in it too: its
+// deadline is in virtual time and fires when the test advances past it.
 //
 // Cancellation propagates iteratively: a chain of any depth is cancelled
 // without recursion, each context's `Done()` callbacks running as it is
@@ -53,12 +55,22 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "lifecycle/clock.h"
 #include "lifecycle/signal.h"
 
 namespace lifecycle {
 
+class CancellableContext;
+class Context;
+
 namespace context_internal {
 struct State;
+// For testing/virtual_time.h: a new context whose services, and every context
+// made from it, live in `time` (clock.h).
+std::unique_ptr<CancellableContext> NewContextInTime(
+    std::shared_ptr<clock_internal::TimeSource> time);
+// The time `ctx`'s services live in; null for the system clock.
+clock_internal::TimeSource* TimeSourceOf(const Context& ctx);
 }  // namespace context_internal
 
 class Context {
@@ -84,6 +96,10 @@ class Context {
 
  private:
   friend class CancellableContext;
+  friend clock_internal::TimeSource* context_internal::TimeSourceOf(
+      const Context& ctx);
+  friend std::unique_ptr<CancellableContext> context_internal::NewContextInTime(
+      std::shared_ptr<clock_internal::TimeSource> time);
   explicit Context(std::shared_ptr<context_internal::State> state)
       : state_(std::move(state)) {}
   std::shared_ptr<context_internal::State> state_;
@@ -110,6 +126,8 @@ class CancellableContext {
   void Cancel(absl::Status cause);
 
  private:
+  friend std::unique_ptr<CancellableContext> context_internal::NewContextInTime(
+      std::shared_ptr<clock_internal::TimeSource> time);
   Context context_;
 };
 

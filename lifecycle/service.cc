@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "lifecycle/clock.h"
 #include "lifecycle/strings_internal.h"
 
 namespace lifecycle {
@@ -340,7 +341,8 @@ void StopInReverseDependencyOrder(absl::Span<Service* const> services,
 
 absl::Status StopAllParallelFor(absl::Span<Service* const> services,
                                 absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + std::max(timeout, absl::ZeroDuration());
+  absl::Time deadline =
+      lifecycle::Now() + std::max(timeout, absl::ZeroDuration());
   // Request every stop; those not stopped at once are waited for together.
   std::vector<Service*> pending;
   std::vector<Signal> stopped;
@@ -472,7 +474,7 @@ absl::Status WaitAllStarted(absl::Span<Service* const> services) {
 absl::Status WaitAllStartedUntil(absl::Span<Service* const> services,
                                  absl::Time deadline) {
   if (absl::Status s = CheckList(services); !s.ok()) return s;
-  absl::Time began = absl::Now();
+  absl::Time began = lifecycle::Now();
   std::vector<Signal> signals;
   signals.reserve(services.size());
   for (Service* service : services) signals.push_back(service->Started());
@@ -496,7 +498,7 @@ absl::Status WaitAllStartedUntil(absl::Span<Service* const> services,
     return absl::DeadlineExceededError(absl::StrCat(
         pending.size(), " of ", services.size(), " services not started after ",
         absl::FormatDuration(
-            absl::Trunc(absl::Now() - began, absl::Milliseconds(1))),
+            absl::Trunc(lifecycle::Now() - began, absl::Milliseconds(1))),
         ": ", absl::StrJoin(pending, ", ")));
   }
   return FailuresAmong(services);

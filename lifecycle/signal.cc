@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "lifecycle/clock.h"
 
 namespace lifecycle {
 namespace signal_internal {
@@ -127,6 +128,10 @@ bool Signal::IsClosed() const {
 
 void Signal::Wait() const {
   if (IsClosed()) return;
+  if (clock_internal::TimeSource* time = clock_internal::CurrentTimeSource()) {
+    time->Wait(*this, absl::InfiniteFuture());
+    return;
+  }
   state_->mu.LockWhen(absl::Condition(&IsClosedCondition, state_.get()));
   state_->mu.Unlock();
 }
@@ -136,11 +141,14 @@ bool Signal::WaitFor(absl::Duration timeout) const {
     Wait();
     return true;
   }
-  return WaitUntil(absl::Now() + timeout);
+  return WaitUntil(lifecycle::Now() + timeout);
 }
 
 bool Signal::WaitUntil(absl::Time deadline) const {
   if (IsClosed()) return true;
+  if (clock_internal::TimeSource* time = clock_internal::CurrentTimeSource()) {
+    return time->Wait(*this, deadline);
+  }
   if (deadline == absl::InfiniteFuture()) {
     Wait();
     return true;

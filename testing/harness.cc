@@ -29,7 +29,10 @@ StartStopHarness::StartStopHarness(std::vector<Service*> services)
 
 StartStopHarness::StartStopHarness(std::vector<Service*> services,
                                    Options options)
-    : services_(std::move(services)), options_(options) {
+    : services_(std::move(services)),
+      options_(std::move(options)),
+      scope_(
+          std::make_unique<lifecycle::CancellableContext>(options_.context)) {
   // A stop that hangs is reported with the stacks of what holds it up.
   lifecycle::EnableThreadStacksInReports();
 }
@@ -126,7 +129,7 @@ std::string StartStopHarness::WriteStartupTrace() const {
   }
   stopped_ = false;
   if (scope_->context().IsCancelled()) {
-    scope_ = std::make_unique<lifecycle::CancellableContext>();
+    scope_ = std::make_unique<lifecycle::CancellableContext>(options_.context);
   }
   absl::Time deadline = absl::Now() + options_.start_timeout;
   // Start() runs on a helper thread, so that a Start() that blocks (in

@@ -107,6 +107,9 @@ class StartStopHarness {
   struct Options {
     absl::Duration start_timeout = WaitTimeout();
     absl::Duration stop_timeout = WaitTimeout();
+    // What the services are started under: the harness's context is made
+    // from it. Give `VirtualTime::context()` to start them in virtual time.
+    lifecycle::Context context = lifecycle::Context::Background();
   };
 
   explicit StartStopHarness(std::vector<lifecycle::Service*> services);
@@ -157,8 +160,7 @@ class StartStopHarness {
   std::vector<lifecycle::Service*> services_;
   Options options_;
   // Renewed by a start after a stop, so the harness can start again.
-  std::unique_ptr<lifecycle::CancellableContext> scope_ =
-      std::make_unique<lifecycle::CancellableContext>();
+  std::unique_ptr<lifecycle::CancellableContext> scope_;
   bool stopped_ = false;
   // Where the test called StartAll(): failures found on destruction are
   // reported there.

@@ -1,0 +1,341 @@
+#include "lifecycle/testing/virtual_time.h"
+
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "lifecycle/clock.h"
+#include "lifecycle/thread_stack.h"
+
+namespace lifecycle_testing {
+namespace virtual_time_internal {
+
+// The time source behind a `VirtualTime`. Counts the threads living in it that
+// are not blocked in one of its waits (`running_`); the test advances time
+// only when that count is zero.
+class Clock final : public lifecycle::clock_internal::TimeSource {
+ public:
+  explicit Clock(absl::Time start) : now_(start) {}
+
+  absl::Time Now() override {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
+
+  bool Wait(const lifecycle::Signal& signal, absl::Time deadline) override;
+  uint64_t AddTimer(absl::Time at, absl::AnyInvocable<void() &&> fire,
+                    std::string label) override;
+  void CancelTimer(uint64_t id) override;
+
+  void ThreadCreating() override {
+    absl::MutexLock lock(&mu_);
+    ++running_;
+    ++creating_;
+  }
+  void ThreadNotCreated() override {
+    absl::MutexLock lock(&mu_);
+    --running_;
+    --creating_;
+  }
+  void ThreadBegins(std::string label) override;
+  void ThreadEnds() override;
+
+  // For the test's thread.
+  bool AwaitIdle(absl::Duration timeout);
+  // The earliest pending deadline, if any.
+  std::optional<absl::Time> NextDeadline() const;
+  // Fires the earliest timer due at or before `limit`, moving now to it;
+  // false if there is none. Call when idle.
+  bool FireNext(absl::Time limit);
+  void MoveTo(absl::Time t) {
+    absl::MutexLock lock(&mu_);
+    now_ = std::max(now_, t);
+  }
+  // One line per thread, then (if `stacks`) the stack of each.
+  std::string Describe(bool stacks) const;
+
+ private:
+  // A thread blocked in Wait(): woken by its signal or by its deadline.
+  struct Sleeper {
+    absl::CondVar cv;
+    bool woken = false;
+    bool blocked = false;  // counted out of running_
+  };
+  // Deadlines fire in time order; ties in the order of the waiting thread's
+  // label (its service path), then of registration.
+  using Key = std::tuple<absl::Time, std::string, uint64_t>;
+  struct Timer {
+    uint64_t id = 0;
+    Sleeper* sleeper = nullptr;          // a Wait()'s deadline, or
+    absl::AnyInvocable<void() &&> fire;  // a timer's callback
+  };
+  struct Thread {
+    std::string label;
+    bool blocked = false;
+    absl::Time until;  // while blocked
+  };
+
+  void WakeLocked(Sleeper& sleeper) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (sleeper.woken) return;
+    sleeper.woken = true;
+    // Counted back in by the waker, before it goes on: between a wake and the
+    // woken thread running, the clock never looks idle.
+    if (sleeper.blocked) ++running_;
+    sleeper.cv.Signal();
+  }
+  uint64_t AddTimerLocked(absl::Time at, std::string label, Timer timer)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static bool IsIdle(Clock* clock) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return clock->running_ == 0;
+  }
+
+  mutable absl::Mutex mu_;
+  absl::Time now_ ABSL_GUARDED_BY(mu_);
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  int creating_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<Key, Timer> timers_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Key> keys_ ABSL_GUARDED_BY(mu_);
+  std::map<pid_t, Thread> threads_ ABSL_GUARDED_BY(mu_);
+};
+
+namespace {
+// The calling thread's entry in the clock it lives in.
+thread_local pid_t current_tid = 0;
+}  // namespace
+
+void Clock::ThreadBegins(std::string label) {
+  current_tid = static_cast<pid_t>(syscall(SYS_gettid));
+  absl::MutexLock lock(&mu_);
+  --creating_;
+  threads_[current_tid].label = std::move(label);
+}
+
+void Clock::ThreadEnds() {
+  absl::MutexLock lock(&mu_);
+  threads_.erase(current_tid);
+  --running_;
+}
+
+uint64_t Clock::AddTimerLocked(absl::Time at, std::string label, Timer timer) {
+  uint64_t id = next_id_++;
+  timer.id = id;
+  Key key(at, std::move(label), id);
+  keys_.emplace(id, key);
+  timers_.emplace(std::move(key), std::move(timer));
+  return id;
+}
+
+uint64_t Clock::AddTimer(absl::Time at, absl::AnyInvocable<void() &&> fire,
+                         std::string label) {
+  Timer timer;
+  timer.fire = std::move(fire);
+  absl::MutexLock lock(&mu_);
+  return AddTimerLocked(at, std::move(label), std::move(timer));
+}
+
+void Clock::CancelTimer(uint64_t id) {
+  absl::MutexLock lock(&mu_);
+  auto it = keys_.find(id);
+  if (it == keys_.end()) return;  // fired already
+  timers_.erase(it->second);
+  keys_.erase(it);
+}
+
+bool Clock::Wait(const lifecycle::Signal& signal, absl::Time deadline) {
+  Sleeper sleeper;
+  uint64_t callback = signal.OnClose([this, &sleeper] {
+    absl::MutexLock lock(&mu_);
+    WakeLocked(sleeper);
+  });
+  {
+    absl::MutexLock lock(&mu_);
+    if (!sleeper.woken && deadline > now_) {
+      Thread& self = threads_[current_tid];
+      uint64_t timer = 0;
+      if (deadline != absl::InfiniteFuture()) {
+        Timer t;
+        t.sleeper = &sleeper;
+        timer = AddTimerLocked(deadline, self.label, std::move(t));
+      }
+      sleeper.blocked = true;
+      self.blocked = true;
+      self.until = deadline;
+      --running_;
+      while (!sleeper.woken) sleeper.cv.Wait(&mu_);
+      self.blocked = false;
+      if (auto it = keys_.find(timer); it != keys_.end()) {
+        timers_.erase(it->second);
+        keys_.erase(it);
+      }
+    }
+  }
+  // Outside mu_: it waits for the callback if it is running now.
+  signal.CancelOnClose(callback);
+  return signal.IsClosed();
+}
+
+bool Clock::AwaitIdle(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&IsIdle, this), timeout);
+}
+
+std::optional<absl::Time> Clock::NextDeadline() const {
+  absl::MutexLock lock(&mu_);
+  if (timers_.empty()) return std::nullopt;
+  return std::get<0>(timers_.begin()->first);
+}
+
+bool Clock::FireNext(absl::Time limit) {
+  absl::AnyInvocable<void() &&> fire;
+  {
+    absl::MutexLock lock(&mu_);
+    if (timers_.empty() || std::get<0>(timers_.begin()->first) > limit) {
+      return false;
+    }
+    auto node = timers_.extract(timers_.begin());
+    keys_.erase(node.mapped().id);
+    now_ = std::max(now_, std::get<0>(node.key()));
+    if (node.mapped().sleeper != nullptr) {
+      WakeLocked(*node.mapped().sleeper);
+      return true;
+    }
+    fire = std::move(node.mapped().fire);
+  }
+  // Outside mu_: a context deadline cancels the context, whose callbacks wake
+  // the threads waiting on it.
+  std::move(fire)();
+  return true;
+}
+
+std::string Clock::Describe(bool stacks) const {
+  std::vector<pid_t> tids;
+  std::string out;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::StrAppend(&out, threads_.size(), " thread",
+                    threads_.size() == 1 ? "" : "s", " in virtual time (now ",
+                    absl::FormatTime(now_), ")", threads_.empty() ? "" : ":",
+                    "\n");
+    for (const auto& [tid, thread] : threads_) {
+      tids.push_back(tid);
+      absl::StrAppend(&out, "  ", thread.label, " (thread ", tid, "): ");
+      if (!thread.blocked) {
+        absl::StrAppend(&out,
+                        "busy (running, or blocked outside this library's "
+                        "waits)\n");
+      } else if (thread.until == absl::InfiniteFuture()) {
+        absl::StrAppend(&out, "blocked, no deadline\n");
+      } else {
+        absl::StrAppend(&out, "blocked until ", absl::FormatTime(thread.until),
+                        "\n");
+      }
+    }
+    if (creating_ > 0) {
+      absl::StrAppend(&out, "  and ", creating_,
+                      " being created (counted busy)\n");
+    }
+  }
+  if (stacks) {
+    for (pid_t tid : tids) absl::StrAppend(&out, lifecycle::ThreadStack(tid));
+  }
+  return out;
+}
+
+}  // namespace virtual_time_internal
+
+VirtualTime::VirtualTime(absl::Duration idle_timeout)
+    : clock_(std::make_shared<virtual_time_internal::Clock>(kStart)),
+      scope_(lifecycle::context_internal::NewContextInTime(clock_)),
+      idle_timeout_(idle_timeout) {}
+
+VirtualTime::~VirtualTime() {
+  scope_->Cancel(absl::CancelledError("VirtualTime destroyed"));
+}
+
+const lifecycle::Context& VirtualTime::context() const {
+  return scope_->context();
+}
+
+absl::Time VirtualTime::Now() const { return clock_->Now(); }
+
+std::string VirtualTime::DescribeThreads() const {
+  return clock_->Describe(/*stacks=*/false);
+}
+
+::testing::AssertionResult VirtualTime::WaitUntilIdle() {
+  if (clock_->AwaitIdle(idle_timeout_)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "VirtualTime: threads still busy after "
+         << absl::FormatDuration(idle_timeout_)
+         << " of real time, so virtual time cannot move (virtual time +"
+         << absl::FormatDuration(Elapsed())
+         << "). A thread blocked outside this library's waits (a std::mutex, "
+            "I/O, a sleep) counts as busy.\n"
+         << clock_->Describe(/*stacks=*/true);
+}
+
+::testing::AssertionResult VirtualTime::AdvanceTo(absl::Time deadline) {
+  while (true) {
+    if (auto idle = WaitUntilIdle(); !idle) return idle;
+    if (!clock_->FireNext(deadline)) break;
+  }
+  clock_->MoveTo(deadline);
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult VirtualTime::AdvanceBy(absl::Duration duration) {
+  return AdvanceTo(Now() + std::max(duration, absl::ZeroDuration()));
+}
+
+::testing::AssertionResult VirtualTime::Deadlock(const char* doing) const {
+  return ::testing::AssertionFailure()
+         << "VirtualTime: deadlock: every thread in virtual time is blocked "
+            "with no deadline pending, so nothing can happen (virtual time +"
+         << absl::FormatDuration(Elapsed()) << ") while " << doing << "\n"
+         << clock_->Describe(/*stacks=*/true);
+}
+
+::testing::AssertionResult VirtualTime::AdvanceToNextTimer() {
+  if (auto idle = WaitUntilIdle(); !idle) return idle;
+  std::optional<absl::Time> next = clock_->NextDeadline();
+  if (!next) return Deadlock("advancing to the next deadline");
+  return AdvanceTo(*next);
+}
+
+::testing::AssertionResult VirtualTime::AdvanceUntil(
+    const lifecycle::Signal& signal, absl::Duration limit) {
+  const absl::Time end = Now() + std::max(limit, absl::ZeroDuration());
+  while (true) {
+    if (auto idle = WaitUntilIdle(); !idle) return idle;
+    if (signal.IsClosed()) return ::testing::AssertionSuccess();
+    std::optional<absl::Time> next = clock_->NextDeadline();
+    if (!next) return Deadlock("advancing until a signal closes");
+    if (*next > end) {
+      clock_->MoveTo(end);
+      return ::testing::AssertionFailure()
+             << "VirtualTime: signal not closed after advancing "
+             << absl::FormatDuration(limit) << " of virtual time (now +"
+             << absl::FormatDuration(Elapsed()) << "; next deadline +"
+             << absl::FormatDuration(*next - kStart) << ")\n"
+             << clock_->Describe(/*stacks=*/false);
+    }
+    clock_->FireNext(*next);
+  }
+}
+
+}  // namespace lifecycle_testing

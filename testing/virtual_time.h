@@ -1,0 +1,147 @@
+// -----------------------------------------------------------------------------
+// virtual_time.h
+// -----------------------------------------------------------------------------
+//
+// `VirtualTime` runs services on a clock the test moves, so an hour of their
+// periodic work is tested in milliseconds, the same way every run (the idea of
+// Go's `testing/synctest`, for services that run on their own threads).
+//
+// A test makes a `VirtualTime` and starts its services with its `context()`
+// (or a context made from it, such as a `StartStopHarness` given it in its
+// options). From then on the worker threads of those services, and of every
+// service they start through this library, live in virtual time:
+//
+//   * `lifecycle::Now()` (clock.h) reads virtual time, which begins at
+//     `VirtualTime::kStart` and moves only when the test advances it;
+//   * a library wait with a timeout or deadline (`Signal::WaitFor`,
+//     `WaitUntil`, `WaitAnyUntil`, `ctx.Done().WaitFor(...)`), a context
+//     deadline and a supervisor's restart backoff end when virtual time
+//     reaches them;
+//   * a thread is *blocked* while it waits in one of those waits (or in a
+//     plain `Signal::Wait()`, `Stop()`...), and *busy* otherwise — running,
+//     or blocked on something this library cannot see (a `std::mutex`, I/O,
+//     `absl::SleepFor`).
+//
+// The test moves time: `AdvanceBy(d)` / `AdvanceTo(t)` fire every wait and
+// deadline due on the way one at a time, in deadline order (ties in the order
+// of the waiting threads' service paths), and before each step and after the
+// last wait until every thread is blocked again (`WaitUntilIdle()`). Only the
+// thread a step woke (and what it wakes) runs between two steps, so a test
+// sees the same interleaving every run. `AdvanceToNextTimer()` jumps to the
+// next pending deadline; `AdvanceUntil(signal, limit)` advances until a signal
+// closes.
+//
+// Failures say why, instead of hanging:
+//
+//   * a deadlock: every thread is blocked, no deadline is pending, and the
+//     test waits for progress (`AdvanceToNextTimer`, `AdvanceUntil`):
+//
+//       VirtualTime: deadlock: every thread in virtual time is blocked with
+//       no deadline pending, so nothing can happen (virtual time +1h0m0s)
+//       while advancing until a signal closes
+//       2 threads in virtual time:
+//         worker/a (thread 4242): blocked, no deadline
+//         ...
+//       thread 4242 'a':
+//         #0 ...
+//
+//   * a busy thread: a thread that stays busy for `WaitUntilIdle()`'s timeout
+//     (`WaitTimeout()`), named with its stack ("busy (running, or blocked
+//     outside this library's waits)").
+//
+// Example:
+//
+//   lifecycle_testing::VirtualTime time;
+//   Cleaner cleaner;  // cleans every hour, waiting in ctx.Done().WaitFor()
+//   ASSERT_TRUE(cleaner.Start(time.context()).ok());
+//   ASSERT_TRUE(time.AdvanceBy(absl::Hours(3)));
+//   EXPECT_EQ(cleaner.runs(), 3);
+//   cleaner.Stop();
+//
+// The rule for services: read time with `lifecycle::Now()` and wait with this
+// library's waits. Code that reads `absl::Now()` or sleeps directly runs on
+// the system clock even here (docs/VIRTUAL_TIME.md). `OnStart()` runs on the
+// caller's thread, which lives in the caller's time.
+//
+// WARNING: stop the services before the `VirtualTime` goes. Destroying it
+// cancels its context, which asks them to stop, but nothing advances their
+// time afterwards: a worker that then waits for a deadline waits forever.
+//
+// Thread safety: the members are thread-safe, but advancing is meant for one
+// thread (the test's), which must not itself live in virtual time.
+
+#ifndef LIFECYCLE_TESTING_VIRTUAL_TIME_H_
+#define LIFECYCLE_TESTING_VIRTUAL_TIME_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "lifecycle/context.h"
+#include "lifecycle/signal.h"
+#include "lifecycle/testing/wait.h"
+
+namespace lifecycle_testing {
+
+namespace virtual_time_internal {
+class Clock;
+}  // namespace virtual_time_internal
+
+class VirtualTime {
+ public:
+  // Where virtual time begins: 2030-01-01 00:00:00 UTC, every run.
+  static constexpr absl::Time kStart = absl::FromUnixSeconds(1893456000);
+
+  // `idle_timeout` bounds each wait for the threads to become idle.
+  explicit VirtualTime(absl::Duration idle_timeout = WaitTimeout());
+  VirtualTime(const VirtualTime&) = delete;
+  VirtualTime& operator=(const VirtualTime&) = delete;
+  // Cancels `context()` (see the WARNING above).
+  ~VirtualTime();
+
+  // Start services with this context, or one made from it: their threads live
+  // in this virtual time.
+  const lifecycle::Context& context() const;
+
+  // Virtual now, and how far it is from `kStart`.
+  absl::Time Now() const;
+  absl::Duration Elapsed() const { return Now() - kStart; }
+
+  // Waits (in real time, at most the idle timeout) until every thread in this
+  // time is blocked in a library wait; the failure names the busy threads with
+  // their stacks.
+  [[nodiscard]] ::testing::AssertionResult WaitUntilIdle();
+
+  // Moves virtual time forward by `duration` (negative: not at all), or to
+  // `deadline` (in the past: not at all), firing every wait and deadline due on
+  // the way in deadline order, idle between steps. Fails as `WaitUntilIdle()`.
+  [[nodiscard]] ::testing::AssertionResult AdvanceBy(absl::Duration duration);
+  [[nodiscard]] ::testing::AssertionResult AdvanceTo(absl::Time deadline);
+
+  // Moves to the earliest pending deadline and fires everything due then.
+  // With none pending (every thread blocked for good) that is a deadlock: it
+  // fails with each thread's service path and stack.
+  [[nodiscard]] ::testing::AssertionResult AdvanceToNextTimer();
+
+  // Advances one deadline at a time until `signal` is closed, by at most
+  // `limit` of virtual time. Fails on a deadlock, on a busy thread, or when
+  // `limit` has passed with the signal still open.
+  [[nodiscard]] ::testing::AssertionResult AdvanceUntil(
+      const lifecycle::Signal& signal, absl::Duration limit);
+
+  // Every thread in this time, one per line: its service path, thread id and
+  // whether it is blocked (until when) or busy.
+  std::string DescribeThreads() const;
+
+ private:
+  ::testing::AssertionResult Deadlock(const char* doing) const;
+
+  std::shared_ptr<virtual_time_internal::Clock> clock_;
+  std::unique_ptr<lifecycle::CancellableContext> scope_;
+  absl::Duration idle_timeout_;
+};
+
+}  // namespace lifecycle_testing
+
+#endif  // LIFECYCLE_TESTING_VIRTUAL_TIME_H_

@@ -1,0 +1,341 @@
+#include "lifecycle/testing/virtual_time.h"
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest-spi.h"
+#include "gtest/gtest.h"
+#include "lifecycle/base_service.h"
+#include "lifecycle/clock.h"
+#include "lifecycle/context.h"
+#include "lifecycle/signal.h"
+#include "lifecycle/testing/harness.h"
+#include "lifecycle/testing/wait.h"
+
+namespace lifecycle_testing {
+namespace {
+
+using ::lifecycle::Context;
+using ::lifecycle::Signal;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+using RunBody =
+    std::function<absl::Status(const Context&, absl::FunctionRef<void()>)>;
+
+// A service whose run a test writes in place.
+class Scripted : public lifecycle::BaseService {
+ public:
+  Scripted(std::string name, RunBody body)
+      : BaseService(std::move(name)), body_(std::move(body)) {}
+  ~Scripted() override { StopForDestruction(); }
+
+ private:
+  absl::Status Run(const Context& ctx,
+                   absl::FunctionRef<void()> started) override {
+    return body_(ctx, started);
+  }
+  RunBody body_;
+};
+
+// A composite whose children a test adds.
+class Group : public lifecycle::CompositeService {
+ public:
+  explicit Group(std::string name) : CompositeService(std::move(name)) {}
+  ~Group() override { StopForDestruction(); }
+  using CompositeService::AddChildOrDie;
+};
+
+// Ticks every `interval`, counting.
+RunBody Ticker(absl::Duration interval, std::atomic<int>* ticks) {
+  return [=](const Context& ctx, absl::FunctionRef<void()> started) {
+    started();
+    while (!ctx.Done().WaitFor(interval)) ++*ticks;
+    return absl::OkStatus();
+  };
+}
+
+// Virtual instants, as offsets from kStart, of what happened, in order.
+class Log {
+ public:
+  void Add(const std::string& what) {
+    absl::MutexLock lock(&mu_);
+    events_.push_back(absl::StrCat(
+        what, "@",
+        absl::FormatDuration(lifecycle::Now() - VirtualTime::kStart)));
+  }
+  std::vector<std::string> Events() const {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<std::string> events_;
+};
+
+TEST(VirtualTimeTest, AnHourOfOneSecondTicksTakesNoRealHour) {
+  VirtualTime time;
+  std::atomic<int> ticks{0};
+  Scripted ticker("ticker", Ticker(absl::Seconds(1), &ticks));
+  ASSERT_TRUE(ticker.Start(time.context()).ok());
+  ASSERT_TRUE(time.AdvanceBy(absl::Hours(1)));
+  EXPECT_EQ(ticks, 3600);
+  EXPECT_EQ(time.Now(), VirtualTime::kStart + absl::Hours(1));
+  ticker.Stop();
+}
+
+TEST(VirtualTimeTest, WorkerThreadsReadVirtualNowAndTheTestThreadDoesNot) {
+  VirtualTime time;
+  absl::Time seen = absl::InfinitePast();
+  Scripted reader("reader", [&](const Context& ctx, auto started) {
+    seen = lifecycle::Now();
+    started();
+    ctx.Done().Wait();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(reader.Start(time.context()).ok());
+  ASSERT_TRUE(WaitOrTimeout(reader.Started()));
+  EXPECT_EQ(seen, VirtualTime::kStart);
+  EXPECT_GT(lifecycle::Now(), absl::FromUnixSeconds(1700000000));
+  EXPECT_LT(lifecycle::Now(), VirtualTime::kStart);  // the system clock
+  reader.Stop();
+}
+
+TEST(VirtualTimeTest, DeadlinesFireInOrderTiesByServicePath) {
+  VirtualTime time;
+  Log log;
+  // Started in the opposite order to their paths.
+  Scripted b("b", [&](const Context& ctx, auto started) {
+    started();
+    while (!ctx.Done().WaitFor(absl::Seconds(2))) log.Add("b");
+    return absl::OkStatus();
+  });
+  Scripted a("a", [&](const Context& ctx, auto started) {
+    started();
+    while (!ctx.Done().WaitFor(absl::Seconds(3))) log.Add("a");
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(b.Start(time.context()).ok());
+  ASSERT_TRUE(a.Start(time.context()).ok());
+  ASSERT_TRUE(time.AdvanceBy(absl::Seconds(6)));
+  EXPECT_THAT(log.Events(),
+              ElementsAre("b@2s", "a@3s", "b@4s", "a@6s", "b@6s"));
+  a.Stop();
+  b.Stop();
+}
+
+TEST(VirtualTimeTest, StartupDurationAndTimestampsAreVirtual) {
+  VirtualTime time;
+  Scripted slow("slow", [](const Context& ctx, auto started) {
+    if (ctx.Done().WaitFor(absl::Seconds(5))) return ctx.Cause();
+    started();
+    ctx.Done().Wait();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(slow.Start(time.context()).ok());
+  ASSERT_TRUE(time.AdvanceBy(absl::Seconds(4)));
+  EXPECT_FALSE(slow.Started().IsClosed());
+  ASSERT_TRUE(time.AdvanceBy(absl::Seconds(1)));
+  ASSERT_TRUE(slow.Started().IsClosed());
+  lifecycle::ServiceSnapshot s = slow.Snapshot();
+  EXPECT_EQ(s.start_began, VirtualTime::kStart);
+  EXPECT_EQ(s.startup_duration, absl::Seconds(5));
+  EXPECT_EQ(s.since, VirtualTime::kStart + absl::Seconds(5));
+  slow.Stop();
+}
+
+TEST(VirtualTimeTest, ContextDeadlinesAreVirtual) {
+  VirtualTime time;
+  lifecycle::CancellableContext scope(time.context(),
+                                      VirtualTime::kStart + absl::Seconds(10));
+  ASSERT_TRUE(time.AdvanceBy(absl::Seconds(9)));
+  EXPECT_FALSE(scope.context().IsCancelled());
+  ASSERT_TRUE(time.AdvanceBy(absl::Seconds(1)));
+  EXPECT_TRUE(scope.context().IsCancelled());
+  EXPECT_TRUE(absl::IsDeadlineExceeded(scope.context().Cause()));
+
+  // A deadline already past in virtual time is exceeded at once.
+  lifecycle::CancellableContext past(time.context(), time.Now());
+  EXPECT_TRUE(absl::IsDeadlineExceeded(past.context().Cause()));
+  EXPECT_EQ(lifecycle::PendingDeadlines(), 0u);  // not the real timer's
+}
+
+TEST(VirtualTimeTest, AServiceWaitingOnADeadlineContextWakesWhenItFires) {
+  VirtualTime time;
+  Log log;
+  Scripted waiter("waiter", [&](const Context& ctx, auto started) {
+    started();
+    lifecycle::CancellableContext call(ctx,
+                                       lifecycle::Now() + absl::Minutes(1));
+    call.context().Done().Wait();
+    log.Add(absl::StatusCodeToString(call.context().Cause().code()));
+    ctx.Done().Wait();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(waiter.Start(time.context()).ok());
+  ASSERT_TRUE(time.AdvanceToNextTimer());
+  EXPECT_THAT(log.Events(), ElementsAre("DEADLINE_EXCEEDED@1m"));
+  waiter.Stop();
+}
+
+TEST(VirtualTimeTest, ChildrenOfACompositeLiveInItsTime) {
+  VirtualTime time;
+  std::atomic<int> fast{0}, slow{0};
+  Scripted f("fast", Ticker(absl::Minutes(1), &fast));
+  Scripted s("slow", Ticker(absl::Minutes(10), &slow));
+  Group group("group");
+  group.AddChildOrDie(f);
+  group.AddChildOrDie(s);
+  StartStopHarness::Options options;
+  options.context = time.context();
+  StartStopHarness harness({&group}, options);
+  ASSERT_TRUE(harness.StartAll());
+  ASSERT_TRUE(time.AdvanceBy(absl::Hours(1)));
+  EXPECT_EQ(fast, 60);
+  EXPECT_EQ(slow, 6);
+  EXPECT_TRUE(harness.StopAll());
+}
+
+TEST(VirtualTimeTest, ASignalFromTheTestWakesAThreadAndIdleWaitsForIt) {
+  VirtualTime time;
+  Signal go;
+  std::atomic<int> after{0};
+  Scripted waiter("waiter", [&](const Context& ctx, auto started) {
+    started();
+    go.Wait();
+    // Busy for a while after waking: WaitUntilIdle() must wait for this.
+    for (int i = 0; i < 1000; ++i) ++after;
+    ctx.Done().Wait();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(waiter.Start(time.context()).ok());
+  ASSERT_TRUE(time.WaitUntilIdle());
+  EXPECT_EQ(after, 0);
+  go.Close();
+  ASSERT_TRUE(time.WaitUntilIdle());
+  EXPECT_EQ(after, 1000);
+  waiter.Stop();
+}
+
+TEST(VirtualTimeTest, ADeadlockIsReportedWithEachThreadsPathAndStack) {
+  VirtualTime time;
+  Signal never;
+  Scripted stuck("stuck", [&](const Context& ctx, auto started) {
+    started();
+    Signal waits[] = {never, ctx.Done()};
+    lifecycle::WaitAnyUntil(waits, absl::InfiniteFuture());
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(stuck.Start(time.context()).ok());
+  EXPECT_NONFATAL_FAILURE(
+      EXPECT_TRUE(time.AdvanceToNextTimer()),
+      "VirtualTime: deadlock: every thread in virtual time is blocked with no "
+      "deadline pending, so nothing can happen (virtual time +0) while "
+      "advancing to the next deadline\n1 thread in virtual time");
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(time.AdvanceUntil(never, absl::Hours(1))),
+                          "stuck (thread ");
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(time.AdvanceUntil(never, absl::Hours(1))),
+                          "): blocked, no deadline\nthread ");
+  stuck.Stop();
+}
+
+TEST(VirtualTimeTest, AThreadInAPlainMutexIsReportedBusyWithinTheTimeout) {
+  VirtualTime time(absl::Milliseconds(300));
+  std::mutex held;
+  std::unique_lock<std::mutex> hold(held);
+  Scripted locker("locker", [&](const Context& ctx, auto started) {
+    started();
+    { std::lock_guard<std::mutex> lock(held); }
+    ctx.Done().Wait();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(locker.Start(time.context()).ok());
+  EXPECT_NONFATAL_FAILURE(
+      EXPECT_TRUE(time.AdvanceBy(absl::Seconds(1))),
+      "VirtualTime: threads still busy after 300ms of real time, so virtual "
+      "time cannot move (virtual time +0). A thread blocked outside this "
+      "library's waits (a std::mutex, I/O, a sleep) counts as busy.\n1 thread "
+      "in virtual time");
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(time.WaitUntilIdle()), "locker (thread ");
+  EXPECT_EQ(time.Now(), VirtualTime::kStart);  // it did not move
+  hold.unlock();
+  ASSERT_TRUE(time.WaitUntilIdle());
+  locker.Stop();
+}
+
+TEST(VirtualTimeTest, AdvanceUntilStopsAtItsLimit) {
+  VirtualTime time;
+  std::atomic<int> ticks{0};
+  Scripted ticker("ticker", Ticker(absl::Minutes(1), &ticks));
+  ASSERT_TRUE(ticker.Start(time.context()).ok());
+  Signal never;
+  EXPECT_NONFATAL_FAILURE(
+      EXPECT_TRUE(time.AdvanceUntil(never, absl::Minutes(90))),
+      "VirtualTime: signal not closed after advancing 1h30m of virtual time "
+      "(now +1h30m; next deadline +1h31m)");
+  EXPECT_EQ(ticks, 90);
+
+  Signal done;
+  Scripted closer("closer", [&](const Context& ctx, auto started) {
+    started();
+    if (!ctx.Done().WaitFor(absl::Minutes(5))) done.Close();
+    ctx.Done().Wait();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(closer.Start(time.context()).ok());
+  ASSERT_TRUE(time.AdvanceUntil(done, absl::Hours(1)));
+  EXPECT_EQ(time.Elapsed(), absl::Minutes(95));
+  closer.Stop();
+  ticker.Stop();
+}
+
+TEST(VirtualTimeTest, NegativeOrPastAdvancesDoNothing) {
+  VirtualTime time;
+  ASSERT_TRUE(time.AdvanceBy(absl::Seconds(5)));
+  ASSERT_TRUE(time.AdvanceBy(-absl::Seconds(3)));
+  ASSERT_TRUE(time.AdvanceTo(VirtualTime::kStart));
+  EXPECT_EQ(time.Elapsed(), absl::Seconds(5));
+}
+
+TEST(VirtualTimeTest, RestartBackoffIsVirtual) {
+  VirtualTime time;
+  std::atomic<int> runs{0};
+  Scripted flaky("flaky", [&](const Context& ctx, auto started) {
+    started();
+    ++runs;
+    // Dies a minute into each run.
+    if (ctx.Done().WaitFor(absl::Minutes(1))) return absl::OkStatus();
+    return absl::InternalError("died");
+  });
+  Group group("group");
+  lifecycle::Supervision restart = lifecycle::Supervision::Restart(
+      /*max_restarts=*/10, /*period=*/absl::Hours(1));
+  restart.backoff = absl::Seconds(1);
+  group.AddChildOrDie(flaky, restart);
+  ASSERT_TRUE(group.Start(time.context()).ok());
+  ASSERT_TRUE(WaitOrTimeout(group.Started()));
+  // Run 1 dies at 1m; restarted 1s later, it dies at 2m1s; after 2s more...
+  ASSERT_TRUE(time.AdvanceBy(absl::Minutes(1)));
+  EXPECT_EQ(runs, 1);
+  ASSERT_TRUE(time.AdvanceBy(absl::Seconds(1)));
+  EXPECT_EQ(runs, 2);
+  ASSERT_TRUE(time.AdvanceTo(VirtualTime::kStart + absl::Minutes(2) +
+                             absl::Seconds(2)));
+  EXPECT_EQ(runs, 2);
+  ASSERT_TRUE(time.AdvanceBy(absl::Seconds(1)));
+  EXPECT_EQ(runs, 3);
+  EXPECT_EQ(group.Snapshot().children[0].restart_count, 2);
+  group.Stop();
+}
+
+}  // namespace
+}  // namespace lifecycle_testing
