@@ -139,7 +139,7 @@ absl::Status Notifier::Run(const Context& ctx,
     ReportError(connected);
     test_signals_.reconnect_scheduled.Signal(++attempt);
     if (!Idle(ctx, backoff)) break;
-    backoff = std::min(backoff * 2, absl::Seconds(1));
+    backoff = std::min(backoff * 2, config_.max_reconnect_backoff);
   }
   return EndOfRun(ctx);
 }
@@ -173,8 +173,8 @@ absl::Status PeriodicWorker::Run(const Context& ctx,
 ProducerGroup::ProducerGroup(const ClientConfig& config)
     : ComponentGroup("producer", config) {
   for (const std::string& queue : config.queues) {
-    producers_.push_back(std::make_unique<PeriodicWorker>(
-        queue, config, absl::Milliseconds(20)));
+    producers_.push_back(
+        std::make_unique<PeriodicWorker>(queue, config, config.fetch_interval));
     AddChildOrDie(*producers_.back());
   }
 }

@@ -33,6 +33,10 @@
 //
 // Everything else starts at once; the client stops them in reverse.
 //
+// Every wait is a library wait and every "now" is `lifecycle::Now()`, so the
+// client runs in virtual time under test (client_test.cc: an hour of it in
+// milliseconds).
+//
 // Nothing here knows about tests beyond the `TestSignal` hooks, which do
 // nothing until a test initialises them. Faults for demos and tests are
 // injected by path through `Faults` (at start) and `Crashes` (once running).
@@ -103,9 +107,13 @@ struct ClientConfig {
   Crashes* crashes = nullptr;  // optional
   // How the notifier and the elector are restarted when they die.
   lifecycle::Supervision restart_policy = lifecycle::Supervision::Restart();
-  absl::Duration reconnect_backoff = absl::Milliseconds(10);  // doubles, max 1s
-  absl::Duration elect_interval = absl::Milliseconds(50);
-  absl::Duration maintenance_interval = absl::Milliseconds(100);
+  // Production intervals: tests keep them and run in virtual time
+  // (testing/virtual_time.h) instead of shortening them.
+  absl::Duration reconnect_backoff = absl::Seconds(1);  // doubles per attempt
+  absl::Duration max_reconnect_backoff = absl::Seconds(30);
+  absl::Duration elect_interval = absl::Seconds(5);
+  absl::Duration fetch_interval = absl::Seconds(1);  // each producer's poll
+  absl::Duration maintenance_interval = absl::Hours(1);
   // How long each component takes to start: a delay the demo is about.
   absl::Duration simulated_start_time = absl::ZeroDuration();
 };
@@ -219,6 +227,8 @@ class Client : public ComponentGroup {
 
   Notifier& notifier() { return notifier_; }
   Elector& elector() { return elector_; }
+  ProducerGroup& producer() { return producer_; }
+  Maintenance& maintenance() { return maintenance_; }
   // The component at `path` ("client/notifier"), or null.
   lifecycle::BaseService* Find(std::string_view path);
 

@@ -5,6 +5,7 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/attributes.h"
 #include "gmock/gmock.h"
@@ -17,6 +18,7 @@
 #include "lifecycle/testing/leftover_threads.h"
 #include "lifecycle/testing/matchers.h"
 #include "lifecycle/testing/stress.h"
+#include "lifecycle/testing/virtual_time.h"
 #include "lifecycle/testing/wait.h"
 
 namespace examples {
@@ -63,30 +65,84 @@ TEST_F(ClientTest, ElectsALeader) {
   EXPECT_TRUE(client.elector().IsLeader());
 }
 
-TEST_F(ClientTest, NotifierReconnectsAndReportsItsHealth) {
-  Client client(config_);
-  Notifier::TestSignals& signals = client.notifier().test_signals();
+// --- Time: hours of the client in milliseconds ------------------------------
+// The production intervals, unshortened: the parts under test run in virtual
+// time (lifecycle/testing/virtual_time.h), which moves only when the test
+// moves it, one deadline at a time.
+
+class ClientTimeTest : public ClientTest {
+ protected:
+  StartStopHarness::Options InVirtualTime() {
+    StartStopHarness::Options options;
+    options.context = time_.context();
+    return options;
+  }
+  lifecycle_testing::VirtualTime time_;
+};
+
+TEST_F(ClientTimeTest, TheCleanerRunsThreeTimesInThreeHours) {
+  Maintenance maintenance(config_);  // every hour, as in production
+  StartStopHarness harness({&maintenance}, InVirtualTime());
+  ASSERT_TRUE(harness.StartAll());
+  ASSERT_TRUE(time_.AdvanceBy(absl::Hours(3) - absl::Seconds(1)));
+  EXPECT_EQ(maintenance.cleaner().ticks(), 2);
+  ASSERT_TRUE(time_.AdvanceBy(absl::Seconds(1)));
+  EXPECT_EQ(maintenance.cleaner().ticks(), 3);
+  EXPECT_EQ(maintenance.rescuer().ticks(), 3);
+}
+
+TEST_F(ClientTimeTest, ReconnectsBackOffDoublingUpToThirtySeconds) {
+  Notifier notifier(config_);
+  Notifier::TestSignals& signals = notifier.test_signals();
   signals.reconnect_scheduled.Init();
   signals.connected.Init();
-  StartStopHarness harness({&client});
+  StartStopHarness harness({&notifier}, InVirtualTime());
   ASSERT_TRUE(harness.StartAll());
   ASSERT_TRUE(WaitOrTimeout(signals.connected));
 
-  // The database goes away: the notifier is degraded and keeps retrying.
+  // The database goes away: the notifier retries at once, then backs off.
   database_.SetAvailable(false);
   database_.DropConnections();
-  EXPECT_EQ(WaitOrTimeout(signals.reconnect_scheduled), 1);
-  EXPECT_EQ(WaitOrTimeout(signals.reconnect_scheduled), 2);
-  EXPECT_THAT(client.notifier(), IsDegraded());
-  EXPECT_THAT(client, IsStarted());  // the client as a whole keeps running
+  ASSERT_TRUE(time_.WaitUntilIdle());
+  ASSERT_EQ(WaitOrTimeout(signals.reconnect_scheduled), 1);
+  std::vector<absl::Duration> waits;
+  absl::Time last = time_.Now();
+  for (int attempt = 2; attempt <= 8; ++attempt) {
+    ASSERT_TRUE(time_.AdvanceToNextTimer());  // the notifier's only
+    ASSERT_EQ(WaitOrTimeout(signals.reconnect_scheduled), attempt);
+    waits.push_back(time_.Now() - last);
+    last = time_.Now();
+  }
+  EXPECT_THAT(waits, ::testing::ElementsAre(
+                         absl::Seconds(1), absl::Seconds(2), absl::Seconds(4),
+                         absl::Seconds(8), absl::Seconds(16), absl::Seconds(30),
+                         absl::Seconds(30)));
+  EXPECT_THAT(notifier, IsDegraded());
 
-  // It comes back: the notifier reconnects and is healthy again.
+  // It comes back: the next attempt, 30s later, connects; healthy again.
   database_.SetAvailable(true);
+  ASSERT_TRUE(time_.AdvanceToNextTimer());
   ASSERT_TRUE(WaitOrTimeout(signals.connected));
-  EXPECT_THAT(client.notifier(), Not(IsDegraded()));
-  lifecycle::ServiceSnapshot s = client.notifier().Snapshot();
-  EXPECT_GE(s.error_count, 2);
+  EXPECT_EQ(time_.Now() - last, absl::Seconds(30));
+  EXPECT_THAT(notifier, Not(IsDegraded()));
+  lifecycle::ServiceSnapshot s = notifier.Snapshot();
+  EXPECT_EQ(s.error_count, 8);
   EXPECT_EQ(s.last_error.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(s.last_error_at, last);  // in virtual time, as every timestamp
+}
+
+TEST_F(ClientTimeTest, AMinuteOfTheWholeClient) {
+  Client client(config_);
+  client.elector().test_signals().elected.Init();
+  StartStopHarness harness({&client}, InVirtualTime());
+  ASSERT_TRUE(harness.StartAll());
+  ASSERT_TRUE(time_.AdvanceBy(absl::Minutes(1)));
+  EXPECT_TRUE(WaitOrTimeout(client.elector().test_signals().elected));
+  for (const auto& producer : client.producer().producers()) {
+    EXPECT_EQ(producer->ticks(), 60) << producer->Path();  // every second
+  }
+  EXPECT_EQ(client.maintenance().cleaner().ticks(), 0);  // hourly
+  EXPECT_THAT(client, IsStarted());
 }
 
 // The README's example, verbatim but for the test name: keeps it compiling.

@@ -5,6 +5,10 @@
 #include "absl/time/clock.h"
 
 namespace examples {
+namespace {
+// How often every component of this design checks its stop flag.
+constexpr absl::Duration kPoll = absl::Milliseconds(20);
+}  // namespace
 
 ComponentMonitor::StatusCallback ComponentMonitor::Register(
     const std::string& name) {
@@ -45,11 +49,13 @@ MonitoredClient::MonitoredClient(const ClientConfig& config,
     c->body = std::move(body);
     components_.push_back(std::move(c));
   };
-  // Every component gets the callback and has to remember to call it.
+  // Every component gets the callback and has to remember to call it. With
+  // no signal to wait on, each polls its stop flag: its interval is a poll,
+  // not the production one, or a stop would take an hour.
   auto periodic = [](Component* c, absl::Duration interval) {
     return [c, interval](const std::function<bool()>& stopping) {
       c->report(ComponentStatus::kHealthy);
-      while (!stopping()) absl::SleepFor(interval);  // polls: no signal here
+      while (!stopping()) absl::SleepFor(interval);
       c->report(ComponentStatus::kStopped);
     };
   };
@@ -64,23 +70,20 @@ MonitoredClient::MonitoredClient(const ClientConfig& config,
         }
       } else {
         notifier->report(ComponentStatus::kUnhealthy);
-        absl::SleepFor(config_.reconnect_backoff);
+        absl::SleepFor(kPoll);
       }
     }
     notifier->report(ComponentStatus::kStopped);
   };
   add("elector", nullptr);
-  components_.back()->body =
-      periodic(components_.back().get(), config_.elect_interval);
+  components_.back()->body = periodic(components_.back().get(), kPoll);
   for (const std::string& queue : config.queues) {
     add("producer/" + queue, nullptr);
-    components_.back()->body =
-        periodic(components_.back().get(), absl::Milliseconds(20));
+    components_.back()->body = periodic(components_.back().get(), kPoll);
   }
   for (const char* name : {"maintenance/cleaner", "maintenance/rescuer"}) {
     add(name, nullptr);
-    components_.back()->body =
-        periodic(components_.back().get(), config_.maintenance_interval);
+    components_.back()->body = periodic(components_.back().get(), kPoll);
   }
 }
 
