@@ -65,6 +65,7 @@ class Clock final : public lifecycle::clock_internal::TimeSource {
     absl::MutexLock lock(&mu_);
     now_ = std::max(now_, t);
   }
+  std::string LabelOfCurrentThread() const;
   // One line per thread, then (if `stacks`) the stack of each.
   std::string Describe(bool stacks) const;
 
@@ -123,6 +124,12 @@ void Clock::ThreadBegins(std::string label) {
   absl::MutexLock lock(&mu_);
   --creating_;
   threads_[current_tid].label = std::move(label);
+}
+
+std::string Clock::LabelOfCurrentThread() const {
+  absl::MutexLock lock(&mu_);
+  auto it = threads_.find(current_tid);
+  return it == threads_.end() ? "" : it->second.label;
 }
 
 void Clock::ThreadEnds() {
@@ -278,6 +285,12 @@ std::string VirtualTime::DescribeThreads() const {
 }
 
 ::testing::AssertionResult VirtualTime::WaitUntilIdle() {
+  if (lifecycle::clock_internal::CurrentTimeSource() == clock_.get()) {
+    return ::testing::AssertionFailure()
+           << "VirtualTime: advanced from a thread that lives in it ("
+           << clock_->LabelOfCurrentThread()
+           << "): it would wait for itself. Advance from the test's thread.";
+  }
   if (clock_->AwaitIdle(idle_timeout_)) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
          << "VirtualTime: threads still busy after "

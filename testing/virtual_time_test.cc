@@ -113,24 +113,23 @@ TEST(VirtualTimeTest, WorkerThreadsReadVirtualNowAndTheTestThreadDoesNot) {
 TEST(VirtualTimeTest, DeadlinesFireInOrderTiesByServicePath) {
   VirtualTime time;
   Log log;
-  // Started in the opposite order to their paths.
-  Scripted b("b", [&](const Context& ctx, auto started) {
-    started();
-    while (!ctx.Done().WaitFor(absl::Seconds(2))) log.Add("b");
-    return absl::OkStatus();
-  });
-  Scripted a("a", [&](const Context& ctx, auto started) {
-    started();
-    while (!ctx.Done().WaitFor(absl::Seconds(3))) log.Add("a");
-    return absl::OkStatus();
-  });
-  ASSERT_TRUE(b.Start(time.context()).ok());
+  auto every = [&log](absl::Duration interval, std::string name) {
+    return [&log, interval, name](const Context& ctx, auto started) {
+      started();
+      while (!ctx.Done().WaitFor(interval)) log.Add(name);
+      return absl::OkStatus();
+    };
+  };
+  // At 6s both are due: z's wait began at 3s, a's at 4s, yet a goes first.
+  Scripted z("z", every(absl::Seconds(3), "z"));
+  Scripted a("a", every(absl::Seconds(2), "a"));
+  ASSERT_TRUE(z.Start(time.context()).ok());
   ASSERT_TRUE(a.Start(time.context()).ok());
   ASSERT_TRUE(time.AdvanceBy(absl::Seconds(6)));
   EXPECT_THAT(log.Events(),
-              ElementsAre("b@2s", "a@3s", "b@4s", "a@6s", "b@6s"));
+              ElementsAre("a@2s", "z@3s", "a@4s", "a@6s", "z@6s"));
   a.Stop();
-  b.Stop();
+  z.Stop();
 }
 
 TEST(VirtualTimeTest, StartupDurationAndTimestampsAreVirtual) {
@@ -296,6 +295,24 @@ TEST(VirtualTimeTest, AdvanceUntilStopsAtItsLimit) {
   EXPECT_EQ(time.Elapsed(), absl::Minutes(95));
   closer.Stop();
   ticker.Stop();
+}
+
+TEST(VirtualTimeTest, AdvancingFromAThreadInVirtualTimeFailsClearly) {
+  VirtualTime time;
+  ::testing::AssertionResult result = ::testing::AssertionSuccess();
+  Scripted advancer("advancer", [&](const Context& ctx, auto started) {
+    result = time.AdvanceBy(absl::Seconds(1));
+    started();
+    ctx.Done().Wait();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(advancer.Start(time.context()).ok());
+  ASSERT_TRUE(WaitOrTimeout(advancer.Started()));
+  EXPECT_FALSE(result);
+  EXPECT_THAT(result.message(),
+              HasSubstr("VirtualTime: advanced from a thread that lives in "
+                        "it (advancer): it would wait for itself"));
+  advancer.Stop();
 }
 
 TEST(VirtualTimeTest, NegativeOrPastAdvancesDoNothing) {
