@@ -22,9 +22,11 @@
 #include "benchmark/benchmark.h"
 #include "examples/client.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/clock.h"
 #include "lifecycle/service.h"
 #include "lifecycle/signal.h"
 #include "lifecycle/snapshot_format.h"
+#include "lifecycle/testing/virtual_time.h"
 #include "lifecycle/testing/wait.h"
 
 // Counts heap allocations, for the footprint benchmarks.
@@ -503,5 +505,80 @@ BENCHMARK(ClientStart)
     ->UseManualTime()
     ->Iterations(10)
     ->Unit(benchmark::kMillisecond);
+
+// ---- 11. Virtual time, and what the one clock costs the real path ---------
+//
+// One simulated hour of a service that ticks every second (3,600 wakes, each
+// a step with the threads quiescent before the next), in real time.
+
+void VirtualHourOfTicks(benchmark::State& state) {
+  for (auto _ : state) {
+    std::atomic<int> ticks{0};
+    FuncService ticker(
+        "ticker", [&](const Context& ctx, absl::FunctionRef<void()> started) {
+          started();
+          while (!ctx.Done().WaitFor(absl::Seconds(1))) ++ticks;
+          return absl::OkStatus();
+        });
+    lifecycle_testing::VirtualTime time;
+    auto began = std::chrono::steady_clock::now();
+    if (!ticker.Start(time.context()).ok() || !time.AdvanceBy(absl::Hours(1)) ||
+        ticks != 3600) {
+      state.SkipWithError("the hour did not pass as it should");
+    }
+    auto took = std::chrono::steady_clock::now() - began;
+    state.SetIterationTime(std::chrono::duration<double>(took).count());
+    ticker.Stop();
+  }
+}
+BENCHMARK(VirtualHourOfTicks)
+    ->UseManualTime()
+    ->Iterations(10)
+    ->Unit(benchmark::kMillisecond);
+
+// The real clock's path, timed waits, as every service's WaitFor() takes it:
+// `Signal::WaitFor()` (which now asks the thread's clock first) against a
+// copy of its code before the clock existed (an atomic fast path, then
+// `absl::Mutex::LockWhenWithDeadline` with a deadline from `absl::Now()`).
+struct TimedSignalEvent {
+  Signal signal;
+  void Wait() { signal.WaitFor(absl::Hours(1)); }
+  void Close() { signal.Close(); }
+};
+
+struct PreClockTimedEvent {
+  absl::Mutex mu;
+  std::atomic<bool> closed{false};
+  static bool IsClosed(std::atomic<bool>* c) {
+    return c->load(std::memory_order_relaxed);
+  }
+  void Wait() {
+    if (closed.load(std::memory_order_acquire)) return;
+    mu.LockWhenWithDeadline(absl::Condition(&IsClosed, &closed),
+                            absl::Now() + absl::Hours(1));
+    mu.Unlock();
+  }
+  void Close() {
+    absl::MutexLock lock(&mu);
+    closed.store(true, std::memory_order_release);
+  }
+};
+
+BENCHMARK_TEMPLATE(WakeLatency, TimedSignalEvent)
+    ->UseManualTime()
+    ->Iterations(300);
+BENCHMARK_TEMPLATE(WakeLatency, PreClockTimedEvent)
+    ->UseManualTime()
+    ->Iterations(300);
+
+void NowLifecycle(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(lifecycle::Now());
+}
+BENCHMARK(NowLifecycle);
+
+void NowAbsl(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(absl::Now());
+}
+BENCHMARK(NowAbsl);
 
 BENCHMARK_MAIN();

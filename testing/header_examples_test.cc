@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"      // production
 #include "lifecycle/testing/harness.h"   // tests (the folder is testing/)
+#include "lifecycle/clock.h"
 #include "lifecycle/context.h"
 #include "lifecycle/service.h"
 #include "lifecycle/signal.h"
@@ -27,6 +28,7 @@
 #include "lifecycle/testing/matchers.h"
 #include "lifecycle/testing/mock_service.h"
 #include "lifecycle/testing/stress.h"
+#include "lifecycle/testing/virtual_time.h"
 #include "lifecycle/testing/wait.h"
 
 namespace header_examples {
@@ -314,6 +316,37 @@ TEST(ReadmeExample, Policies) {
   ReadmeClient client;
   lifecycle_testing::StartStopHarness harness({&client});
   ASSERT_TRUE(harness.StartAll());
+}
+
+// clock.h and virtual_time.h: an hourly job, and three hours of it.
+class Cleaner : public lifecycle::BaseService {
+ public:
+  Cleaner() : BaseService("cleaner") {}
+  ~Cleaner() override { StopForDestruction(); }
+  int runs() const { return runs_; }
+
+ private:
+  void Clean() { ++runs_; }
+  absl::Status Run(const lifecycle::Context& ctx,
+                   absl::FunctionRef<void()> started) override {
+    started();
+    absl::Time next = lifecycle::Now() + absl::Hours(1);
+    while (!ctx.Done().WaitUntil(next)) {
+      Clean();
+      next += absl::Hours(1);
+    }
+    return absl::OkStatus();
+  }
+  std::atomic<int> runs_{0};
+};
+
+TEST(VirtualTimeExample, Cleaner) {
+  lifecycle_testing::VirtualTime time;
+  Cleaner cleaner;  // clock.h's example: cleans every hour
+  ASSERT_TRUE(cleaner.Start(time.context()).ok());
+  ASSERT_TRUE(time.AdvanceBy(absl::Hours(3)));
+  EXPECT_EQ(cleaner.runs(), 3);
+  cleaner.Stop();
 }
 
 }  // namespace

@@ -52,7 +52,7 @@
 // Example:
 //
 //   lifecycle_testing::VirtualTime time;
-//   Cleaner cleaner;  // cleans every hour, waiting in ctx.Done().WaitFor()
+//   Cleaner cleaner;  // clock.h's example: cleans every hour
 //   ASSERT_TRUE(cleaner.Start(time.context()).ok());
 //   ASSERT_TRUE(time.AdvanceBy(absl::Hours(3)));
 //   EXPECT_EQ(cleaner.runs(), 3);
@@ -93,7 +93,8 @@ class VirtualTime {
   // Where virtual time begins: 2030-01-01 00:00:00 UTC, every run.
   static constexpr absl::Time kStart = absl::FromUnixSeconds(1893456000);
 
-  // `idle_timeout` bounds each wait for the threads to become idle.
+  // `idle_timeout` bounds each wait for the threads to become idle (real
+  // time; zero or negative: a check that does not wait).
   explicit VirtualTime(absl::Duration idle_timeout = WaitTimeout());
   VirtualTime(const VirtualTime&) = delete;
   VirtualTime& operator=(const VirtualTime&) = delete;

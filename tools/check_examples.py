@@ -20,6 +20,7 @@ COMPILED = ["testing/header_examples_test.cc", "examples/client_test.cc",
 # (file, the first line of the example, as the file shows it after "//   ")
 HEADER_EXAMPLES = [
     ("lifecycle/base_service.h", "class Ticker : public lifecycle::BaseService {"),
+    ("lifecycle/clock.h", "absl::Status Run(const lifecycle::Context& ctx,"),
     ("lifecycle/base_service.h", 'lifecycle::FuncService heartbeat("heartbeat",'),
     ("lifecycle/base_service.h", "class Client : public lifecycle::CompositeService {"),
     ("lifecycle/context.h", "absl::Time deadline = absl::Now() + absl::Seconds(5);"),
@@ -39,6 +40,7 @@ HEADER_EXAMPLES = [
     ("testing/matchers.h", "EXPECT_THAT(client, IsStarted());"),
     ("testing/mock_service.h", "lifecycle_testing::MockService db;"),
     ("testing/stress.h", "EXPECT_TRUE(lifecycle_testing::StressStartStop(client));"),
+    ("testing/virtual_time.h", "lifecycle_testing::VirtualTime time;"),
 ]
 
 
