@@ -108,7 +108,7 @@ TEST_F(ClientTimeTest, ReconnectsBackOffDoublingUpToThirtySeconds) {
   std::vector<absl::Duration> waits;
   absl::Time last = time_.Now();
   for (int attempt = 2; attempt <= 8; ++attempt) {
-    ASSERT_TRUE(time_.AdvanceToNextTimer());  // the notifier's only
+    ASSERT_TRUE(time_.AdvanceToNextDeadline());  // the notifier's only
     ASSERT_EQ(WaitOrTimeout(signals.reconnect_scheduled), attempt);
     waits.push_back(time_.Now() - last);
     last = time_.Now();
@@ -121,7 +121,7 @@ TEST_F(ClientTimeTest, ReconnectsBackOffDoublingUpToThirtySeconds) {
 
   // It comes back: the next attempt, 30s later, connects; healthy again.
   database_.SetAvailable(true);
-  ASSERT_TRUE(time_.AdvanceToNextTimer());
+  ASSERT_TRUE(time_.AdvanceToNextDeadline());
   ASSERT_TRUE(WaitOrTimeout(signals.connected));
   EXPECT_EQ(time_.Now() - last, absl::Seconds(30));
   EXPECT_THAT(notifier, Not(IsDegraded()));

@@ -29,7 +29,7 @@ namespace virtual_time_internal {
 // only when that count is zero.
 class Clock final : public lifecycle::clock_internal::TimeSource {
  public:
-  explicit Clock(absl::Time start) : now_(start) {}
+  explicit Clock(absl::Time start) : start_(start), now_(start) {}
 
   absl::Time Now() override {
     absl::MutexLock lock(&mu_);
@@ -104,6 +104,12 @@ class Clock final : public lifecycle::clock_internal::TimeSource {
     return clock->running_ == 0;
   }
 
+  // "+1h30m": how far `t` is from where this time began.
+  std::string Since(absl::Time t) const {
+    return absl::StrCat("+", absl::FormatDuration(t - start_));
+  }
+
+  const absl::Time start_;
   mutable absl::Mutex mu_;
   absl::Time now_ ABSL_GUARDED_BY(mu_);
   int running_ ABSL_GUARDED_BY(mu_) = 0;
@@ -236,8 +242,7 @@ std::string Clock::Describe(bool stacks) const {
     absl::MutexLock lock(&mu_);
     absl::StrAppend(&out, threads_.size(), " thread",
                     threads_.size() == 1 ? "" : "s", " in virtual time (now ",
-                    absl::FormatTime(now_), ")", threads_.empty() ? "" : ":",
-                    "\n");
+                    Since(now_), ")", threads_.empty() ? "" : ":", "\n");
     for (const auto& [tid, thread] : threads_) {
       tids.push_back(tid);
       absl::StrAppend(&out, "  ", thread.label, " (thread ", tid, "): ");
@@ -248,8 +253,7 @@ std::string Clock::Describe(bool stacks) const {
       } else if (thread.until == absl::InfiniteFuture()) {
         absl::StrAppend(&out, "blocked, no deadline\n");
       } else {
-        absl::StrAppend(&out, "blocked until ", absl::FormatTime(thread.until),
-                        "\n");
+        absl::StrAppend(&out, "blocked until ", Since(thread.until), "\n");
       }
     }
     if (creating_ > 0) {
@@ -323,7 +327,7 @@ std::string VirtualTime::DescribeThreads() const {
          << clock_->Describe(/*stacks=*/true);
 }
 
-::testing::AssertionResult VirtualTime::AdvanceToNextTimer() {
+::testing::AssertionResult VirtualTime::AdvanceToNextDeadline() {
   if (auto idle = WaitUntilIdle(); !idle) return idle;
   std::optional<absl::Time> next = clock_->NextDeadline();
   if (!next) return Deadlock("advancing to the next deadline");

@@ -27,22 +27,21 @@
 // of the waiting threads' service paths), and before each step and after the
 // last wait until every thread is blocked again (`WaitUntilIdle()`). Only the
 // thread a step woke (and what it wakes) runs between two steps, so a test
-// sees the same interleaving every run. `AdvanceToNextTimer()` jumps to the
+// sees the same interleaving every run. `AdvanceToNextDeadline()` jumps to the
 // next pending deadline; `AdvanceUntil(signal, limit)` advances until a signal
 // closes.
 //
 // Failures say why, instead of hanging:
 //
 //   * a deadlock: every thread is blocked, no deadline is pending, and the
-//     test waits for progress (`AdvanceToNextTimer`, `AdvanceUntil`):
+//     test waits for progress (`AdvanceToNextDeadline`, `AdvanceUntil`):
 //
 //       VirtualTime: deadlock: every thread in virtual time is blocked with
-//       no deadline pending, so nothing can happen (virtual time +1h0m0s)
-//       while advancing until a signal closes
-//       2 threads in virtual time:
-//         worker/a (thread 4242): blocked, no deadline
-//         ...
-//       thread 4242 'a':
+//       no deadline pending, so nothing can happen (virtual time +1h) while
+//       advancing until a signal closes
+//       1 thread in virtual time (now +1h):
+//         stuck (thread 4242): blocked, no deadline
+//       thread 4242 'stuck':
 //         #0 ...
 //
 //   * a busy thread: a thread that stays busy for `WaitUntilIdle()`'s timeout
@@ -123,7 +122,7 @@ class VirtualTime {
   // Moves to the earliest pending deadline and fires everything due then.
   // With none pending (every thread blocked for good) that is a deadlock: it
   // fails with each thread's service path and stack.
-  [[nodiscard]] ::testing::AssertionResult AdvanceToNextTimer();
+  [[nodiscard]] ::testing::AssertionResult AdvanceToNextDeadline();
 
   // Advances one deadline at a time until `signal` is closed, by at most
   // `limit` of virtual time. Fails on a deadlock, on a busy thread, or when

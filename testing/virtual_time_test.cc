@@ -181,7 +181,7 @@ TEST(VirtualTimeTest, AServiceWaitingOnADeadlineContextWakesWhenItFires) {
     return absl::OkStatus();
   });
   ASSERT_TRUE(waiter.Start(time.context()).ok());
-  ASSERT_TRUE(time.AdvanceToNextTimer());
+  ASSERT_TRUE(time.AdvanceToNextDeadline());
   EXPECT_THAT(log.Events(), ElementsAre("DEADLINE_EXCEEDED@1m"));
   waiter.Stop();
 }
@@ -236,10 +236,11 @@ TEST(VirtualTimeTest, ADeadlockIsReportedWithEachThreadsPathAndStack) {
   });
   ASSERT_TRUE(stuck.Start(time.context()).ok());
   EXPECT_NONFATAL_FAILURE(
-      EXPECT_TRUE(time.AdvanceToNextTimer()),
+      EXPECT_TRUE(time.AdvanceToNextDeadline()),
       "VirtualTime: deadlock: every thread in virtual time is blocked with no "
       "deadline pending, so nothing can happen (virtual time +0) while "
-      "advancing to the next deadline\n1 thread in virtual time");
+      "advancing to the next deadline\n1 thread in virtual time (now +0):\n"
+      "  stuck (thread ");
   EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(time.AdvanceUntil(never, absl::Hours(1))),
                           "stuck (thread ");
   EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(time.AdvanceUntil(never, absl::Hours(1))),
@@ -280,7 +281,11 @@ TEST(VirtualTimeTest, AdvanceUntilStopsAtItsLimit) {
   EXPECT_NONFATAL_FAILURE(
       EXPECT_TRUE(time.AdvanceUntil(never, absl::Minutes(90))),
       "VirtualTime: signal not closed after advancing 1h30m of virtual time "
-      "(now +1h30m; next deadline +1h31m)");
+      "(now +1h30m; next deadline +1h31m)\n1 thread in virtual time (now "
+      "+1h30m):\n  ticker (thread ");
+  EXPECT_NONFATAL_FAILURE(
+      EXPECT_TRUE(time.AdvanceUntil(never, absl::ZeroDuration())),
+      "): blocked until +1h31m\n");
   EXPECT_EQ(ticks, 90);
 
   Signal done;
