@@ -17,7 +17,7 @@
 //
 // Example:
 //
-//   absl::Time deadline = absl::Now() + absl::Seconds(5);
+//   absl::Time deadline = lifecycle::Now() + absl::Seconds(5);
 //   lifecycle::CancellableContext scope(parent, deadline);
 //   std::thread worker([ctx = scope.context()] {
 //     while (!ctx.Done().WaitFor(absl::Milliseconds(100))) { /* tick */ }

@@ -112,7 +112,7 @@ class Producer : public FakeService {
 
 TEST(ContextExample, Worker) {
   lifecycle::Context parent = lifecycle::Context::Background();
-  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  absl::Time deadline = lifecycle::Now() + absl::Seconds(5);
   lifecycle::CancellableContext scope(parent, deadline);
   std::thread worker([ctx = scope.context()] {
     while (!ctx.Done().WaitFor(absl::Milliseconds(100))) { /* tick */ }

@@ -23,7 +23,7 @@ HEADER_EXAMPLES = [
     ("lifecycle/clock.h", "absl::Status Run(const lifecycle::Context& ctx,"),
     ("lifecycle/base_service.h", 'lifecycle::FuncService heartbeat("heartbeat",'),
     ("lifecycle/base_service.h", "class Client : public lifecycle::CompositeService {"),
-    ("lifecycle/context.h", "absl::Time deadline = absl::Now() + absl::Seconds(5);"),
+    ("lifecycle/context.h", "absl::Time deadline = lifecycle::Now() + absl::Seconds(5);"),
     ("lifecycle/service.h", "std::vector<lifecycle::Service*> services = {&notifier, &producer};"),
     ("lifecycle/service.h", "lifecycle::Dependency deps[] = {{&producer, &elector}};"),
     ("lifecycle/signal.h", "lifecycle::Signal ready;"),
