@@ -57,6 +57,11 @@
 //   EXPECT_EQ(cleaner.runs(), 3);
 //   cleaner.Stop();
 //
+// A start that itself takes virtual time (a service that waits before it
+// signals started) needs the test to move time: `Start()` it, then
+// `AdvanceUntil(service.Started(), limit)`. `StartStopHarness::StartAll()`
+// waits in real time, so give it services that start without time passing.
+//
 // The rule for services: read time with `lifecycle::Now()` and wait with this
 // library's waits. Code that reads `absl::Now()` or sleeps directly runs on
 // the system clock even here (docs/VIRTUAL_TIME.md). `OnStart()` runs on the
