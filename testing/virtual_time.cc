@@ -65,6 +65,11 @@ class Clock final : public lifecycle::clock_internal::TimeSource {
     absl::MutexLock lock(&mu_);
     now_ = std::max(now_, t);
   }
+  // Ends this time: every deadline has passed, those pending fire now (in
+  // order) and later waits with a deadline do not block.
+  void End();
+  // Waits, at most `timeout`, until no thread lives in this time.
+  bool AwaitNoThreads(absl::Duration timeout);
   std::string LabelOfCurrentThread() const;
   // One line per thread, then (if `stacks`) the stack of each.
   std::string Describe(bool stacks) const;
@@ -103,6 +108,9 @@ class Clock final : public lifecycle::clock_internal::TimeSource {
   static bool IsIdle(Clock* clock) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return clock->running_ == 0;
   }
+  static bool HasNoThreads(Clock* clock) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return clock->threads_.empty() && clock->creating_ == 0;
+  }
 
   // "+1h30m": how far `t` is from where this time began.
   std::string Since(absl::Time t) const {
@@ -112,6 +120,7 @@ class Clock final : public lifecycle::clock_internal::TimeSource {
   const absl::Time start_;
   mutable absl::Mutex mu_;
   absl::Time now_ ABSL_GUARDED_BY(mu_);
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   int creating_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
@@ -155,10 +164,16 @@ uint64_t Clock::AddTimerLocked(absl::Time at, std::string label, Timer timer) {
 
 uint64_t Clock::AddTimer(absl::Time at, absl::AnyInvocable<void() &&> fire,
                          std::string label) {
-  Timer timer;
-  timer.fire = std::move(fire);
-  absl::MutexLock lock(&mu_);
-  return AddTimerLocked(at, std::move(label), std::move(timer));
+  {
+    absl::MutexLock lock(&mu_);
+    if (!ended_) {
+      Timer timer;
+      timer.fire = std::move(fire);
+      return AddTimerLocked(at, std::move(label), std::move(timer));
+    }
+  }
+  std::move(fire)();  // every deadline of an ended time has passed
+  return 0;
 }
 
 void Clock::CancelTimer(uint64_t id) {
@@ -177,7 +192,8 @@ bool Clock::Wait(const lifecycle::Signal& signal, absl::Time deadline) {
   });
   {
     absl::MutexLock lock(&mu_);
-    if (!sleeper.woken && deadline > now_) {
+    if (!sleeper.woken && deadline > now_ &&
+        (!ended_ || deadline == absl::InfiniteFuture())) {
       Thread& self = threads_[current_tid];
       uint64_t timer = 0;
       if (deadline != absl::InfiniteFuture()) {
@@ -235,6 +251,29 @@ bool Clock::FireNext(absl::Time limit) {
   return true;
 }
 
+void Clock::End() {
+  std::vector<absl::AnyInvocable<void() &&>> fire;
+  {
+    absl::MutexLock lock(&mu_);
+    ended_ = true;
+    for (auto& [key, timer] : timers_) {
+      if (timer.sleeper != nullptr) {
+        WakeLocked(*timer.sleeper);
+      } else {
+        fire.push_back(std::move(timer.fire));
+      }
+    }
+    timers_.clear();
+    keys_.clear();
+  }
+  for (auto& f : fire) std::move(f)();
+}
+
+bool Clock::AwaitNoThreads(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&HasNoThreads, this), timeout);
+}
+
 std::string Clock::Describe(bool stacks) const {
   std::vector<pid_t> tids;
   std::string out;
@@ -276,6 +315,15 @@ VirtualTime::VirtualTime(absl::Duration idle_timeout)
 
 VirtualTime::~VirtualTime() {
   scope_->Cancel(absl::CancelledError("VirtualTime destroyed"));
+  clock_->End();
+  if (clock_->AwaitNoThreads(idle_timeout_)) return;
+  ADD_FAILURE() << "VirtualTime destroyed while threads still live in it, "
+                   "after cancelling its context and ending its time, "
+                   "and waiting "
+                << absl::FormatDuration(idle_timeout_)
+                << " for them: stop their services before it goes (they "
+                   "wait on something else than their context).\n"
+                << clock_->Describe(/*stacks=*/true);
 }
 
 const lifecycle::Context& VirtualTime::context() const {

@@ -67,9 +67,13 @@
 // the system clock even here (docs/VIRTUAL_TIME.md). `OnStart()` runs on the
 // caller's thread, which lives in the caller's time.
 //
-// WARNING: stop the services before the `VirtualTime` goes. Destroying it
-// cancels its context, which asks them to stop, but nothing advances their
-// time afterwards: a worker that then waits for a deadline waits forever.
+// Destroying a `VirtualTime` ends its time: it cancels its context (so its
+// services' runs are asked to end), and from then on every deadline in it has
+// passed, so no wait with a deadline blocks any more. It then waits, at most
+// the idle timeout, for its threads to end; a thread still in it after that
+// (one that waits on a signal nobody closes) fails the test, named with its
+// stack, rather than hang it. Stop the services first, or let the harness do
+// it (declare the `VirtualTime` before it).
 //
 // Thread safety: the members are thread-safe, but advancing is meant for one
 // thread (the test's), which must not itself live in virtual time.
@@ -102,7 +106,7 @@ class VirtualTime {
   explicit VirtualTime(absl::Duration idle_timeout = WaitTimeout());
   VirtualTime(const VirtualTime&) = delete;
   VirtualTime& operator=(const VirtualTime&) = delete;
-  // Cancels `context()` (see the WARNING above).
+  // Ends virtual time (see above); fails the test if a thread stays in it.
   ~VirtualTime();
 
   // Start services with this context, or one made from it: their threads live

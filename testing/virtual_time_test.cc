@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -318,6 +319,45 @@ TEST(VirtualTimeTest, AdvancingFromAThreadInVirtualTimeFailsClearly) {
               HasSubstr("VirtualTime: advanced from a thread that lives in "
                         "it (advancer): it would wait for itself"));
   advancer.Stop();
+}
+
+TEST(VirtualTimeTest, DestroyingItEndsTimeSoCancelledServicesEnd) {
+  auto time = std::make_unique<VirtualTime>();
+  std::atomic<int> ticks{0};
+  Scripted ticker("ticker", Ticker(absl::Hours(1), &ticks));
+  // Checks its context only between waits on a signal nobody closes: only
+  // the end of time lets it see the cancellation.
+  Scripted poller("poller", [](const Context& ctx, auto started) {
+    started();
+    while (!ctx.IsCancelled()) Signal().WaitFor(absl::Hours(1));
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(ticker.Start(time->context()).ok());
+  ASSERT_TRUE(poller.Start(time->context()).ok());
+  time.reset();  // before the services: no failure, as both end
+  EXPECT_TRUE(ticker.Stopped().IsClosed());
+  EXPECT_TRUE(poller.Stopped().IsClosed());
+  EXPECT_EQ(ticks, 0);
+}
+
+TEST(VirtualTimeTest, DestroyingItWithAThreadThatWillNotEndFails) {
+  auto time = std::make_unique<VirtualTime>(absl::Milliseconds(200));
+  Signal never;
+  Scripted deaf("deaf", [&](const Context&, auto started) {
+    started();
+    never.Wait();  // ignores its context
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(deaf.Start(time->context()).ok());
+  ASSERT_TRUE(WaitOrTimeout(deaf.Started()));
+  EXPECT_NONFATAL_FAILURE(
+      time.reset(),
+      "VirtualTime destroyed while threads still live in it, after cancelling "
+      "its context and ending its time, and waiting 200ms for them: stop their "
+      "services before it goes (they wait on something else than their "
+      "context).\n1 thread in virtual time (now +0):\n  deaf (thread ");
+  never.Close();
+  deaf.Stop();
 }
 
 TEST(VirtualTimeTest, NegativeOrPastAdvancesDoNothing) {
