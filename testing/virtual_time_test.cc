@@ -220,6 +220,11 @@ TEST(VirtualTimeTest, ASignalFromTheTestWakesAThreadAndIdleWaitsForIt) {
   ASSERT_TRUE(waiter.Start(time.context()).ok());
   ASSERT_TRUE(time.WaitUntilIdle());
   EXPECT_EQ(after, 0);
+  EXPECT_THAT(
+      time.DescribeThreads(),
+      ::testing::MatchesRegex("1 thread in virtual time \\(now \\+0\\):\n"
+                              "  waiter \\(thread [0-9]+\\): blocked, no "
+                              "deadline\n"));
   go.Close();
   ASSERT_TRUE(time.WaitUntilIdle());
   EXPECT_EQ(after, 1000);
