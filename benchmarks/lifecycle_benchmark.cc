@@ -68,25 +68,28 @@ double ThreadCpuSeconds() {
 // asleep in the kernel, then takes the time and wakes it; the waiter takes the
 // time when it runs again. The iteration time is the difference.
 
+// One wake of `Event`, in seconds.
+template <typename Event>
+double OneWake() {
+  Event event;
+  std::atomic<bool> waiting{false};
+  std::chrono::steady_clock::time_point woke;
+  std::thread waiter([&] {
+    waiting = true;
+    event.Wait();
+    woke = std::chrono::steady_clock::now();
+  });
+  while (!waiting) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::microseconds(200));
+  auto closed = std::chrono::steady_clock::now();
+  event.Close();
+  waiter.join();
+  return std::chrono::duration<double>(woke - closed).count();
+}
+
 template <typename Event>
 void WakeLatency(benchmark::State& state) {
-  for (auto _ : state) {
-    Event event;
-    std::atomic<bool> waiting{false};
-    std::chrono::steady_clock::time_point woke;
-    std::thread waiter([&] {
-      waiting = true;
-      event.Wait();
-      woke = std::chrono::steady_clock::now();
-    });
-    while (!waiting) std::this_thread::yield();
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-    auto closed = std::chrono::steady_clock::now();
-    event.Close();
-    waiter.join();
-    state.SetIterationTime(
-        std::chrono::duration<double>(woke - closed).count());
-  }
+  for (auto _ : state) state.SetIterationTime(OneWake<Event>());
 }
 
 struct SignalEvent {
@@ -564,25 +567,6 @@ struct PreClockTimedEvent {
     closed.store(true, std::memory_order_release);
   }
 };
-
-// One wake of `Event`, as WakeLatency measures it, in seconds.
-template <typename Event>
-double OneWake() {
-  Event event;
-  std::atomic<bool> waiting{false};
-  std::chrono::steady_clock::time_point woke;
-  std::thread waiter([&] {
-    waiting = true;
-    event.Wait();
-    woke = std::chrono::steady_clock::now();
-  });
-  while (!waiting) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::microseconds(200));
-  auto closed = std::chrono::steady_clock::now();
-  event.Close();
-  waiter.join();
-  return std::chrono::duration<double>(woke - closed).count();
-}
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
