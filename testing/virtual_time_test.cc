@@ -365,6 +365,25 @@ TEST(VirtualTimeTest, DestroyingItWithAThreadThatWillNotEndFails) {
   deaf.Stop();
 }
 
+TEST(VirtualTimeTest, ANonPositiveIdleTimeoutOnlyChecks) {
+  VirtualTime time(-absl::Seconds(1));
+  ASSERT_TRUE(time.WaitUntilIdle());  // nothing lives in it: idle
+  std::mutex held;
+  std::unique_lock<std::mutex> hold(held);
+  Scripted locker("locker", [&](const Context& ctx, auto started) {
+    started();
+    { std::lock_guard<std::mutex> lock(held); }
+    ctx.Done().Wait();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(locker.Start(time.context()).ok());
+  ASSERT_TRUE(WaitOrTimeout(locker.Started()));  // it is in virtual time
+  // Busy, and not waited for: the report comes without a wait.
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(time.WaitUntilIdle()), "locker (thread ");
+  hold.unlock();
+  locker.Stop();
+}
+
 TEST(VirtualTimeTest, NegativeOrPastAdvancesDoNothing) {
   VirtualTime time;
   ASSERT_TRUE(time.AdvanceBy(absl::Seconds(5)));
