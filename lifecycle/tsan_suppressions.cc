@@ -1,5 +1,6 @@
 // ThreadSanitizer suppressions that travel with the library: every target of
-// lifecycle/ depends on this file (through :signal), so a user's plain
+// lifecycle/ depends on this file (through :signal, or :test_signal, which is
+// header-only and used on its own), so a user's plain
 // `-fsanitize=thread` build of a test that uses the library needs no flag and
 // no suppressions file.
 //
