@@ -10,6 +10,7 @@
 #include <deque>
 #include <exception>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
@@ -54,6 +55,90 @@ struct Lifeline {
   }
 };
 
+// The dependencies among a composite's children, by child: what each depends
+// on and what depends on it. Kept as the dependencies are added, so that adding
+// one costs what its cycle check visits, not a rebuild of the graph.
+struct DependencyGraph {
+  struct Node {
+    std::vector<const Service*> on;  // its dependencies
+    std::vector<const Service*> by;  // its dependents
+  };
+  absl::flat_hash_map<const Service*, Node> nodes;
+
+  bool Has(const Service* dependent, const Service* dependency) const {
+    auto it = nodes.find(dependent);
+    return it != nodes.end() &&
+           std::find(it->second.on.begin(), it->second.on.end(),
+                     dependency) != it->second.on.end();
+  }
+  void Add(const Service* dependent, const Service* dependency) {
+    nodes[dependent].on.push_back(dependency);
+    nodes[dependency].by.push_back(dependent);
+  }
+  // A child that left the tree leaves the graph.
+  void Remove(const Service* child) {
+    auto it = nodes.find(child);
+    if (it == nodes.end()) return;
+    Node node = std::move(it->second);
+    nodes.erase(it);
+    auto drop = [&](const std::vector<const Service*>& others,
+                    std::vector<const Service*> Node::*list) {
+      for (const Service* other : others) {
+        auto& v = nodes[other].*list;
+        v.erase(std::remove(v.begin(), v.end(), child), v.end());
+      }
+    };
+    drop(node.on, &Node::by);
+    drop(node.by, &Node::on);
+  }
+
+  // The chain of dependencies from `from` to `to` (both included), if `from`
+  // depends on `to` directly or not. Searches from both ends at once, one
+  // service at a time from each, so the cost is about twice the smaller of
+  // "what `from` depends on" and "what depends on `to`": a chain or a fan-out
+  // declared one link at a time stays linear in all.
+  std::optional<std::vector<const Service*>> Chain(const Service* from,
+                                                   const Service* to) const {
+    if (from == to) return std::vector<const Service*>{from};
+    // Each side: the service it reached each service from.
+    absl::flat_hash_map<const Service*, const Service*> ahead = {{from, nullptr}};
+    absl::flat_hash_map<const Service*, const Service*> back = {{to, nullptr}};
+    std::deque<const Service*> ahead_todo = {from}, back_todo = {to};
+    const Service* meet = nullptr;
+    auto step = [&](std::deque<const Service*>& todo, auto& seen,
+                    const auto& other, std::vector<const Service*> Node::*next) {
+      const Service* s = todo.front();
+      todo.pop_front();
+      auto it = nodes.find(s);
+      if (it == nodes.end()) return;
+      for (const Service* n : it->second.*next) {
+        if (!seen.emplace(n, s).second) continue;
+        if (other.contains(n)) {
+          meet = n;
+          return;
+        }
+        todo.push_back(n);
+      }
+    };
+    while (!ahead_todo.empty() && !back_todo.empty() && meet == nullptr) {
+      step(ahead_todo, ahead, back, &Node::on);
+      if (meet == nullptr && !back_todo.empty()) {
+        step(back_todo, back, ahead, &Node::by);
+      }
+    }
+    if (meet == nullptr) return std::nullopt;
+    std::vector<const Service*> chain;
+    for (const Service* s = meet; s != nullptr; s = ahead.at(s)) {
+      chain.push_back(s);
+    }
+    std::reverse(chain.begin(), chain.end());  // from ... meet
+    for (const Service* s = back.at(meet); s != nullptr; s = back.at(s)) {
+      chain.push_back(s);  // ... to
+    }
+    return chain;
+  }
+};
+
 // What a composite reads and writes of a child's run through its handle.
 struct Access {
   static bool StopRequested(const BaseService& service) {
@@ -64,9 +149,13 @@ struct Access {
                                     std::string path) {
     return service.SnapshotAt(std::move(path));
   }
-  static void CountRestart(BaseService& service) {
-    absl::MutexLock lock(&service.mu_);
-    ++service.restart_count_;
+  static absl::Status Restart(BaseService& service, const Context& ctx,
+                              bool& refused) {
+    return service.StartRun(ctx, /*refuse_if_stopped=*/true, &refused);
+  }
+  static void TakeEndedWorkers(BaseService& service,
+                               std::vector<std::thread>& out) {
+    service.TakeEndedWorkers(out);
   }
 };
 
@@ -95,6 +184,16 @@ absl::Status ValidateName(absl::string_view name) {
     }
   }
   return absl::OkStatus();
+}
+
+// `status` with `suffix` added to its message, payloads (the failed
+// service's path) kept.
+absl::Status WithSuffix(const absl::Status& status, absl::string_view suffix) {
+  absl::Status out(status.code(), absl::StrCat(status.message(), suffix));
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
 }
 
 [[noreturn]] void Die(const std::string& message) {
@@ -267,10 +366,27 @@ class ChildHandle final : public Service {
     return Access::StopRequested(*child_.base);
   }
 
-  void CountRestart() {
-    if (child_.base == nullptr || !child_.lifeline->Enter()) return;
+  // A supervisor's restart: false (and nothing started) if the child was
+  // stopped on purpose, or destroyed, since its run ended.
+  bool Restart(const Context& ctx, absl::Status& status) {
+    if (child_.base == nullptr) {
+      status = child_.service->Start(ctx);
+      return true;
+    }
+    if (!child_.lifeline->Enter()) return false;
     absl::Cleanup exit = [&] { child_.lifeline->Exit(); };
-    Access::CountRestart(*child_.base);
+    bool refused = false;
+    status = Access::Restart(*child_.base, ctx, refused);
+    return !refused;
+  }
+
+  void TakeEndedWorkers(std::vector<std::thread>& out) {
+    Use([&](auto& service) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(service)>,
+                                   BaseService>) {
+        Access::TakeEndedWorkers(service, out);
+      }
+    });
   }
 
   const Service* service() const { return child_.service; }
@@ -376,10 +492,19 @@ BaseService::~BaseService() {
     if (parent != nullptr) {
       absl::MutexLock lock(&parent->mu_);
       auto& siblings = parent->children_;
-      siblings.erase(
-          std::remove_if(siblings.begin(), siblings.end(),
-                         [this](const Child& c) { return c.base == this; }),
-          siblings.end());
+      auto self = std::find_if(siblings.begin(), siblings.end(),
+                               [this](const Child& c) { return c.base == this; });
+      if (self != siblings.end()) {
+        if (parent->dependencies_ != nullptr) {
+          parent->dependencies_->Remove(self->service);
+        }
+        siblings.erase(self);
+        for (Child& sibling : siblings) {
+          auto& names = sibling.depends_on;
+          names.erase(std::remove(names.begin(), names.end(), name_),
+                      names.end());
+        }
+      }
     }
     for (const Child& child : children) {
       if (child.base == nullptr) continue;
@@ -454,6 +579,11 @@ void CloseIfWatched(const std::optional<Signal>& changed) {
 absl::Status BaseService::OnStart(const Context&) { return absl::OkStatus(); }
 
 absl::Status BaseService::Start(const Context& ctx) {
+  return StartRun(ctx, /*refuse_if_stopped=*/false, nullptr);
+}
+
+absl::Status BaseService::StartRun(const Context& ctx, bool refuse_if_stopped,
+                                   bool* refused) {
   JoinFinishedWorker();  // the previous run's worker, if it ended by itself
 
   // Made and replaced outside `mu_`: making one may cancel it at once (a
@@ -467,6 +597,13 @@ absl::Status BaseService::Start(const Context& ctx) {
   {
     absl::MutexLock lock(&mu_);
     if (running_) return absl::OkStatus();
+    if (refuse_if_stopped) {  // a restart by the parent
+      if (stop_requested_) {
+        *refused = true;
+        return absl::OkStatus();
+      }
+      ++restart_count_;
+    }
     running_ = true;
     // Fresh signals for every run but the first, whose signals may have been
     // handed out before it. (Not "if closed": the last run's worker may not
@@ -598,8 +735,15 @@ void BaseService::FinishRun(absl::Status status, const Context& ctx,
 }
 
 void BaseService::JoinFinishedWorker() {
-  std::thread ended;
-  std::vector<std::thread> more;
+  std::vector<std::thread> ended;
+  TakeEndedWorkers(ended);
+  // Outside join_mu_ and every lifeline: the worker being joined may still be
+  // running a Stopped() callback that calls Start() or Stop() on this service,
+  // or destroys a child.
+  for (std::thread& t : ended) t.join();
+}
+
+void BaseService::TakeEndedWorkers(std::vector<std::thread>& out) {
   {
     absl::MutexLock join_lock(&join_mu_);
     bool running;
@@ -612,21 +756,23 @@ void BaseService::JoinFinishedWorker() {
     // callback re-entering) stays for another thread to join.
     if (!running && worker_.joinable() &&
         worker_.get_id() != std::this_thread::get_id()) {
-      ended = std::move(worker_);
+      out.push_back(std::move(worker_));
     }
     if (!ended_workers_.empty()) {
       std::vector<std::thread> keep;
       for (std::thread& t : ended_workers_) {
-        (t.get_id() == std::this_thread::get_id() ? keep : more)
+        (t.get_id() == std::this_thread::get_id() ? keep : out)
             .push_back(std::move(t));
       }
       ended_workers_.swap(keep);
     }
   }
-  // Outside join_mu_: the worker being joined may still be running a
-  // Stopped() callback that calls Start() or Stop() on this service.
-  if (ended.joinable()) ended.join();
-  for (std::thread& t : more) t.join();
+  if (!stops_children_) return;
+  // A composite's run waits for its children's stops but leaves their ended
+  // workers to be joined here (see CompositeService::Run).
+  for (const auto& child : ChildHandles()) {
+    static_cast<ChildHandle&>(*child).TakeEndedWorkers(out);
+  }
 }
 
 void BaseService::DieIfStopWouldWaitForItself() const {
@@ -663,9 +809,12 @@ Signal BaseService::RequestStop(bool will_wait) {
   {
     absl::MutexLock lock(&mu_);
     if (!running_) {
-      // Nothing to cancel. The last run's stopped signal may still be about
-      // to close (its worker is finishing): wait for that, unless this is
-      // that worker, in a callback of the run's end.
+      // Nothing to cancel, but the request is remembered: a supervisor does
+      // not restart a child stopped while it awaited its restart.
+      if (start_count_ > 0) stop_requested_ = true;
+      // The last run's stopped signal may still be about to close (its
+      // worker is finishing): wait for that, unless this is that worker, in a
+      // callback of the run's end.
       if (start_count_ == 0 || ending_thread_ == std::this_thread::get_id()) {
         return Signal::Closed();
       }
@@ -951,59 +1100,51 @@ void CompositeService::AddChildOrDie(Service& child, Supervision supervision) {
   }
 }
 
-namespace {
-
-// The dependencies among a composite's children, from each child's names.
-std::vector<Dependency> DependenciesAmong(
-    const std::vector<std::unique_ptr<Service>>& handles) {
-  std::vector<Dependency> dependencies;
-  for (const auto& handle : handles) {
-    const auto& child = static_cast<const ChildHandle&>(*handle);
-    for (const std::string& name : child.depends_on()) {
-      for (const auto& other : handles) {
-        if (other->Name() == name) {
-          dependencies.push_back({handle.get(), other.get()});
-        }
-      }
-    }
-  }
-  return dependencies;
-}
-
-}  // namespace
-
 absl::Status CompositeService::AddDependency(Service& dependent,
                                              Service& dependency) {
-  // Checked on handles, outside `mu_` (paths take the tree mutex first).
-  std::vector<std::unique_ptr<Service>> handles = ChildHandles();
-  std::vector<Service*> children;
-  Service* from = nullptr;
-  Service* to = nullptr;
-  for (const auto& handle : handles) {
-    children.push_back(handle.get());
-    const Service* child = static_cast<const ChildHandle&>(*handle).service();
-    if (child == &dependent) from = handle.get();
-    if (child == &dependency) to = handle.get();
+  // Checked and added in one step under the tree mutex and `mu_`: two
+  // concurrent calls cannot close a cycle between them. This composite's path
+  // is taken first (it locks the services on the way up).
+  absl::MutexLock tree(&TreeMutex());
+  const std::string path = PathLocked();
+  absl::MutexLock lock(&mu_);
+  Child* from = nullptr;
+  for (Child& c : children_) {
+    if (c.service == &dependent) from = &c;
   }
-  for (auto [end, found] : {std::pair{&dependent, from}, {&dependency, to}}) {
-    if (found == nullptr) {
+  bool to_found = false;
+  for (const Child& c : children_) to_found |= c.service == &dependency;
+  for (auto [end, found] :
+       {std::pair{&dependent, from != nullptr}, {&dependency, to_found}}) {
+    if (!found) {
       return absl::InvalidArgumentError(absl::StrCat(
           "the dependency of '", AbslView(dependent.Name()), "' on '",
           AbslView(dependency.Name()), "': '", AbslView(end->Name()),
-          "' is not a child of '", Path(), "'"));
+          "' is not a child of '", path, "'"));
     }
   }
-  std::vector<Dependency> dependencies = DependenciesAmong(handles);
-  dependencies.push_back({from, to});
-  if (absl::Status s = CheckDependencies(children, dependencies); !s.ok()) {
-    return s;
+  auto child_path = [&](const Service* child) {
+    return absl::StrCat(path, "/", AbslView(child->Name()));
+  };
+  if (dependencies_ == nullptr) {
+    dependencies_ = std::make_unique<base_service_internal::DependencyGraph>();
   }
-  absl::MutexLock lock(&mu_);
-  for (Child& c : children_) {
-    if (c.service == &dependent) {
-      c.depends_on.push_back(std::string(dependency.Name()));
-    }
+  if (dependencies_->Has(&dependent, &dependency)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the dependency of '", child_path(&dependent), "' on '",
+                     child_path(&dependency), "' is given twice"));
   }
+  // A cycle: `dependency` already depends on `dependent`, directly or not.
+  if (auto chain = dependencies_->Chain(&dependency, &dependent)) {
+    std::vector<std::string> names;
+    for (const Service* s : *chain) names.push_back(child_path(s));
+    names.push_back(child_path(&dependency));
+    return absl::InvalidArgumentError(
+        absl::StrCat("a cycle of dependencies: ", absl::StrJoin(names, " -> "),
+                     "; each starts after the next"));
+  }
+  dependencies_->Add(&dependent, &dependency);
+  from->depends_on.push_back(std::string(dependency.Name()));
   return absl::OkStatus();
 }
 
@@ -1028,10 +1169,10 @@ Supervision CompositeService::SupervisionOf(const Service* child) const {
   return supervision_;
 }
 
-void CompositeService::CountRestart(const Service* child) {
+void CompositeService::CountRestart(const Service* child, int delta) {
   absl::MutexLock lock(&mu_);
   for (Child& c : children_) {
-    if (c.service == child) ++c.restarts;
+    if (c.service == child) c.restarts += delta;
   }
 }
 
@@ -1041,17 +1182,49 @@ absl::Status CompositeService::Run(const Context& ctx,
   // is never touched again.
   std::vector<std::unique_ptr<Service>> handles = ChildHandles();
   std::vector<Service*> children;
-  for (const auto& handle : handles) children.push_back(handle.get());
-  std::vector<Dependency> dependencies = DependenciesAmong(handles);
+  std::vector<Dependency> dependencies;
+  {
+    // The graph's edges as edges between the handles.
+    absl::flat_hash_map<const Service*, Service*> handle_of;
+    for (const auto& handle : handles) {
+      children.push_back(handle.get());
+      handle_of[static_cast<const ChildHandle&>(*handle).service()] =
+          handle.get();
+    }
+    absl::MutexLock lock(&mu_);
+    if (dependencies_ != nullptr) {
+      for (const Service* child : children) {
+        const Service* service =
+            static_cast<const ChildHandle*>(child)->service();
+        auto node = dependencies_->nodes.find(service);
+        if (node == dependencies_->nodes.end()) continue;
+        for (const Service* on : node->second.on) {
+          if (auto h = handle_of.find(on); h != handle_of.end()) {
+            dependencies.push_back({const_cast<Service*>(child), h->second});
+          }
+        }
+      }
+    }
+  }
+  // The children live in a context of their own, not a child of `ctx`: when
+  // this composite is stopped, they are stopped one by one, dependents first
+  // and each only once its dependents have ended, instead of all being
+  // cancelled at once with `ctx`.
+  std::unique_ptr<CancellableContext> children_scope =
+      context_internal::NewContextInTimeOf(ctx);
+  const Context& children_ctx = children_scope->context();
   // Waits for every child's start, but gives up if this service is stopped
   // meanwhile: a child that never starts must not make Stop() hang. On any
-  // error it has stopped what it started.
-  if (absl::Status s = StartInDependencyOrder(children, dependencies, ctx);
+  // error it has stopped what it started. No stop here joins a child's
+  // worker: a child's Stopped() callback may be waiting for this very
+  // composite's stop (JoinFinishedWorker() joins them afterwards).
+  if (absl::Status s = service_internal::StartInDependencyOrder(
+          children, dependencies, children_ctx, ctx, /*join=*/false);
       !s.ok()) {
     return s;
   }
   started();
-  absl::Status failure = Supervise(ctx, handles);
+  absl::Status failure = Supervise(ctx, children_ctx, handles);
   if (!failure.ok()) {
     // Fail fast: stopping the other children is part of failing.
     std::optional<Signal> changed;
@@ -1063,7 +1236,8 @@ absl::Status CompositeService::Run(const Context& ctx,
     }
     CloseIfWatched(changed);
   }
-  StopInReverseDependencyOrder(children, dependencies);
+  service_internal::StopInReverseDependencyOrder(children, dependencies,
+                                                 /*join=*/false);
   return failure.ok() ? ctx.Cause() : failure;
 }
 
@@ -1074,14 +1248,17 @@ struct Watch {
   ChildHandle* child = nullptr;
   Signal stopped;      // of the run being watched
   bool active = true;  // false once it left, was stopped, or degraded us
-  absl::Time restart_at = absl::InfiniteFuture();  // a restart is due then
-  std::deque<absl::Time> restarts;                 // within the period
+  // A restart is due then (`InfiniteFuture()` for an infinite backoff: it
+  // never comes).
+  std::optional<absl::Time> restart_at;
+  std::deque<absl::Time> restarts;  // within the period
 };
 
 }  // namespace
 
 absl::Status CompositeService::Supervise(
-    const Context& ctx, std::vector<std::unique_ptr<Service>>& children) {
+    const Context& ctx, const Context& children_ctx,
+    std::vector<std::unique_ptr<Service>>& children) {
   std::vector<Watch> watches;
   for (auto& child : children) {
     auto* handle = static_cast<ChildHandle*>(child.get());
@@ -1108,25 +1285,18 @@ absl::Status CompositeService::Supervise(
       w.restarts.pop_front();
     }
     if (policy.max_restarts < 1 || policy.period <= absl::ZeroDuration()) {
-      return absl::Status(
-          error.code(),
-          absl::StrCat(error.message(),
-                       " (not restarted: the restart policy allows none, "
-                       "max_restarts ",
-                       policy.max_restarts, " within ",
-                       absl::FormatDuration(policy.period), ")"));
+      return WithSuffix(
+          error, absl::StrCat(" (not restarted: the restart policy allows "
+                              "none, max_restarts ",
+                              policy.max_restarts, " within ",
+                              absl::FormatDuration(policy.period), ")"));
     }
     if (static_cast<int>(w.restarts.size()) >= policy.max_restarts) {
-      absl::Status out(
-          error.code(),
-          absl::StrCat(error.message(), " (restarted ", w.restarts.size(),
-                       " times within ", absl::FormatDuration(policy.period),
-                       "; the limit is ", policy.max_restarts, ")"));
-      error.ForEachPayload(
-          [&](absl::string_view url, const absl::Cord& payload) {
-            out.SetPayload(url, payload);
-          });
-      return out;
+      return WithSuffix(
+          error,
+          absl::StrCat(" (restarted ", w.restarts.size(), " times within ",
+                       absl::FormatDuration(policy.period), "; the limit is ",
+                       policy.max_restarts, ")"));
     }
     absl::Duration backoff = std::max(policy.backoff, absl::ZeroDuration());
     for (size_t i = 0; i < w.restarts.size() && backoff < policy.max_backoff;
@@ -1144,8 +1314,8 @@ absl::Status CompositeService::Supervise(
     std::vector<Signal> waits = {ctx.Done()};
     absl::Time next_restart = absl::InfiniteFuture();
     for (const Watch& w : watches) {
-      if (w.restart_at != absl::InfiniteFuture()) {
-        next_restart = std::min(next_restart, w.restart_at);
+      if (w.restart_at) {
+        next_restart = std::min(next_restart, *w.restart_at);
       } else if (w.active) {
         waits.push_back(w.stopped);
       }
@@ -1153,17 +1323,22 @@ absl::Status CompositeService::Supervise(
     WaitAnyUntil(waits, next_restart);
     if (ctx.IsCancelled()) return absl::OkStatus();
     for (Watch& w : watches) {
-      if (w.restart_at != absl::InfiniteFuture()) {
-        if (lifecycle::Now() < w.restart_at) continue;
+      if (w.restart_at) {
+        if (*w.restart_at == absl::InfiniteFuture() ||
+            lifecycle::Now() < *w.restart_at) {
+          continue;
+        }
         if (ctx.IsCancelled()) return absl::OkStatus();
-        w.restart_at = absl::InfiniteFuture();
-        if (w.child->StopWasRequested()) {  // destroyed meanwhile
+        w.restart_at.reset();
+        absl::Status started;
+        CountRestart(w.child->service(), 1);
+        // Not restarted if it was stopped on purpose (or destroyed) while
+        // it awaited the restart: a stopped child stays stopped.
+        if (!w.child->Restart(children_ctx, started)) {
+          CountRestart(w.child->service(), -1);
           w.active = false;
           continue;
         }
-        CountRestart(w.child->service());
-        w.child->CountRestart();
-        absl::Status started = w.child->Start(ctx);
         w.stopped = w.child->Stopped();
         if (!started.ok()) {
           if (absl::Status s = on_death(w, started); !s.ok()) return s;

@@ -120,7 +120,9 @@ struct Supervision {
   // within `period` fail the composite as kFailFast would. Each restart waits
   // a backoff first: `backoff`, doubling with every restart still within the
   // period, at most `max_backoff`. `max_restarts` < 1 or a `period` that is
-  // not positive allows no restart at all; a negative backoff counts as zero.
+  // not positive allows no restart at all; a negative backoff counts as zero;
+  // an infinite one means the restart never comes (the child stays down and
+  // the composite stays started).
   int max_restarts = 3;
   absl::Duration period = absl::Minutes(1);
   absl::Duration backoff = absl::Milliseconds(100);
@@ -145,6 +147,7 @@ struct Supervision {
 namespace base_service_internal {
 struct Lifeline;
 struct Access;
+struct DependencyGraph;
 class ScopedServiceLockForTesting;
 struct Child {
   Service* service = nullptr;
@@ -153,7 +156,8 @@ struct Child {
   // Set by CompositeService: this child's own policy, and its restarts.
   std::optional<Supervision> supervision;
   int64_t restarts = 0;
-  // Set by CompositeService: the siblings it starts after, by name.
+  // Set by CompositeService: the siblings it starts after, by name (for
+  // snapshots; the graph itself is the parent's `DependencyGraph`).
   std::vector<std::string> depends_on;
 };
 }  // namespace base_service_internal
@@ -241,12 +245,23 @@ class BaseService : public Service {
   std::optional<Signal> SetStateLocked(ServiceState state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::optional<Signal> TakeChangeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `Start()`; for a supervisor's restart (`refuse_if_stopped`), nothing is
+  // started and `*refused` set if a stop was requested since the last run
+  // ended: a child stopped while it awaited its restart stays stopped.
+  absl::Status StartRun(const Context& ctx, bool refuse_if_stopped,
+                        bool* refused);
   void WorkerMain(Context ctx, Signal started, Signal stopped);
   void MarkStarted(const Signal& started);
   void FinishRun(absl::Status status, const Context& ctx, const Signal& started,
                  const Signal& stopped);
-  // Joins ended workers, except one that is the calling thread.
+  // Joins ended workers, except one that is the calling thread; for a
+  // composite, its descendants' too (its run leaves them for this).
   void JoinFinishedWorker() ABSL_LOCKS_EXCLUDED(mu_, join_mu_);
+  // Moves the ended workers of this service (and, for a composite, of its
+  // descendants) but the calling thread into `out`, to be joined outside
+  // every lock and lifeline.
+  void TakeEndedWorkers(std::vector<std::thread>& out)
+      ABSL_LOCKS_EXCLUDED(mu_, join_mu_);
   // Requests a stop; returns the signal to wait for (closed if nothing runs).
   // `will_wait`: the caller waits for it, so a stop that would wait for the
   // calling thread itself aborts (see "Stops that would wait for themselves").
@@ -323,6 +338,10 @@ class BaseService : public Service {
   std::shared_ptr<base_service_internal::Lifeline> parent_lifeline_
       ABSL_GUARDED_BY(mu_);
   std::vector<base_service_internal::Child> children_ ABSL_GUARDED_BY(mu_);
+  // The dependencies among the children (CompositeService::AddDependency),
+  // made by the first one.
+  std::unique_ptr<base_service_internal::DependencyGraph> dependencies_
+      ABSL_GUARDED_BY(mu_);
 
   // This service's links in the process-wide list of live services (guarded
   // by that list's mutex, base_service.cc).
@@ -491,11 +510,12 @@ class CompositeService : public BaseService {
  private:
   // Watches the started children until `ctx` is cancelled (OK) or a death
   // fails this composite (that error).
-  absl::Status Supervise(const Context& ctx,
+  // Restarts are started with `children_ctx`.
+  absl::Status Supervise(const Context& ctx, const Context& children_ctx,
                          std::vector<std::unique_ptr<Service>>& children);
-  // The policy for `child`, and counting a restart of it.
+  // The policy for `child`, and counting a restart of it (or taking one back).
   Supervision SupervisionOf(const Service* child) const;
-  void CountRestart(const Service* child);
+  void CountRestart(const Service* child, int delta);
 
   Supervision supervision_ ABSL_GUARDED_BY(mu_);
 };

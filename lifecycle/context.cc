@@ -272,6 +272,10 @@ clock_internal::TimeSource* TimeSourceOf(const Context& ctx) {
   return ctx.state_->time.get();
 }
 
+std::unique_ptr<CancellableContext> NewContextInTimeOf(const Context& ctx) {
+  return NewContextInTime(ctx.state_->time);
+}
+
 }  // namespace context_internal
 
 size_t PendingDeadlines() {

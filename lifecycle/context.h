@@ -71,6 +71,10 @@ std::unique_ptr<CancellableContext> NewContextInTime(
     std::shared_ptr<clock_internal::TimeSource> time);
 // The time `ctx`'s services live in; null for the system clock.
 clock_internal::TimeSource* TimeSourceOf(const Context& ctx);
+// A new context that lives in `ctx`'s time but is not its child: cancelled
+// only by its owner. A composite starts its children in one, so that its own
+// cancellation does not reach them all at once and it can stop them in order.
+std::unique_ptr<CancellableContext> NewContextInTimeOf(const Context& ctx);
 }  // namespace context_internal
 
 class Context {
@@ -100,6 +104,8 @@ class Context {
       const Context& ctx);
   friend std::unique_ptr<CancellableContext> context_internal::NewContextInTime(
       std::shared_ptr<clock_internal::TimeSource> time);
+  friend std::unique_ptr<CancellableContext>
+  context_internal::NewContextInTimeOf(const Context& ctx);
   explicit Context(std::shared_ptr<context_internal::State> state)
       : state_(std::move(state)) {}
   std::shared_ptr<context_internal::State> state_;

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -138,29 +139,37 @@ absl::Status BuildGraph(absl::Span<Service* const> services,
     graph.dependents[to].push_back(from);
   }
   // A cycle, found depth first from each service in list order, is named
-  // from where the search entered it.
+  // from where the search entered it. Iterative: a chain of any length is
+  // searched without recursion (an explicit stack of (service, next edge)).
   enum Color { kWhite, kGrey, kBlack };
   std::vector<Color> color(services.size(), kWhite);
-  std::vector<size_t> stack;
+  std::vector<std::pair<size_t, size_t>> stack;  // the grey path
   std::optional<std::vector<size_t>> cycle;
-  auto visit = [&](auto& self, size_t i) -> void {
-    color[i] = kGrey;
-    stack.push_back(i);
-    for (size_t j : graph.dependencies[i]) {
-      if (cycle) return;
-      if (color[j] == kGrey) {
-        auto start = std::find(stack.begin(), stack.end(), j);
-        cycle.emplace(start, stack.end());
-        cycle->push_back(j);
-        return;
+  for (size_t root = 0; root < services.size() && !cycle; ++root) {
+    if (color[root] != kWhite) continue;
+    color[root] = kGrey;
+    stack.push_back({root, 0});
+    while (!stack.empty() && !cycle) {
+      auto& [i, next] = stack.back();
+      if (next == graph.dependencies[i].size()) {
+        color[i] = kBlack;
+        stack.pop_back();
+        continue;
       }
-      if (color[j] == kWhite) self(self, j);
+      size_t j = graph.dependencies[i][next++];
+      if (color[j] == kGrey) {
+        auto start = std::find_if(stack.begin(), stack.end(),
+                                  [j](const auto& e) { return e.first == j; });
+        cycle.emplace();
+        for (auto it = start; it != stack.end(); ++it) {
+          cycle->push_back(it->first);
+        }
+        cycle->push_back(j);
+      } else if (color[j] == kWhite) {
+        color[j] = kGrey;
+        stack.push_back({j, 0});  // `i` and `next` are not used after this
+      }
     }
-    stack.pop_back();
-    color[i] = kBlack;
-  };
-  for (size_t i = 0; i < services.size() && !cycle; ++i) {
-    if (color[i] == kWhite) visit(visit, i);
   }
   if (cycle) {
     std::vector<std::string> names;
@@ -193,6 +202,23 @@ absl::Status CheckDependencies(absl::Span<Service* const> services,
 absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
                                     absl::Span<const Dependency> dependencies,
                                     const Context& ctx) {
+  return service_internal::StartInDependencyOrder(services, dependencies, ctx,
+                                                  ctx, /*join=*/true);
+}
+
+void StopInReverseDependencyOrder(absl::Span<Service* const> services,
+                                  absl::Span<const Dependency> dependencies) {
+  service_internal::StopInReverseDependencyOrder(services, dependencies,
+                                                 /*join=*/true);
+}
+
+namespace service_internal {
+
+absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
+                                    absl::Span<const Dependency> dependencies,
+                                    const Context& start_ctx,
+                                    const Context& watch, bool join) {
+  const Context& ctx = watch;
   Graph graph;
   if (absl::Status s = BuildGraph(services, dependencies, graph); !s.ok()) {
     return s;
@@ -211,7 +237,7 @@ absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
   size_t done = 0;
   while (done < n) {
     for (size_t i : ready) {
-      absl::Status status = services[i]->Start(ctx);
+      absl::Status status = services[i]->Start(start_ctx);
       if (!status.ok()) {
         failed = i;
         failure = AnnotateStartError(std::move(status), services[i]->Path());
@@ -258,7 +284,7 @@ absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
     std::sort(ready.begin(), ready.end());  // list order
   }
   if (!failed && !ctx.IsCancelled()) return absl::OkStatus();
-  StopInReverseDependencyOrder(started, dependencies);
+  StopInReverseDependencyOrder(started, dependencies, join);
   if (!failed) return ctx.Cause();
   // The services that depend on the failed one, directly or not.
   std::vector<bool> skipped(n, false);
@@ -284,7 +310,8 @@ absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
 }
 
 void StopInReverseDependencyOrder(absl::Span<Service* const> services,
-                                  absl::Span<const Dependency> dependencies) {
+                                  absl::Span<const Dependency> dependencies,
+                                  bool join) {
   std::vector<Service*> present;
   for (Service* service : services) {
     if (service != nullptr) present.push_back(service);
@@ -300,7 +327,11 @@ void StopInReverseDependencyOrder(absl::Span<Service* const> services,
   }
   Graph graph;
   if (!BuildGraph(present, among, graph).ok()) {
-    StopAllParallel(present);
+    for (Service* service : present) {
+      service->StopFor(absl::ZeroDuration()).IgnoreError();
+    }
+    for (Service* service : present) service->Stopped().Wait();
+    if (join) StopAllParallel(present);
     return;
   }
   const size_t n = present.size();
@@ -336,8 +367,11 @@ void StopInReverseDependencyOrder(absl::Span<Service* const> services,
     std::sort(now_free.begin(), now_free.end());
     for (size_t j : now_free) request(j);
   }
+  if (!join) return;
   for (Service* service : present) service->Stop();  // joins, at once
 }
+
+}  // namespace service_internal
 
 absl::Status StopAllParallelFor(absl::Span<Service* const> services,
                                 absl::Duration timeout) {

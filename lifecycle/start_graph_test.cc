@@ -2,11 +2,14 @@
 // (service.h) and CompositeService::AddDependency (base_service.h). Every
 // ordering is observed through signals and states, never through timing.
 #include <atomic>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -58,6 +61,76 @@ class Gated : public BaseService {
   Signal gate_;
   std::atomic<bool> saw_started_{false};
   std::atomic<bool> saw_stopped_{false};
+};
+
+// A service that is always started and stopped, with nothing behind it: for
+// graphs too large for a thread per service.
+class Inert : public Service {
+ public:
+  explicit Inert(std::string name) : name_(std::move(name)) {}
+  absl::Status Start(const Context&) override { return absl::OkStatus(); }
+  Signal Started() const override { return Signal::Closed(); }
+  void Stop() override {}
+  absl::Status StopFor(absl::Duration) override { return absl::OkStatus(); }
+  Signal Stopped() const override { return Signal::Closed(); }
+  std::string_view Name() const override { return name_; }
+  ServiceSnapshot Snapshot() const override {
+    ServiceSnapshot s;
+    s.name = s.path = name_;
+    s.state = ServiceState::kStarted;
+    return s;
+  }
+
+ private:
+  std::string name_;
+};
+
+// Appends "stop:NAME" to a shared log when its context is cancelled and
+// "end:NAME" when its run returns; `Hold()` keeps a run from returning until
+// `Release()`.
+class Logged : public BaseService {
+ public:
+  Logged(std::string name, absl::Mutex* mu, std::vector<std::string>* log)
+      : BaseService(std::move(name)), mu_(mu), log_(log) {}
+  ~Logged() override {
+    Release();
+    StopForDestruction();
+  }
+  void Hold() { hold_ = true; }
+  void Release() { release_.Close(); }
+  // Closes once this run's stop was asked for.
+  const Signal& asked() const { return asked_; }
+  // The current run's context's done signal (once running).
+  Signal done() const {
+    absl::MutexLock lock(mu_);
+    return done_;
+  }
+
+ private:
+  absl::Status Run(const Context& ctx,
+                   absl::FunctionRef<void()> started) override {
+    {
+      absl::MutexLock lock(mu_);
+      done_ = ctx.Done();
+    }
+    started();
+    ctx.Done().Wait();
+    Append("stop:");
+    asked_.Close();
+    if (hold_) release_.Wait();
+    Append("end:");
+    return ctx.Cause();
+  }
+  void Append(const char* what) {
+    absl::MutexLock lock(mu_);
+    log_->push_back(absl::StrCat(what, Name()));
+  }
+  absl::Mutex* mu_;
+  std::vector<std::string>* log_;
+  std::atomic<bool> hold_{false};
+  Signal release_;
+  Signal asked_;
+  Signal done_;
 };
 
 bool BecomesStarting(const BaseService& service) {
@@ -219,6 +292,33 @@ TEST(StartInDependencyOrderTest, ACancelledContextStopsWhatStarted) {
   EXPECT_EQ(b.Snapshot().state, ServiceState::kStopped);
 }
 
+TEST(CheckDependenciesTest, AChainOfAHundredThousandLinksNeedsNoDeepStack) {
+  // The cycle search once recursed per link and overflowed the stack here.
+  constexpr int kLinks = 100000;
+  std::vector<std::unique_ptr<Inert>> owned;
+  std::vector<Service*> services;
+  std::vector<Dependency> chain;
+  for (int i = 0; i <= kLinks; ++i) {
+    owned.push_back(std::make_unique<Inert>(absl::StrCat("s", i)));
+    services.push_back(owned.back().get());
+    if (i > 0) chain.push_back({services[i], services[i - 1]});
+  }
+  EXPECT_TRUE(CheckDependencies(services, chain).ok());
+  EXPECT_TRUE(
+      StartInDependencyOrder(services, chain, Context::Background()).ok());
+  StopInReverseDependencyOrder(services, chain);
+
+  // Closed into a ring, the whole ring is named.
+  chain.push_back({services[0], services[kLinks]});
+  absl::Status s = CheckDependencies(services, chain);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::StartsWith("a cycle of dependencies: s0 -> s100000 -> "
+                                    "s99999 -> "));
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::EndsWith("s1 -> s0; each starts after the next"));
+}
+
 // --- composites ----------------------------------------------------------------
 
 TEST(CompositeDependencyTest, ChildrenStartAfterTheirDependencies) {
@@ -273,6 +373,95 @@ TEST(CompositeDependencyTest, AFailedChildsDependentsAreNamed) {
                         "started, as they depend on it: top/api"));
   EXPECT_EQ(FailedServicePath(s.status), "top/db");
   EXPECT_EQ(s.Find("top/api")->start_count, 0);
+}
+
+TEST(CompositeDependencyTest, StopsDependentsFirstEachOnceItsDependentsEnded) {
+  // b depends on a, c on b; c holds its stop up until released.
+  absl::Mutex mu;
+  std::vector<std::string> log;
+  Logged a("a", &mu, &log), b("b", &mu, &log), c("c", &mu, &log);
+  c.Hold();
+  Parent top("top", {&a, &b, &c});
+  ASSERT_TRUE(top.AddDependency(b, a).ok());
+  ASSERT_TRUE(top.AddDependency(c, b).ok());
+  ASSERT_TRUE(top.Start(Context::Background()).ok());
+  ASSERT_TRUE(top.Started().WaitFor(kWait));
+  {
+    absl::MutexLock lock(&mu);
+    log.clear();
+  }
+  std::thread stopper([&] { top.Stop(); });
+  ASSERT_TRUE(c.asked().WaitFor(kWait));
+  // While c is still stopping, nothing has reached b's or a's context: the
+  // composite's own cancellation is not handed to its children all at once.
+  // (Before, both were cancelled with top's context; 50ms is ample for that to
+  // show, and no time is long enough for it to happen now.)
+  EXPECT_FALSE(b.done().WaitFor(absl::Milliseconds(50)));
+  EXPECT_FALSE(a.done().IsClosed());
+  c.Release();
+  stopper.join();
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(log, ElementsAre("stop:c", "end:c", "stop:b", "end:b", "stop:a",
+                               "end:a"));
+}
+
+TEST(CompositeDependencyTest, ALongCycleIsNamedLinkByLink) {
+  std::vector<std::unique_ptr<TestService>> owned;
+  std::vector<test_services::ChildSpec> specs;
+  for (int i = 0; i < 5; ++i) {
+    owned.push_back(std::make_unique<TestService>(absl::StrCat("s", i)));
+    specs.push_back(owned.back().get());
+  }
+  Parent top("top", specs);
+  for (int i = 1; i < 5; ++i) {
+    ASSERT_TRUE(top.AddDependency(*owned[i], *owned[i - 1]).ok());
+  }
+  EXPECT_EQ(top.AddDependency(*owned[0], *owned[4]).message(),
+            "a cycle of dependencies: top/s4 -> top/s3 -> top/s2 -> top/s1 -> "
+            "top/s0 -> top/s4; each starts after the next");
+  // A sibling's dependency is no cycle.
+  EXPECT_TRUE(top.AddDependency(*owned[4], *owned[0]).ok());
+}
+
+TEST(CompositeDependencyTest, OppositeDependenciesAddedAtOnceNeverBothSucceed) {
+  // The cycle check and the insertion are one step: of two calls racing to
+  // add a -> b and b -> a, exactly one succeeds.
+  for (int round = 0; round < 200; ++round) {
+    TestService a("a"), b("b");
+    Parent top("top", {&a, &b});
+    Signal go;
+    absl::Status ab, ba;
+    std::thread t1([&] {
+      go.Wait();
+      ab = top.AddDependency(a, b);
+    });
+    std::thread t2([&] {
+      go.Wait();
+      ba = top.AddDependency(b, a);
+    });
+    go.Close();
+    t1.join();
+    t2.join();
+    ASSERT_NE(ab.ok(), ba.ok()) << "round " << round << ": " << ab << " / "
+                                << ba;
+  }
+}
+
+TEST(CompositeDependencyTest, ADestroyedChildLeavesTheGraph) {
+  TestService a("a");
+  auto b = std::make_unique<TestService>("b");
+  Parent top("top", {&a, b.get()});
+  ASSERT_TRUE(top.AddDependency(a, *b).ok());
+  b.reset();
+  ServiceSnapshot snapshot = top.Snapshot();
+  EXPECT_THAT(snapshot.Find("top/a")->depends_on, ::testing::IsEmpty());
+  // A new child at the same name (and maybe the same address) starts free.
+  TestService b2("b");
+  ASSERT_TRUE(top.AddChild(b2).ok());
+  ASSERT_TRUE(top.AddDependency(b2, a).ok());
+  ASSERT_TRUE(top.Start(Context::Background()).ok());
+  ASSERT_TRUE(top.Started().WaitFor(kWait));
+  top.Stop();
 }
 
 }  // namespace
