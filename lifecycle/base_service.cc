@@ -153,6 +153,9 @@ struct Access {
                               bool& refused) {
     return service.StartRun(ctx, /*refuse_if_stopped=*/true, &refused);
   }
+  static void RequestStop(BaseService& service) {
+    service.RequestStop(/*will_wait=*/false);
+  }
   static void TakeEndedWorkers(BaseService& service,
                                std::vector<std::thread>& out) {
     service.TakeEndedWorkers(out);
@@ -380,6 +383,16 @@ class ChildHandle final : public Service {
     return !refused;
   }
 
+  // Requests the child's stop; joins nothing.
+  void RequestStop() {
+    if (child_.base == nullptr) {
+      child_.service->StopFor(absl::ZeroDuration()).IgnoreError();
+    } else if (child_.lifeline->Enter()) {
+      absl::Cleanup exit = [&] { child_.lifeline->Exit(); };
+      Access::RequestStop(*child_.base);
+    }
+  }
+
   void TakeEndedWorkers(std::vector<std::thread>& out) {
     Use([&](auto& service) {
       if constexpr (std::is_same_v<std::decay_t<decltype(service)>,
@@ -420,6 +433,11 @@ class ChildHandle final : public Service {
   const std::string name_;
   const BaseService* const parent_;
 };
+
+// How a composite asks a child (a handle) to stop: without joining its worker.
+void RequestChildStop(Service& child) {
+  static_cast<ChildHandle&>(child).RequestStop();
+}
 
 }  // namespace
 
@@ -1219,7 +1237,7 @@ absl::Status CompositeService::Run(const Context& ctx,
   // worker: a child's Stopped() callback may be waiting for this very
   // composite's stop (JoinFinishedWorker() joins them afterwards).
   if (absl::Status s = service_internal::StartInDependencyOrder(
-          children, dependencies, children_ctx, ctx, /*join=*/false);
+          children, dependencies, children_ctx, ctx, &RequestChildStop);
       !s.ok()) {
     return s;
   }
@@ -1237,7 +1255,7 @@ absl::Status CompositeService::Run(const Context& ctx,
     CloseIfWatched(changed);
   }
   service_internal::StopInReverseDependencyOrder(children, dependencies,
-                                                 /*join=*/false);
+                                                 &RequestChildStop);
   return failure.ok() ? ctx.Cause() : failure;
 }
 

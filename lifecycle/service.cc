@@ -203,13 +203,13 @@ absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
                                     absl::Span<const Dependency> dependencies,
                                     const Context& ctx) {
   return service_internal::StartInDependencyOrder(services, dependencies, ctx,
-                                                  ctx, /*join=*/true);
+                                                  ctx, nullptr);
 }
 
 void StopInReverseDependencyOrder(absl::Span<Service* const> services,
                                   absl::Span<const Dependency> dependencies) {
   service_internal::StopInReverseDependencyOrder(services, dependencies,
-                                                 /*join=*/true);
+                                                 nullptr);
 }
 
 namespace service_internal {
@@ -217,7 +217,8 @@ namespace service_internal {
 absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
                                     absl::Span<const Dependency> dependencies,
                                     const Context& start_ctx,
-                                    const Context& watch, bool join) {
+                                    const Context& watch,
+                                    RequestStopFunction request_stop) {
   const Context& ctx = watch;
   Graph graph;
   if (absl::Status s = BuildGraph(services, dependencies, graph); !s.ok()) {
@@ -284,7 +285,7 @@ absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
     std::sort(ready.begin(), ready.end());  // list order
   }
   if (!failed && !ctx.IsCancelled()) return absl::OkStatus();
-  StopInReverseDependencyOrder(started, dependencies, join);
+  StopInReverseDependencyOrder(started, dependencies, request_stop);
   if (!failed) return ctx.Cause();
   // The services that depend on the failed one, directly or not.
   std::vector<bool> skipped(n, false);
@@ -311,7 +312,13 @@ absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
 
 void StopInReverseDependencyOrder(absl::Span<Service* const> services,
                                   absl::Span<const Dependency> dependencies,
-                                  bool join) {
+                                  RequestStopFunction request_stop) {
+  const bool join = request_stop == nullptr;
+  if (join) {
+    request_stop = [](Service& service) {
+      service.StopFor(absl::ZeroDuration()).IgnoreError();
+    };
+  }
   std::vector<Service*> present;
   for (Service* service : services) {
     if (service != nullptr) present.push_back(service);
@@ -327,9 +334,7 @@ void StopInReverseDependencyOrder(absl::Span<Service* const> services,
   }
   Graph graph;
   if (!BuildGraph(present, among, graph).ok()) {
-    for (Service* service : present) {
-      service->StopFor(absl::ZeroDuration()).IgnoreError();
-    }
+    for (Service* service : present) request_stop(*service);
     for (Service* service : present) service->Stopped().Wait();
     if (join) StopAllParallel(present);
     return;
@@ -341,7 +346,7 @@ void StopInReverseDependencyOrder(absl::Span<Service* const> services,
     running_dependents[i] = graph.dependents[i].size();
   }
   auto request = [&](size_t i) {
-    present[i]->StopFor(absl::ZeroDuration()).IgnoreError();
+    request_stop(*present[i]);
     requested.push_back(i);
   };
   for (size_t i = 0; i < n; ++i) {

@@ -172,16 +172,19 @@ absl::Status NotStoppedError(const Service& service, absl::Duration timeout);
 namespace service_internal {
 // For `CompositeService`: `StartInDependencyOrder()` that starts every service
 // with `start_ctx` but gives up when `watch` is cancelled, and
-// `StopInReverseDependencyOrder()`; with `join` false both wait for the
-// stopped signals only and leave the ended workers for the caller to join
-// (a child's `Stopped()` callback may be waiting for the composite's stop).
+// `StopInReverseDependencyOrder()`. With a `request_stop` they request each
+// stop with it and wait for the stopped signals only, leaving the ended
+// workers for the caller to join (a child's `Stopped()` callback may be
+// waiting for the composite's own stop); without, they are the public ones.
+using RequestStopFunction = void (*)(Service& service);
 absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
                                     absl::Span<const Dependency> dependencies,
                                     const Context& start_ctx,
-                                    const Context& watch, bool join);
+                                    const Context& watch,
+                                    RequestStopFunction request_stop);
 void StopInReverseDependencyOrder(absl::Span<Service* const> services,
                                   absl::Span<const Dependency> dependencies,
-                                  bool join);
+                                  RequestStopFunction request_stop);
 // How NotStoppedError() shows a thread: set by thread_stack.cc.
 using ThreadDescriber = std::string (*)(pid_t tid);
 void SetThreadDescriber(ThreadDescriber describe);

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -174,10 +175,86 @@ TEST(SupervisionTest, APolicyThatAllowsNoRestartFailsAtTheFirstDeath) {
     ASSERT_TRUE(parent.Stopped().WaitFor(kWait));
     ServiceSnapshot s = parent.Snapshot();
     EXPECT_EQ(s.state, ServiceState::kFailed);
-    EXPECT_THAT(s.status.message(),
-                HasSubstr("service 'parent/child' failed while running: boom "
-                          "(not restarted: the restart policy allows none"));
+    // Prefixed once, and the child's path kept: the error names the child.
+    EXPECT_EQ(s.status.message(),
+              absl::StrCat("service 'parent/child' failed while running: boom "
+                           "(not restarted: the restart policy allows none, "
+                           "max_restarts ",
+                           policy.max_restarts, " within ",
+                           absl::FormatDuration(policy.period), ")"));
+    EXPECT_EQ(FailedServicePath(s.status), "parent/child");
     EXPECT_EQ(child.runs(), 1);
+  }
+}
+
+TEST(SupervisionTest, AChildStoppedWhileItAwaitsItsRestartStaysStopped) {
+  Supervision policy = Supervision::Restart(3);
+  policy.backoff = absl::Milliseconds(20);
+  Mortal target("target"), witness("witness");
+  Parent parent("parent",
+                {ChildSpec(&target, policy), ChildSpec(&witness, policy)});
+  ASSERT_TRUE(parent.Start(Context::Background()).ok());
+  ASSERT_TRUE(parent.Started().WaitFor(kWait));
+
+  target.Kill(absl::InternalError("boom"));
+  ASSERT_TRUE(target.Stopped().WaitFor(kWait));
+  target.Stop();  // during its backoff (or, on a slow machine, just after)
+  const int64_t starts = target.Snapshot().start_count;
+  // The witness dies later with the same backoff: once it is back, the
+  // target's restart time has come and gone too.
+  witness.Kill(absl::InternalError("boom"));
+  ASSERT_TRUE(AwaitSnapshot(witness, [](const ServiceSnapshot& s) {
+    return s.restart_count == 1 && s.state == ServiceState::kStarted;
+  }));
+  ServiceSnapshot t = target.Snapshot();
+  EXPECT_EQ(t.start_count, starts) << "restarted after Stop() returned";
+  EXPECT_NE(t.state, ServiceState::kStarted);
+  EXPECT_EQ(parent.Snapshot().state, ServiceState::kStarted);
+  parent.Stop();
+}
+
+TEST(SupervisionTest, AnInfiniteBackoffMeansTheRestartNeverComes) {
+  Supervision never = Supervision::Restart(3);
+  never.backoff = never.max_backoff = absl::InfiniteDuration();
+  Mortal child("child"), witness("witness");
+  Parent parent("parent", {ChildSpec(&child, never),
+                           ChildSpec(&witness, FastRestart(3))});
+  ASSERT_TRUE(parent.Start(Context::Background()).ok());
+  ASSERT_TRUE(parent.Started().WaitFor(kWait));
+  child.Kill(absl::InternalError("boom"));
+  ASSERT_TRUE(child.Stopped().WaitFor(kWait));
+  // Once the witness has died and come back, the supervisor has looked at
+  // the child's death more than once.
+  witness.Kill(absl::InternalError("boom"));
+  ASSERT_TRUE(AwaitSnapshot(witness, [](const ServiceSnapshot& s) {
+    return s.restart_count == 1 && s.state == ServiceState::kStarted;
+  }));
+  ServiceSnapshot s = parent.Snapshot();
+  EXPECT_EQ(s.state, ServiceState::kStarted) << s.status;
+  EXPECT_EQ(s.Find("parent/child")->state, ServiceState::kFailed);
+  EXPECT_EQ(s.Find("parent/child")->restart_count, 0);
+  EXPECT_EQ(child.runs(), 1);
+  parent.Stop();  // with the restart still pending, forever
+  EXPECT_EQ(parent.Snapshot().state, ServiceState::kStopped);
+}
+
+TEST(SupervisionTest, AChildsStoppedCallbackMayStopItsParent) {
+  // "When a worker dies, take the app down", written as a callback: it runs
+  // on the child's ended worker, which the parent's stop must not join.
+  for (Supervision policy : {Supervision::FailFast(), Supervision::Degrade()}) {
+    Mortal worker("worker"), other("other");
+    Parent app("app", {ChildSpec(&worker, policy), ChildSpec(&other)});
+    ASSERT_TRUE(app.Start(Context::Background()).ok());
+    ASSERT_TRUE(app.Started().WaitFor(kWait));
+    Signal app_stopped;
+    worker.Stopped().OnClose([&] {
+      app.Stop();
+      app_stopped.Close();
+    });
+    worker.Kill(absl::InternalError("died"));
+    ASSERT_TRUE(app_stopped.WaitFor(kWait)) << "the callback's Stop() hangs";
+    EXPECT_NE(app.Snapshot().state, ServiceState::kStarted);
+    EXPECT_EQ(other.Snapshot().state, ServiceState::kStopped);
   }
 }
 
