@@ -731,6 +731,10 @@ void BaseService::FinishRun(absl::Status status, const Context& ctx,
   {
     absl::MutexLock lock(&mu_);
     if (clean) {
+      if (!stop_requested_ && !ctx.IsCancelled()) {
+        ++unasked_end_count_;
+        last_unasked_end_at_ = NowLocked();
+      }
       changed = SetStateLocked(ServiceState::kStopped);
     } else {
       status_ = started.IsClosed() ? AnnotateRunError(status, path)
@@ -1026,6 +1030,8 @@ void BaseService::FillSnapshotLocked(ServiceSnapshot& s) const {
   s.failure_count = failure_count_;
   s.last_failure = last_failure_;
   s.last_failure_at = last_failure_at_;
+  s.unasked_end_count = unasked_end_count_;
+  s.last_unasked_end_at = last_unasked_end_at_;
   s.restart_count = restart_count_;
   s.startup_duration = startup_duration_;
   if (start_count_ > 0) s.start_began = start_began_;

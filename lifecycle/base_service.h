@@ -330,6 +330,8 @@ class BaseService : public Service {
   int64_t failure_count_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status last_failure_ ABSL_GUARDED_BY(mu_);
   absl::Time last_failure_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  int64_t unasked_end_count_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_unasked_end_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int64_t restart_count_ ABSL_GUARDED_BY(mu_) = 0;  // by its parent
   absl::Time start_began_ ABSL_GUARDED_BY(mu_);
   absl::Duration startup_duration_ ABSL_GUARDED_BY(mu_);

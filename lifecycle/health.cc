@@ -84,6 +84,8 @@ bool operator==(const ServiceSnapshot& a, const ServiceSnapshot& b) {
          a.failure_count == b.failure_count &&
          a.last_failure == b.last_failure &&
          a.last_failure_at == b.last_failure_at &&
+         a.unasked_end_count == b.unasked_end_count &&
+         a.last_unasked_end_at == b.last_unasked_end_at &&
          a.restart_count == b.restart_count &&
          a.startup_duration == b.startup_duration &&
          a.start_began == b.start_began && a.depends_on == b.depends_on &&

@@ -89,6 +89,12 @@ struct ServiceSnapshot {
   // when the service is started again (unlike `status`).
   absl::Status last_failure;
   absl::Time last_failure_at = absl::InfinitePast();
+  // Runs that returned cleanly while nobody had asked them to stop (no
+  // `Stop()`, context not cancelled), and when the last one did: for a
+  // service that should run until stopped, a death without an error (a
+  // composite's supervision counts it as one; so does the test harness).
+  int64_t unasked_end_count = 0;
+  absl::Time last_unasked_end_at = absl::InfinitePast();
   // Times its parent's supervision restarted it after it died (base_service.h,
   // `Supervision::Restart`).
   int64_t restart_count = 0;

@@ -114,6 +114,8 @@ nlohmann::json ToJsonValue(const ServiceSnapshot& s) {
       {"failures", s.failure_count},
       {"last_failure", StatusJson(s.last_failure)},
       {"last_failure_at", TimeJson(s.last_failure_at)},
+      {"unasked_ends", s.unasked_end_count},
+      {"last_unasked_end_at", TimeJson(s.last_unasked_end_at)},
       {"restarts", s.restart_count},
       {"startup_seconds", absl::ToDoubleSeconds(s.startup_duration)},
       {"threads", s.threads},

@@ -44,6 +44,7 @@
 //           "message": "lost the database"
 //         },
 //         "last_failure_at": "2026-11-18T11:06:40.690000Z",
+//         "last_unasked_end_at": null,
 //         "name": "notifier",
 //         "path": "client/notifier",
 //         "restarts": 1,
@@ -53,7 +54,8 @@
 //         "state": "started",
 //         "status": null,
 //         "taken_at": "2026-11-18T11:06:41.204000Z",
-//         "threads": []
+//         "threads": [],
+//         "unasked_ends": 0
 //       }
 //     ],
 //     "degraded": false,
@@ -64,6 +66,7 @@
 //     "last_error_at": null,
 //     "last_failure": null,
 //     "last_failure_at": null,
+//     "last_unasked_end_at": null,
 //     "name": "client",
 //     "path": "client",
 //     "restarts": 0,
@@ -73,14 +76,16 @@
 //     "state": "started",
 //     "status": null,
 //     "taken_at": "2026-11-18T11:06:41.204000Z",
-//     "threads": []
+//     "threads": [],
+//     "unasked_ends": 0
 //   }
 //
 // Times are RFC 3339 in UTC, to the microsecond; durations are seconds as
 // numbers; statuses ("status", the current failure; "last_failure", the last
 // one, kept across restarts; "last_error") are
-// {"code": "UNAVAILABLE", "message": "..."} or null; "threads" lists the
-// worker thread ids while a run is in progress.
+// {"code": "UNAVAILABLE", "message": "..."} or null; "unasked_ends" counts
+// runs that returned cleanly while nobody had asked them to stop; "threads"
+// lists the worker thread ids while a run is in progress.
 //
 // Thread safety: the functions are thread-safe.
 

@@ -8,12 +8,15 @@
 #include <optional>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "lifecycle/clock.h"
+#include "lifecycle/context.h"
 #include "lifecycle/snapshot_format.h"
 #include "lifecycle/startup_report.h"
 #include "lifecycle/testing/matchers.h"
@@ -164,13 +167,15 @@ std::string StartStopHarness::WriteStartupTrace() const {
   if (status.ok()) {
     // What counts as a death from now on (see UnexpectedDeaths()).
     started_ = true;
-    started_at_ = absl::Now();
+    started_at_ = lifecycle::clock_internal::NowIn(
+        lifecycle::context_internal::TimeSourceOf(scope_->context()));
     examined_generation_ = matchers_internal::ExaminedGeneration();
-    failures_at_start_.clear();
+    deaths_at_start_.clear();
     for (const lifecycle::ServiceSnapshot& root :
          lifecycle::SnapshotAll(services_)) {
+      auto& deaths = deaths_at_start_.emplace_back();
       for (const lifecycle::ServiceSnapshot* s : root.Flatten()) {
-        failures_at_start_[s->path] = s->failure_count;
+        deaths[s->path] = matchers_internal::Deaths(*s);
       }
     }
     WriteStartupTrace();
@@ -229,22 +234,25 @@ std::string StartStopHarness::UnexpectedDeaths() const {
   if (!started_) return "";
   std::vector<lifecycle::ServiceSnapshot> roots =
       lifecycle::SnapshotAll(services_);
-  // Every service that failed since the start, by path.
+  // Every service that died since the start (failed, or returned while
+  // nobody had asked it to stop), by path, with how often.
   absl::flat_hash_map<std::string, const lifecycle::ServiceSnapshot*> died;
-  std::vector<const lifecycle::ServiceSnapshot*> order;
-  for (const lifecycle::ServiceSnapshot& root : roots) {
-    for (const lifecycle::ServiceSnapshot* s : root.Flatten()) {
-      auto before = failures_at_start_.find(s->path);
-      int64_t baseline =
-          before == failures_at_start_.end() ? 0 : before->second;
-      if (s->failure_count > baseline) {
+  std::vector<std::pair<const lifecycle::ServiceSnapshot*, int64_t>> order;
+  for (size_t r = 0; r < roots.size(); ++r) {
+    for (const lifecycle::ServiceSnapshot* s : roots[r].Flatten()) {
+      int64_t baseline = 0;
+      if (r < deaths_at_start_.size()) {
+        auto before = deaths_at_start_[r].find(s->path);
+        if (before != deaths_at_start_[r].end()) baseline = before->second;
+      }
+      if (int64_t times = matchers_internal::Deaths(*s) - baseline; times > 0) {
         died[s->path] = s;
-        order.push_back(s);
+        order.push_back({s, times});
       }
     }
   }
   std::vector<std::string> lines;
-  for (const lifecycle::ServiceSnapshot* s : order) {
+  for (const auto& [s, times] : order) {
     // A composite that failed because a descendant died: the descendant's
     // line says it.
     std::optional<std::string> origin =
@@ -254,19 +262,21 @@ std::string StartStopHarness::UnexpectedDeaths() const {
     for (const std::string& e : expected_failures_) {
       expected |= AtOrUnder(s->path, e) || (origin && AtOrUnder(*origin, e));
     }
-    if (expected || matchers_internal::FailureExamined(
-                        s->path, s->failure_count, examined_generation_)) {
+    if (expected ||
+        matchers_internal::FailureExamined(
+            s->path, matchers_internal::Deaths(*s), examined_generation_)) {
       continue;
     }
-    auto before = failures_at_start_.find(s->path);
-    int64_t times = s->failure_count -
-                    (before == failures_at_start_.end() ? 0 : before->second);
+    // The last death: a failure, or a clean return nobody asked for.
+    bool unasked = s->last_unasked_end_at > s->last_failure_at;
+    absl::Time at = unasked ? s->last_unasked_end_at : s->last_failure_at;
     std::string line = absl::StrCat(
         "  ", s->path, " died ",
-        absl::FormatDuration(absl::Trunc(s->last_failure_at - started_at_,
-                                         absl::Microseconds(1))),
-        " after the start (", Rfc3339Millis(s->last_failure_at),
-        "): ", lifecycle::StatusText(s->last_failure));
+        absl::FormatDuration(
+            absl::Trunc(at - started_at_, absl::Microseconds(1))),
+        " after the start (", Rfc3339Millis(at), "): ",
+        unasked ? "its run returned while nobody had asked it to stop"
+                : lifecycle::StatusText(s->last_failure));
     if (times > 1) absl::StrAppend(&line, " [died ", times, " times]");
     if (s->restart_count > 0) {
       absl::StrAppend(&line, " [restarted ", s->restart_count, " times]");

@@ -166,10 +166,12 @@ class StartStopHarness {
   // reported there.
   const char* start_file_ = __FILE__;
   int start_line_ = __LINE__;
-  // Taken when a start succeeded: the failures counted then, per path.
+  // Taken when a start succeeded, in the services' time (virtual time for a
+  // harness started under it): the deaths counted then, per root (two roots
+  // may share a name) and path.
   bool started_ = false;
   absl::Time started_at_;
-  absl::flat_hash_map<std::string, int64_t> failures_at_start_;
+  std::vector<absl::flat_hash_map<std::string, int64_t>> deaths_at_start_;
   uint64_t examined_generation_ = 0;
   std::vector<std::string> expected_failures_;
   // The thread that calls Start() (so a blocking Start() is bounded too) and

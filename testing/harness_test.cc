@@ -13,6 +13,7 @@
 #include "lifecycle/base_service.h"
 #include "lifecycle/testing/fake_service.h"
 #include "lifecycle/testing/matchers.h"
+#include "lifecycle/testing/virtual_time.h"
 #include "nlohmann/json.hpp"
 
 namespace lifecycle_testing {
@@ -380,6 +381,90 @@ TEST(StartStopHarnessTest, ADeathHealedByARestartIsStillReported) {
   KillAndAwaitRestart(parent.child_, 2);
   EXPECT_THAT(parent.child_, HasRestarted(2));
   EXPECT_TRUE(harness.StopAll());
+}
+
+TEST(StartStopHarnessTest, ARunThatReturnsUnaskedIsADeath) {
+  FakeService fake("fake");
+  StartStopHarness harness({&fake});
+  ASSERT_TRUE(harness.StartAll());
+  fake.FailNow(absl::OkStatus());  // returns OK while nobody asked it to stop
+  ASSERT_TRUE(fake.Stopped().WaitFor(WaitTimeout()));
+  EXPECT_NONFATAL_FAILURE(
+      EXPECT_TRUE(harness.StopAll()),
+      "fake died ");
+  ASSERT_TRUE(harness.StartAll());
+  fake.FailNow(absl::OkStatus());
+  ASSERT_TRUE(fake.Stopped().WaitFor(WaitTimeout()));
+  std::vector<std::string> failures =
+      FailuresOf([&] { EXPECT_TRUE(harness.StopAll()); });
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_THAT(failures[0], HasSubstr("): its run returned while nobody had "
+                                     "asked it to stop"));
+}
+
+TEST(StartStopHarnessTest, AnUnaskedReturnHealedByARestartIsReported) {
+  Restarting parent;
+  StartStopHarness harness({&parent});
+  ASSERT_TRUE(harness.StartAll());
+  parent.child_.FailNow(absl::OkStatus());
+  ASSERT_TRUE(lifecycle::WaitSnapshotUntil(
+      parent.child_,
+      [&](const lifecycle::ServiceSnapshot& s) {
+        return s.restart_count == 1 && s.state == ServiceState::kStarted;
+      },
+      absl::Now() + WaitTimeout()));
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StopAll()),
+                          "restarting/child died ");
+}
+
+// A composite that stays up, degraded, when its child dies.
+class Degrading : public lifecycle::CompositeService {
+ public:
+  Degrading() : CompositeService("degrading"), child_("child") {
+    AddChildOrDie(child_, lifecycle::Supervision::Degrade());
+  }
+  ~Degrading() override { StopForDestruction(); }
+  FakeService child_;
+};
+
+TEST(StartStopHarnessTest, AnUnaskedReturnADegradeAbsorbedIsReported) {
+  Degrading parent;
+  StartStopHarness harness({&parent});
+  ASSERT_TRUE(harness.StartAll());
+  parent.child_.FailNow(absl::OkStatus());
+  ASSERT_TRUE(lifecycle::WaitSnapshotUntil(
+      parent, [](const lifecycle::ServiceSnapshot& s) { return s.degraded; },
+      absl::Now() + WaitTimeout()));
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StopAll()),
+                          "degrading/child died ");
+}
+
+TEST(StartStopHarnessTest, TwoRootsWithOneNameHaveABaselineEach) {
+  FakeService veteran("db"), fresh("db");
+  // The veteran failed once before the harness started it.
+  ASSERT_TRUE(veteran.Start(lifecycle::Context::Background()).ok());
+  veteran.FailNow(absl::InternalError("old"));
+  ASSERT_TRUE(veteran.Stopped().WaitFor(WaitTimeout()));
+  StartStopHarness harness({&fresh, &veteran});
+  ASSERT_TRUE(harness.StartAll());
+  fresh.FailNow(absl::InternalError("new"));
+  ASSERT_TRUE(fresh.Stopped().WaitFor(WaitTimeout()));
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StopAll()),
+                          "INTERNAL: service 'db' failed while running: new");
+}
+
+TEST(StartStopHarnessTest, ADeathInVirtualTimeIsTimedInVirtualTime) {
+  VirtualTime time;
+  FakeService fake("fake");
+  StartStopHarness::Options options;
+  options.context = time.context();
+  StartStopHarness harness({&fake}, options);
+  ASSERT_TRUE(harness.StartAll());
+  ASSERT_TRUE(time.AdvanceBy(absl::Hours(2)));
+  fake.FailNow(absl::InternalError("late"));
+  ASSERT_TRUE(fake.Stopped().WaitFor(WaitTimeout()));
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StopAll()),
+                          "fake died 2h after the start");
 }
 
 TEST(StartStopHarnessTest, AStuckStopNamesThePathThatHoldsItUp) {

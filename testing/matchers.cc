@@ -57,13 +57,13 @@ void NoteFailuresExamined(const lifecycle::ServiceSnapshot& snapshot) {
   Notes& n = TheNotes();
   absl::MutexLock lock(&n.mu);
   ++n.generation;
-  n.notes.push_back(Note{snapshot.path, snapshot.failure_count, n.generation});
+  n.notes.push_back(Note{snapshot.path, Deaths(snapshot), n.generation});
   // A composite's failure that a descendant's death caused: that death too.
   std::optional<std::string> origin =
       lifecycle::FailedServicePath(snapshot.last_failure);
   if (!origin) return;
   if (const lifecycle::ServiceSnapshot* s = snapshot.Find(*origin)) {
-    n.notes.push_back(Note{s->path, s->failure_count, n.generation});
+    n.notes.push_back(Note{s->path, Deaths(*s), n.generation});
   }
 }
 

@@ -71,13 +71,19 @@ bool MatchFailure(const lifecycle::ServiceSnapshot& s, bool start_only,
                   const ::testing::Matcher<const absl::Status&>& m,
                   ::testing::MatchResultListener* listener);
 
-// The failures the matchers have matched, for the harness: `snapshot`'s, and
+// How many times `s` died: runs that failed, and runs that returned while
+// nobody had asked them to stop.
+inline int64_t Deaths(const lifecycle::ServiceSnapshot& s) {
+  return s.failure_count + s.unasked_end_count;
+}
+
+// The deaths the matchers have matched, for the harness: `snapshot`'s, and
 // the descendant's whose death made it fail, count as examined up to their
-// current failure counts.
+// current death counts (`Deaths()`).
 void NoteFailuresExamined(const lifecycle::ServiceSnapshot& snapshot);
 // Increases with every note.
 uint64_t ExaminedGeneration();
-// Whether a note after `generation` covered `failures` failures of `path`.
+// Whether a note after `generation` covered `failures` deaths of `path`.
 bool FailureExamined(std::string_view path, int64_t failures,
                      uint64_t generation);
 
