@@ -638,7 +638,12 @@ absl::Status BaseService::StartRun(const Context& ctx, bool refuse_if_stopped,
     degraded_ = false;
     ++start_count_;
     stop_requested_ = false;
-    start_began_ = NowLocked();
+    run_is_restart_ = refuse_if_stopped;
+    if (!run_is_restart_) {
+      start_began_ = NowLocked();
+      startup_completed_ = false;
+      startup_duration_ = absl::ZeroDuration();
+    }
     changed = SetStateLocked(ServiceState::kStarting);
   }
   previous_context.reset();
@@ -712,7 +717,10 @@ void BaseService::MarkStarted(const Signal& started) {
     absl::MutexLock lock(&mu_);
     if (started.IsClosed() || started != started_) return;
     if (state_ == ServiceState::kStarting) {
-      startup_duration_ = NowLocked() - start_began_;
+      if (!run_is_restart_) {
+        startup_duration_ = NowLocked() - start_began_;
+        startup_completed_ = true;
+      }
       changed = SetStateLocked(ServiceState::kStarted);
     }
   }
@@ -1034,6 +1042,7 @@ void BaseService::FillSnapshotLocked(ServiceSnapshot& s) const {
   s.last_unasked_end_at = last_unasked_end_at_;
   s.restart_count = restart_count_;
   s.startup_duration = startup_duration_;
+  s.startup_completed = startup_completed_;
   if (start_count_ > 0) s.start_began = start_began_;
   if (worker_tid_ != 0) s.threads.push_back(worker_tid_);
 }

@@ -333,8 +333,12 @@ class BaseService : public Service {
   int64_t unasked_end_count_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_unasked_end_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int64_t restart_count_ ABSL_GUARDED_BY(mu_) = 0;  // by its parent
+  // The last start-up that was not a restart by the parent (see
+  // ServiceSnapshot::start_began), and whether the current run is one.
   absl::Time start_began_ ABSL_GUARDED_BY(mu_);
+  bool startup_completed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration startup_duration_ ABSL_GUARDED_BY(mu_);
+  bool run_is_restart_ ABSL_GUARDED_BY(mu_) = false;
 
   BaseService* parent_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::shared_ptr<base_service_internal::Lifeline> parent_lifeline_

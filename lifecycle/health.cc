@@ -88,6 +88,7 @@ bool operator==(const ServiceSnapshot& a, const ServiceSnapshot& b) {
          a.last_unasked_end_at == b.last_unasked_end_at &&
          a.restart_count == b.restart_count &&
          a.startup_duration == b.startup_duration &&
+         a.startup_completed == b.startup_completed &&
          a.start_began == b.start_began && a.depends_on == b.depends_on &&
          a.threads == b.threads && a.children == b.children;
 }

@@ -98,11 +98,15 @@ struct ServiceSnapshot {
   // Times its parent's supervision restarted it after it died (base_service.h,
   // `Supervision::Restart`).
   int64_t restart_count = 0;
-  // The last completed start-up (Start() to started signal); zero if none.
-  absl::Duration startup_duration = absl::ZeroDuration();
-  // When the last start-up began (its Start() call); InfinitePast() if never.
-  // With `startup_duration`, the span start-up reports draw (startup_report.h).
+  // The last start-up: when it began (its Start() call; InfinitePast() if
+  // never), whether it completed (signalled started), and how long it took
+  // (zero until it completed; a start in virtual time may take zero too).
+  // The span start-up reports draw (startup_report.h). A restart by the
+  // parent's supervision does not replace it: it stays the start-up that the
+  // parent's start waited for.
   absl::Time start_began = absl::InfinitePast();
+  bool startup_completed = false;
+  absl::Duration startup_duration = absl::ZeroDuration();
   // The siblings this service starts after, by name
   // (`CompositeService::AddDependency()`).
   std::vector<std::string> depends_on;

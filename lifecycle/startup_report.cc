@@ -16,8 +16,47 @@ namespace lifecycle {
 namespace {
 
 bool HasSpan(const ServiceSnapshot& s) {
-  return s.start_began != absl::InfinitePast() &&
-         s.startup_duration > absl::ZeroDuration();
+  return s.start_began != absl::InfinitePast() && s.startup_completed;
+}
+
+// The length of the valid UTF-8 sequence at the start of `text`, or 0.
+size_t Utf8Length(std::string_view text) {
+  auto byte = [&](size_t i) {
+    return i < text.size() ? static_cast<unsigned char>(text[i]) : 0;
+  };
+  auto cont = [&](size_t i) { return (byte(i) & 0xC0) == 0x80; };
+  const unsigned char b = byte(0);
+  if (b < 0x80) return 1;
+  if (b >= 0xC2 && b <= 0xDF) return cont(1) ? 2 : 0;
+  if (b >= 0xE0 && b <= 0xEF) {
+    const unsigned char lo = b == 0xE0 ? 0xA0 : 0x80;
+    const unsigned char hi = b == 0xED ? 0x9F : 0xBF;
+    return byte(1) >= lo && byte(1) <= hi && cont(2) ? 3 : 0;
+  }
+  if (b >= 0xF0 && b <= 0xF4) {
+    const unsigned char lo = b == 0xF0 ? 0x90 : 0x80;
+    const unsigned char hi = b == 0xF4 ? 0x8F : 0xBF;
+    return byte(1) >= lo && byte(1) <= hi && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+// `text` with every byte that is not part of valid UTF-8 replaced by U+FFFD,
+// as the snapshot's JSON does: names are bytes, reports are text.
+std::string ValidUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    size_t n = Utf8Length(text.substr(i));
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(text.data() + i, n);
+      i += n;
+    }
+  }
+  return out;
 }
 
 absl::Time EndOf(const ServiceSnapshot& s) {
@@ -72,7 +111,8 @@ void Collect(const ServiceSnapshot& s,
   }
 }
 
-std::string JsonString(std::string_view text) {
+std::string JsonString(std::string_view raw) {
+  const std::string text = ValidUtf8(raw);
   std::string out = "\"";
   for (char c : text) {
     switch (c) {
@@ -96,9 +136,16 @@ std::string JsonString(std::string_view text) {
   return out + "\"";
 }
 
-std::string XmlText(std::string_view text) {
+std::string XmlText(std::string_view raw) {
+  const std::string text = ValidUtf8(raw);
   std::string out;
   for (char c : text) {
+    // XML 1.0 has no place for control characters but tab and newlines.
+    if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' &&
+        c != '\r') {
+      out += "\xEF\xBF\xBD";
+      continue;
+    }
     switch (c) {
       case '<':
         out += "&lt;";

@@ -26,6 +26,7 @@ ServiceSnapshot Span(std::string path, absl::Duration began,
   s.name = path.substr(path.rfind('/') + 1);
   s.state = ServiceState::kStarted;
   s.start_began = kT0 + began;
+  s.startup_completed = true;
   s.startup_duration = took;
   s.depends_on = std::move(depends_on);
   return s;
@@ -71,6 +72,46 @@ TEST(CriticalPathTest, NothingForAServiceThatNeverStarted) {
   EXPECT_TRUE(CriticalPath(idle).empty());
   EXPECT_EQ(CriticalPathText(idle), "idle: no completed start-up");
   EXPECT_EQ(SlowestStarts(idle), "");
+}
+
+TEST(CriticalPathTest, AStartThatTookNoTimeIsACompletedStartUp) {
+  // As every start in virtual time that waits for nothing.
+  ServiceSnapshot client = Span("client", absl::ZeroDuration(),
+                                absl::ZeroDuration());
+  client.children.push_back(
+      Span("client/db", absl::ZeroDuration(), absl::ZeroDuration()));
+  EXPECT_EQ(CriticalPathText(client), "client 0: client @0 +0 → client/db @0 +0");
+  nlohmann::json trace = nlohmann::json::parse(ToTraceEventJson({client}));
+  int slices = 0;
+  for (const auto& event : trace["traceEvents"]) slices += event["ph"] == "X";
+  EXPECT_EQ(slices, 2);
+  EXPECT_THAT(ToStartupSvg({client}),
+              ::testing::Not(HasSubstr("no completed start-up")));
+  // Begun but not completed: still nothing.
+  client.startup_completed = false;
+  EXPECT_EQ(CriticalPathText(client), "client: no completed start-up");
+}
+
+TEST(StartupReportsTest, NamesThatAreNotUtf8AreReplacedNotCopied) {
+  ServiceSnapshot client = Span("client", absl::ZeroDuration(),
+                                absl::Milliseconds(3));
+  client.children.push_back(Span("client/caf\xe9", absl::ZeroDuration(),
+                                 absl::Milliseconds(2)));  // Latin-1
+  client.children.push_back(Span("client/\xf0\x9f\x9a\x80",
+                                 absl::ZeroDuration(),
+                                 absl::Milliseconds(1)));  // valid: a rocket
+  const std::string json = ToTraceEventJson({client});
+  nlohmann::json trace = nlohmann::json::parse(json);  // throws if invalid
+  std::vector<std::string> names;
+  for (const auto& event : trace["traceEvents"]) {
+    if (event["ph"] == "X") names.push_back(event["name"]);
+  }
+  EXPECT_THAT(names, ElementsAre("client", "client/caf\xef\xbf\xbd",
+                                 "client/\xf0\x9f\x9a\x80"));
+  const std::string svg = ToStartupSvg({client});
+  EXPECT_THAT(svg, HasSubstr(">client/caf\xef\xbf\xbd<"));
+  EXPECT_THAT(svg, HasSubstr(">client/\xf0\x9f\x9a\x80<"));
+  EXPECT_EQ(svg.find("\xe9"), std::string::npos);
 }
 
 TEST(SlowestStartsTest, TheSlowestLeavesFirst) {

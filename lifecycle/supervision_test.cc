@@ -17,6 +17,7 @@
 #include "lifecycle/base_service.h"
 #include "lifecycle/service.h"
 #include "lifecycle/snapshot_format.h"
+#include "lifecycle/startup_report.h"
 #include "lifecycle/test_services.h"
 #include "lifecycle/thread_stack.h"
 
@@ -142,6 +143,29 @@ TEST(SupervisionTest, RestartBringsTheChildBackAndCountsIt) {
   client.Stop();
   EXPECT_EQ(client.Snapshot().state, ServiceState::kStopped)
       << client.Snapshot();
+}
+
+TEST(SupervisionTest, ARestartLeavesTheStartUpReportAlone) {
+  Mortal listener("listener"), producer("producer");
+  Parent client("client",
+                {ChildSpec(&listener, FastRestart(3)), ChildSpec(&producer)});
+  ASSERT_TRUE(client.Start(Context::Background()).ok());
+  ASSERT_TRUE(client.Started().WaitFor(kWait));
+  const ServiceSnapshot before = client.Snapshot();
+  listener.Kill(absl::UnavailableError("flaky"));
+  ASSERT_TRUE(AwaitSnapshot(listener, [](const ServiceSnapshot& s) {
+    return s.restart_count == 1 && s.state == ServiceState::kStarted;
+  }));
+  const ServiceSnapshot after = client.Snapshot();
+  const ServiceSnapshot* l = after.Find("client/listener");
+  // The span is still the start that client's start-up waited for ...
+  EXPECT_EQ(l->start_began, before.Find("client/listener")->start_began);
+  EXPECT_EQ(l->startup_duration,
+            before.Find("client/listener")->startup_duration);
+  EXPECT_TRUE(l->startup_completed);
+  // ... so the critical path is as it was, not a hop to the restart.
+  EXPECT_EQ(CriticalPathText(after), CriticalPathText(before));
+  client.Stop();
 }
 
 TEST(SupervisionTest, RestartLimitNamesTheChildAndTheCount) {

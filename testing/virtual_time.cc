@@ -192,7 +192,9 @@ bool Clock::Wait(const lifecycle::Signal& signal, absl::Time deadline) {
   });
   {
     absl::MutexLock lock(&mu_);
-    if (!sleeper.woken && deadline > now_ &&
+    // A wait without a deadline blocks whatever the time.
+    if (!sleeper.woken &&
+        (deadline == absl::InfiniteFuture() || deadline > now_) &&
         (!ended_ || deadline == absl::InfiniteFuture())) {
       Thread& self = threads_[current_tid];
       uint64_t timer = 0;
@@ -355,8 +357,18 @@ std::string VirtualTime::DescribeThreads() const {
 }
 
 ::testing::AssertionResult VirtualTime::AdvanceTo(absl::Time deadline) {
-  while (true) {
+  if (deadline == absl::InfiniteFuture()) {
+    return ::testing::AssertionFailure()
+           << "VirtualTime: cannot advance to the infinite future (an "
+              "infinite or overflowing duration, or InfiniteFuture()): a "
+              "periodic service would never let it end, and waits without a "
+              "deadline would end unsignalled. Advance by a finite duration, "
+              "or use AdvanceUntil(signal, limit). (virtual time +"
+           << absl::FormatDuration(Elapsed()) << ")";
+  }
+  for (int64_t fired = 0;; ++fired) {
     if (auto idle = WaitUntilIdle(); !idle) return idle;
+    if (fired == max_deadlines_per_advance_) return TooManyDeadlines();
     if (!clock_->FireNext(deadline)) break;
   }
   clock_->MoveTo(deadline);
@@ -365,6 +377,16 @@ std::string VirtualTime::DescribeThreads() const {
 
 ::testing::AssertionResult VirtualTime::AdvanceBy(absl::Duration duration) {
   return AdvanceTo(Now() + std::max(duration, absl::ZeroDuration()));
+}
+
+::testing::AssertionResult VirtualTime::TooManyDeadlines() const {
+  return ::testing::AssertionFailure()
+         << "VirtualTime: fired " << max_deadlines_per_advance_
+         << " deadlines in one advance and more are due (virtual time +"
+         << absl::FormatDuration(Elapsed())
+         << "): a periodic service this fast over this long would not end "
+            "in a test's time. Advance by less.\n"
+         << clock_->Describe(/*stacks=*/false);
 }
 
 ::testing::AssertionResult VirtualTime::Deadlock(const char* doing) const {
@@ -385,9 +407,10 @@ std::string VirtualTime::DescribeThreads() const {
 ::testing::AssertionResult VirtualTime::AdvanceUntil(
     const lifecycle::Signal& signal, absl::Duration limit) {
   const absl::Time end = Now() + std::max(limit, absl::ZeroDuration());
-  while (true) {
+  for (int64_t fired = 0;; ++fired) {
     if (auto idle = WaitUntilIdle(); !idle) return idle;
     if (signal.IsClosed()) return ::testing::AssertionSuccess();
+    if (fired == max_deadlines_per_advance_) return TooManyDeadlines();
     std::optional<absl::Time> next = clock_->NextDeadline();
     if (!next) return Deadlock("advancing until a signal closes");
     if (*next > end) {

@@ -81,6 +81,7 @@
 #ifndef LIFECYCLE_TESTING_VIRTUAL_TIME_H_
 #define LIFECYCLE_TESTING_VIRTUAL_TIME_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -125,6 +126,9 @@ class VirtualTime {
   // Moves virtual time forward by `duration` (negative: not at all), or to
   // `deadline` (in the past: not at all), firing every wait and deadline due on
   // the way in deadline order, idle between steps. Fails as `WaitUntilIdle()`.
+  // The infinite future cannot be reached: `AdvanceBy(InfiniteDuration())`,
+  // a duration that overflows, and `AdvanceTo(InfiniteFuture())` fail at once
+  // and move nothing. Waits without a deadline never end by time.
   [[nodiscard]] ::testing::AssertionResult AdvanceBy(absl::Duration duration);
   [[nodiscard]] ::testing::AssertionResult AdvanceTo(absl::Time deadline);
 
@@ -136,6 +140,11 @@ class VirtualTime {
   // Advances one deadline at a time until `signal` is closed, by at most
   // `limit` of virtual time. Fails on a deadlock, on a busy thread, or when
   // `limit` has passed with the signal still open.
+  //
+  // Every advance fires at most `max_deadlines_per_advance()` deadlines (a
+  // million unless set) and then fails, saying so: a periodic service over a
+  // long advance (a 1ms tick for a year) fails in seconds instead of running
+  // for hours.
   [[nodiscard]] ::testing::AssertionResult AdvanceUntil(
       const lifecycle::Signal& signal, absl::Duration limit);
 
@@ -143,12 +152,21 @@ class VirtualTime {
   // whether it is blocked (until when) or busy.
   std::string DescribeThreads() const;
 
+  int64_t max_deadlines_per_advance() const {
+    return max_deadlines_per_advance_;
+  }
+  void set_max_deadlines_per_advance(int64_t max) {
+    max_deadlines_per_advance_ = max;
+  }
+
  private:
   ::testing::AssertionResult Deadlock(const char* doing) const;
+  ::testing::AssertionResult TooManyDeadlines() const;
 
   std::shared_ptr<virtual_time_internal::Clock> clock_;
   std::unique_ptr<lifecycle::CancellableContext> scope_;
   absl::Duration idle_timeout_;
+  int64_t max_deadlines_per_advance_ = 1000000;
 };
 
 }  // namespace lifecycle_testing

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,6 +19,7 @@
 #include "lifecycle/clock.h"
 #include "lifecycle/context.h"
 #include "lifecycle/signal.h"
+#include "lifecycle/startup_report.h"
 #include "lifecycle/testing/harness.h"
 #include "lifecycle/testing/wait.h"
 
@@ -151,6 +153,29 @@ TEST(VirtualTimeTest, StartupDurationAndTimestampsAreVirtual) {
   EXPECT_EQ(s.startup_duration, absl::Seconds(5));
   EXPECT_EQ(s.since, VirtualTime::kStart + absl::Seconds(5));
   slow.Stop();
+}
+
+TEST(VirtualTimeTest, AStartThatTakesNoVirtualTimeHasItsTimeline) {
+  VirtualTime time;
+  Scripted quick("quick", [](const Context& ctx, auto started) {
+    started();
+    ctx.Done().Wait();
+    return absl::OkStatus();
+  });
+  Group group("group");
+  group.AddChildOrDie(quick);
+  StartStopHarness::Options options;
+  options.context = time.context();
+  StartStopHarness harness({&group}, options);
+  ASSERT_TRUE(harness.StartAll());
+  lifecycle::ServiceSnapshot s = group.Snapshot();
+  EXPECT_TRUE(s.startup_completed);
+  EXPECT_EQ(s.startup_duration, absl::ZeroDuration());
+  EXPECT_EQ(lifecycle::CriticalPathText(s),
+            "group 0: group @0 +0 → group/quick @0 +0");
+  EXPECT_THAT(lifecycle::ToTraceEventJson({s}),
+              HasSubstr("\"name\":\"group/quick\",\"cat\":\"start\""));
+  EXPECT_TRUE(harness.StopAll());
 }
 
 TEST(VirtualTimeTest, ContextDeadlinesAreVirtual) {
@@ -382,6 +407,59 @@ TEST(VirtualTimeTest, ANonPositiveIdleTimeoutOnlyChecks) {
   EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(time.WaitUntilIdle()), "locker (thread ");
   hold.unlock();
   locker.Stop();
+}
+
+TEST(VirtualTimeTest, TheInfiniteFutureIsRefusedAndWaitsWithoutDeadlineHold) {
+  VirtualTime time;
+  std::atomic<int> ticks{0};
+  std::atomic<bool> ended_unasked{false};
+  Scripted ticker("ticker", Ticker(absl::Seconds(1), &ticks));
+  Scripted waiter("waiter", [&](const Context& ctx, auto started) {
+    started();
+    ctx.Done().Wait();  // no deadline: only a stop ends it
+    ended_unasked = !ctx.IsCancelled();
+    return ctx.Cause();
+  });
+  ASSERT_TRUE(ticker.Start(time.context()).ok());
+  ASSERT_TRUE(waiter.Start(time.context()).ok());
+  ASSERT_TRUE(time.WaitUntilIdle());
+  const absl::Duration huge = absl::Seconds(std::numeric_limits<int64_t>::max());
+  for (::testing::AssertionResult result :
+       {time.AdvanceBy(absl::InfiniteDuration()), time.AdvanceBy(huge),
+        time.AdvanceTo(absl::InfiniteFuture())}) {
+    EXPECT_FALSE(result);
+    EXPECT_THAT(result.message(),
+                HasSubstr("cannot advance to the infinite future"));
+  }
+  EXPECT_EQ(time.Elapsed(), absl::ZeroDuration());
+  EXPECT_EQ(ticks, 0);
+  EXPECT_EQ(waiter.Snapshot().state, lifecycle::ServiceState::kStarted);
+  ASSERT_TRUE(time.AdvanceBy(absl::Seconds(3)));
+  EXPECT_EQ(ticks, 3);
+  waiter.Stop();
+  EXPECT_FALSE(ended_unasked);
+  ticker.Stop();
+}
+
+TEST(VirtualTimeTest, AnAdvanceFiresAtMostItsLimitOfDeadlines) {
+  VirtualTime time;
+  EXPECT_EQ(time.max_deadlines_per_advance(), 1000000);
+  time.set_max_deadlines_per_advance(100);
+  std::atomic<int> ticks{0};
+  Scripted ticker("ticker", Ticker(absl::Milliseconds(1), &ticks));
+  ASSERT_TRUE(ticker.Start(time.context()).ok());
+  ::testing::AssertionResult result = time.AdvanceBy(absl::Hours(24 * 365));
+  EXPECT_FALSE(result);
+  EXPECT_THAT(result.message(),
+              HasSubstr("VirtualTime: fired 100 deadlines in one advance and "
+                        "more are due (virtual time +100ms)"));
+  EXPECT_EQ(ticks, 100);
+  // The same bound holds for an advance until a signal.
+  lifecycle::Signal never;
+  result = time.AdvanceUntil(never, absl::InfiniteDuration());
+  EXPECT_FALSE(result);
+  EXPECT_THAT(result.message(), HasSubstr("fired 100 deadlines"));
+  ticker.Stop();
 }
 
 TEST(VirtualTimeTest, NegativeOrPastAdvancesDoNothing) {
