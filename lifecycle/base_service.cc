@@ -1064,6 +1064,8 @@ LiveServices SnapshotLiveServices(absl::Duration patience) {
     // Past the deadline each mutex is still tried once.
     if (!TryLockUntil(s->mu_, std::max(deadline, absl::Now()))) {
       live.unreadable.push_back(s->name_);
+      live.unreadable_workers.push_back(
+          s->worker_tid_.load(std::memory_order_relaxed));
       continue;
     }
     Row row{s->parent_, {}};

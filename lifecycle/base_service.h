@@ -81,6 +81,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -303,7 +304,9 @@ class BaseService : public Service {
   std::vector<std::thread> ended_workers_ ABSL_GUARDED_BY(join_mu_);
   // The thread that ended the last run (and closes its signals).
   std::thread::id ending_thread_ ABSL_GUARDED_BY(mu_);
-  pid_t worker_tid_ ABSL_GUARDED_BY(mu_) = 0;
+  // Written under `mu_`; atomic so that a report can read it while a hung
+  // thread holds `mu_` (SnapshotLiveServices()).
+  std::atomic<pid_t> worker_tid_{0};
   bool running_ ABSL_GUARDED_BY(mu_) = false;  // a run is in progress
   // A stop was requested for the current (or last) run.
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
@@ -383,6 +386,9 @@ bool WaitSnapshotUntil(const BaseService& service,
 struct LiveServices {
   std::vector<ServiceSnapshot> roots;
   std::vector<std::string> unreadable;
+  // The worker thread of each service of `unreadable` (0 when none runs), so
+  // that a report can still say whose worker a thread is.
+  std::vector<pid_t> unreadable_workers;
   bool complete = true;
 };
 LiveServices SnapshotLiveServices(

@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -15,6 +17,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -35,22 +38,25 @@ namespace lifecycle_testing {
 
 namespace {
 
-// A deadline as Unix nanoseconds: never 0 (Deadline's "disarmed"), and
-// the largest value for `InfiniteFuture()`.
-int64_t ToNanos(absl::Time t) {
-  if (t == absl::InfiniteFuture()) return std::numeric_limits<int64_t>::max();
-  return std::max<int64_t>(absl::ToUnixNanos(t), 1);
+// A deadline as Unix nanoseconds, its lowest bit the slot: never 0 nor -1
+// (Deadline's "disarmed" and "claimed"), and nearly the largest value for
+// `InfiniteFuture()`.
+int64_t ToNanos(absl::Time t, int slot = 0) {
+  int64_t nanos = t == absl::InfiniteFuture()
+                      ? std::numeric_limits<int64_t>::max() - 1
+                      : std::max<int64_t>(absl::ToUnixNanos(t), 2);
+  return (nanos & ~int64_t{1}) | (slot & 1);
 }
 
 }  // namespace
 
 namespace hang_watchdog_internal {
 
-bool Deadline::Arm(absl::Time deadline) {
+bool Deadline::Arm(absl::Time deadline, int slot) {
   int64_t current = nanos_.load();
   do {
     if (current == kClaimed) return false;
-  } while (!nanos_.compare_exchange_weak(current, ToNanos(deadline)));
+  } while (!nanos_.compare_exchange_weak(current, ToNanos(deadline, slot)));
   return true;
 }
 
@@ -62,22 +68,23 @@ bool Deadline::Disarm() {
   return true;
 }
 
-bool Deadline::Claim(absl::Time now) {
+bool Deadline::Claim(absl::Time now, int* slot) {
   int64_t current = nanos_.load();
   do {
     if (current == kDisarmed || current == kClaimed) return false;
-    if (ToNanos(now) < current) return false;
+    if (ToNanos(now) < (current & ~int64_t{1})) return false;
   } while (!nanos_.compare_exchange_weak(current, kClaimed));
+  if (slot != nullptr) *slot = static_cast<int>(current & 1);
   return true;
 }
 
 absl::Time Deadline::Get() const {
   int64_t current = nanos_.load();
   if (current == kDisarmed || current == kClaimed ||
-      current == std::numeric_limits<int64_t>::max()) {
+      current >= std::numeric_limits<int64_t>::max() - 1) {
     return absl::InfiniteFuture();
   }
-  return absl::FromUnixNanos(current);
+  return absl::FromUnixNanos(current & ~int64_t{1});
 }
 
 }  // namespace hang_watchdog_internal
@@ -130,11 +137,94 @@ std::vector<pid_t> ThreadsOfThisProcess() {
   return tids;
 }
 
+// Every process whose parent is `parent`, from /proc: "PID (COMM) S PPID ...".
+std::vector<std::pair<pid_t, std::string>> ChildProcessesOf(pid_t parent) {
+  std::vector<std::pair<pid_t, std::string>> children;
+  DIR* dir = opendir("/proc");
+  if (dir == nullptr) return children;
+  while (dirent* entry = readdir(dir)) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
+    std::string path = absl::StrCat("/proc/", pid, "/stat");
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buffer[512];
+    ssize_t n = read(fd, buffer, sizeof(buffer) - 1);
+    close(fd);
+    if (n <= 0) continue;
+    std::string_view stat(buffer, static_cast<size_t>(n));
+    size_t open_paren = stat.find('('), close_paren = stat.rfind(')');
+    if (open_paren == std::string_view::npos ||
+        close_paren == std::string_view::npos || close_paren + 4 > stat.size()) {
+      continue;
+    }
+    // After ") " come the state and the parent's pid.
+    std::string_view rest = stat.substr(close_paren + 4);
+    int ppid = 0;
+    if (!absl::SimpleAtoi(rest.substr(0, rest.find(' ')), &ppid) ||
+        ppid != parent) {
+      continue;
+    }
+    children.push_back(
+        {pid, std::string(stat.substr(open_paren + 1,
+                                      close_paren - open_paren - 1))});
+  }
+  closedir(dir);
+  std::sort(children.begin(), children.end());
+  return children;
+}
+
+// What a process is doing, so that a hang anywhere names where it is.
+enum class Phase : int {
+  kBeforeTests,           // from InstallHangWatchdog() to the environments
+  kEnvironmentSetUp,      // the global environments' SetUp()
+  kSuiteSetUp,            // a suite's SetUpTestSuite()
+  kTest,                  // a test: fixture, SetUp(), body, TearDown()
+  kAfterTest,             // its suite's TearDownTestSuite(), or the gap
+  kBetweenSuites,         // after a suite, before the next
+  kEnvironmentTearDown,   // the global environments' TearDown()
+  kAfterTests,            // the program's exit
+  kDeathTestChild,        // a death test's child process, as a whole
+};
+
+// What is watched under one armed deadline (see Deadline's slots).
+struct Watched {
+  std::atomic<int> phase{0};
+  std::atomic<const ::testing::TestInfo*> test{nullptr};
+  std::atomic<const ::testing::TestSuite*> suite{nullptr};
+  std::atomic<int64_t> started_nanos{0};      // the phase's start
+  std::atomic<int64_t> budget_from_nanos{0};  // its start, or SetTestBudget()
+  std::atomic<int64_t> budget_nanos{0};
+  std::atomic<int64_t> deadline_nanos{0};     // uncut by TEST_TIMEOUT
+};
+
+// Parks the calling thread until `*word` differs from `expected`, a wake, or
+// `timeout`: the watchdog's sleep, which a test thread ends with a system
+// call and no lock (a mutex here once cost the first test 0.4-0.9s under
+// ThreadSanitizer, waiting for the watchdog's thread to reach its wait).
+void FutexWait(std::atomic<uint32_t>* word, uint32_t expected,
+               absl::Duration timeout) {
+  timespec ts = absl::ToTimespec(std::max(timeout, absl::ZeroDuration()));
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE,
+          expected, &ts, nullptr, 0);
+}
+void FutexWake(std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, 1,
+          nullptr, nullptr, 0);
+}
+
 // The process-wide watchdog: made by the first InstallHangWatchdog() and
-// never destroyed (its thread outlives GoogleTest's listeners).
+// never destroyed (its thread outlives GoogleTest's listeners). From then on
+// every moment of the process is watched: each test, and each phase outside
+// tests (the environments' set-up and tear-down, a suite's set-up and
+// tear-down, the gaps), gets the budget.
 class Watchdog {
  public:
   explicit Watchdog(HangWatchdogOptions options) {
+    // The stderr of now: GoogleTest redirects fd 2 into a file while a death
+    // test runs, and a report must reach the log.
+    report_fd_ = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (report_fd_ < 0) report_fd_ = STDERR_FILENO;
     SetOptions(options);
     if (const char* seconds = std::getenv("TEST_TIMEOUT")) {
       int value = 0;
@@ -147,11 +237,9 @@ class Watchdog {
     // test's full name).
     if (!GTEST_FLAG_GET(internal_run_death_test).empty()) {
       death_test_child_ = new std::string(GTEST_FLAG_GET(filter));
-      test_tid_.store(CurrentTid());
-      absl::Time now = absl::Now();
-      started_nanos_.store(absl::ToUnixNanos(now));
-      budget_from_nanos_.store(absl::ToUnixNanos(now));
-      if (options.budget > absl::ZeroDuration()) Watch(now + options.budget);
+      EnterPhase(Phase::kDeathTestChild, nullptr, nullptr);
+    } else {
+      EnterPhase(Phase::kBeforeTests, nullptr, nullptr);
     }
     std::thread([this] { Loop(); }).detach();
   }
@@ -168,26 +256,22 @@ class Watchdog {
     report_limit_nanos_.store(absl::ToInt64Nanoseconds(options.report_limit));
   }
 
-  // The stores before Watch() may be relaxed: the report reads them only
-  // after its Claim() has read (acquire) the deadline that Watch() stores.
-  void TestStarted(const ::testing::TestInfo& test) {
-    test_.store(&test, std::memory_order_relaxed);
-    test_tid_.store(CurrentTid(), std::memory_order_relaxed);
-    absl::Time now = absl::Now();
-    started_nanos_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
-    budget_from_nanos_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
-    absl::Duration budget = absl::Nanoseconds(budget_nanos_.load());
-    if (budget <= absl::ZeroDuration()) return;
-    Watch(now + budget);
-  }
-
-  void TestEnded() {
-    if (!deadline_.Disarm()) AwaitTheReport();
-    test_.store(nullptr, std::memory_order_relaxed);
+  // From GoogleTest's events (none come in a death test's child).
+  void EnterPhase(Phase phase, const ::testing::TestInfo* test,
+                  const ::testing::TestSuite* suite) {
+    if (death_test_child_ != nullptr && phase != Phase::kDeathTestChild) return;
+    absl::MutexLock lock(&writer_mu_);
+    test_tid_.store(CurrentTid());  // the thread that runs the tests
+    const absl::Time now = absl::Now();
+    Watched& w = Next();
+    w.phase.store(static_cast<int>(phase), std::memory_order_relaxed);
+    w.test.store(test, std::memory_order_relaxed);
+    w.suite.store(suite, std::memory_order_relaxed);
+    w.started_nanos.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
+    Budget(w, now, absl::Nanoseconds(budget_nanos_.load()));
   }
 
   void SetBudget(absl::Duration budget) {
-    if (test_.load() == nullptr && death_test_child_ == nullptr) return;
     if (budget <= absl::ZeroDuration()) {
       if (!warned_unwatched_.exchange(true)) {
         std::fprintf(stderr,
@@ -198,41 +282,77 @@ class Watchdog {
       if (!deadline_.Disarm()) AwaitTheReport();
       return;
     }
-    absl::Time now = absl::Now();
-    budget_from_nanos_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
-    Watch(now + budget);
+    // The phase goes on, with a new budget from now.
+    absl::MutexLock lock(&writer_mu_);
+    const Watched& current = slots_[slot_.load(std::memory_order_relaxed)];
+    Watched& w = Next();
+    w.phase.store(current.phase.load(std::memory_order_relaxed),
+                  std::memory_order_relaxed);
+    w.test.store(current.test.load(std::memory_order_relaxed),
+                 std::memory_order_relaxed);
+    w.suite.store(current.suite.load(std::memory_order_relaxed),
+                  std::memory_order_relaxed);
+    w.started_nanos.store(current.started_nanos.load(std::memory_order_relaxed),
+                          std::memory_order_relaxed);
+    Budget(w, absl::Now(), budget);
   }
 
   absl::Time TestDeadline() const { return deadline_.Get(); }
 
  private:
-  void Watch(absl::Time deadline) {
+  // The slot not armed now, to describe the next deadline in. Writers
+  // (GoogleTest's events, SetTestBudget()) hold `writer_mu_`; the watchdog's
+  // thread never takes it, and reads only the slot of the deadline it
+  // claimed, which no writer touches any more.
+  Watched& Next() ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_) {
+    int next = 1 - slot_.load(std::memory_order_relaxed);
+    slot_.store(next, std::memory_order_relaxed);
+    return slots_[next];
+  }
+
+  // Watches `w` (the slot Next() returned) for `budget` from `from`.
+  void Budget(Watched& w, absl::Time from, absl::Duration budget) {
+    w.budget_from_nanos.store(absl::ToUnixNanos(from),
+                              std::memory_order_relaxed);
+    w.budget_nanos.store(absl::ToInt64Nanoseconds(budget),
+                         std::memory_order_relaxed);
+    if (budget <= absl::ZeroDuration()) {
+      if (!deadline_.Disarm()) AwaitTheReport();
+      return;
+    }
+    absl::Time deadline = from + budget;
+    w.deadline_nanos.store(ToNanos(deadline), std::memory_order_relaxed);
     deadline = std::min(deadline, binary_deadline_);
-    if (!deadline_.Arm(deadline)) AwaitTheReport();
+    if (!deadline_.Arm(deadline, slot_.load(std::memory_order_relaxed))) {
+      AwaitTheReport();
+    }
     // The watchdog's thread sleeps until the deadline it last saw; wake it
     // only if this one is earlier. With `sleeping_until_` stored before it
     // looks at the deadline again (Loop()), either it sees this deadline or
-    // this sees its sleep (both sequentially consistent).
+    // this sees its sleep (both sequentially consistent); the futex word
+    // changes before the wake, so a wake between its look and its sleep is
+    // not lost.
     if (sleeping_until_.load() > ToNanos(deadline)) {
-      absl::MutexLock lock(&mu_);
-      wake_.Signal();
+      wake_word_.fetch_add(1);
+      FutexWake(&wake_word_);
     }
   }
 
   void Loop() {
-    absl::MutexLock lock(&mu_);
     while (true) {
+      const uint32_t word = wake_word_.load();
       absl::Time deadline = deadline_.Get();
       sleeping_until_.store(ToNanos(deadline));
       if (deadline_.Get() != deadline) continue;
       absl::Time now = absl::Now();
       if (now >= deadline) {
-        // The report holds `mu_` to the end: nothing waits for it then (a
-        // claimed deadline wakes nobody).
-        if (deadline_.Claim(now)) Report(now, deadline);
+        int slot = 0;
+        if (deadline_.Claim(now, &slot)) Report(now, deadline, slots_[slot]);
         continue;
       }
-      wake_.WaitWithDeadline(&mu_, deadline);
+      FutexWait(&wake_word_, word,
+                deadline == absl::InfiniteFuture() ? absl::Hours(24)
+                                                   : deadline - now);
     }
   }
 
@@ -246,44 +366,106 @@ class Watchdog {
       std::thread([this, limit, message] {
         guard_tid_.store(CurrentTid());
         absl::SleepFor(limit);  // the delay this thread exists for
-        WriteAll(STDERR_FILENO, message);
+        KillChildProcesses();
+        WriteAll(report_fd_, message);
         EndTheProcess();
       }).detach();
     } catch (const std::system_error&) {
-      WriteAll(STDERR_FILENO,
+      WriteAll(report_fd_,
                "[ HANGING  ] (no thread to bound the report's own time)\n");
     }
   }
 
-  [[noreturn]] void Report(absl::Time now, absl::Time deadline) {
+  // Kills this process's child processes and theirs (a death test's child,
+  // a program a test started): none may outlive the test. Returns a line
+  // naming them, or "".
+  std::string KillChildProcesses() {
+    std::vector<std::string> killed;
+    std::vector<pid_t> todo = {getpid()};
+    while (!todo.empty()) {
+      pid_t parent = todo.back();
+      todo.pop_back();
+      for (const auto& [pid, name] : ChildProcessesOf(parent)) {
+        kill(pid, SIGKILL);
+        killed.push_back(absl::StrCat(pid, " '", name, "'"));
+        todo.push_back(pid);  // orphans are adopted by init, not by us: the
+                              // list was read before the kill
+      }
+    }
+    if (killed.empty()) return "";
+    return absl::StrCat("[ HANGING  ] killed ", killed.size(),
+                        " child process(es), so that none outlives the test: ",
+                        absl::StrJoin(killed, ", "), "\n");
+  }
+
+  // The name of what hung, and the same as a file name's part.
+  static std::pair<std::string, std::string> NameOf(const Watched& w,
+                                                    const std::string* child) {
+    const ::testing::TestInfo* test = w.test.load(std::memory_order_relaxed);
+    const ::testing::TestSuite* suite = w.suite.load(std::memory_order_relaxed);
+    std::string test_name =
+        test == nullptr
+            ? ""
+            : absl::StrCat(test->test_suite_name(), ".", test->name());
+    std::string suite_name = suite == nullptr ? "" : suite->name();
+    switch (static_cast<Phase>(w.phase.load(std::memory_order_relaxed))) {
+      case Phase::kBeforeTests:
+        return {"(before the first test)", "before_the_first_test"};
+      case Phase::kEnvironmentSetUp:
+        return {"(the global test environments' SetUp())",
+                "environments_SetUp"};
+      case Phase::kSuiteSetUp:
+        return {absl::StrCat("SetUpTestSuite() of ", suite_name),
+                absl::StrCat(suite_name, ".SetUpTestSuite")};
+      case Phase::kTest:
+        return {test_name, test_name};
+      case Phase::kAfterTest:
+        return {absl::StrCat("(after ", test_name, ": TearDownTestSuite() of ",
+                             test->test_suite_name(), ", or between tests)"),
+                absl::StrCat("after_", test_name)};
+      case Phase::kBetweenSuites:
+        if (suite == nullptr) {
+          return {"(after the global test environments' SetUp(), before the "
+                  "first test suite)",
+                  "after_environments_SetUp"};
+        }
+        return {absl::StrCat("(after test suite ", suite_name,
+                             ", between test suites)"),
+                absl::StrCat("after_", suite_name)};
+      case Phase::kEnvironmentTearDown:
+        return {"(the global test environments' TearDown())",
+                "environments_TearDown"};
+      case Phase::kAfterTests:
+        return {"(after the last test: the program's exit)",
+                "after_the_last_test"};
+      case Phase::kDeathTestChild:
+        return {absl::StrCat(*child, " (in a death test's child process)"),
+                *child};
+    }
+    return {"(unknown phase)", "unknown"};
+  }
+
+  [[noreturn]] void Report(absl::Time now, absl::Time deadline,
+                           const Watched& w) {
     GuardTheReport(absl::Nanoseconds(report_limit_nanos_.load()));
-    const ::testing::TestInfo* test = test_.load();
-    std::string name =
-        test != nullptr
-            ? absl::StrCat(test->test_suite_name(), ".", test->name())
-        : death_test_child_ != nullptr ? *death_test_child_
-                                       : std::string("(between tests)");
-    const char* in_child = test == nullptr && death_test_child_ != nullptr
-                               ? " (in a death test's child process)"
-                               : "";
-    absl::Time started = absl::FromUnixNanos(started_nanos_.load());
-    absl::Time budget_from = absl::FromUnixNanos(budget_from_nanos_.load());
+    auto [name, file_name] = NameOf(w, death_test_child_);
+    absl::Time started = absl::FromUnixNanos(w.started_nanos.load());
+    absl::Time budget_from = absl::FromUnixNanos(w.budget_from_nanos.load());
+    absl::Duration budget = absl::Nanoseconds(w.budget_nanos.load());
     auto ms = [](absl::Duration d) {
       return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
     };
+    const bool cut = ToNanos(deadline) < w.deadline_nanos.load();
     std::string out = absl::StrCat(
-        "\n[ HANGING  ] ", name, in_child, " has run for ", ms(now - started),
-        "; its budget is ", ms(deadline - budget_from),
+        "\n[ HANGING  ] ", name, " has run for ", ms(now - started),
+        "; its budget is ", ms(budget),
         budget_from > started
             ? absl::StrCat(" from SetTestBudget(), called at ",
                            ms(budget_from - started))
             : "",
-        deadline == binary_deadline_
-            ? " (cut to end before nine tenths of TEST_TIMEOUT)"
-            : "",
-        " (set ", kTestBudgetVariable,
-        " or call SetTestBudget() to change it)\n");
-    WriteAll(STDERR_FILENO, out);  // the name first, whatever happens next
+        cut ? " (cut to end before nine tenths of TEST_TIMEOUT)" : "", " (set ",
+        kTestBudgetVariable, " or call SetTestBudget() to change it)\n");
+    WriteAll(report_fd_, out);  // the name first, whatever happens next
 
     // Every live service, and which thread is whose worker.
     lifecycle::LiveServices live = lifecycle::SnapshotLiveServices();
@@ -293,7 +475,7 @@ class Watchdog {
       services =
           "(the list of live services could not be read: its mutex "
           "stayed held)\n";
-    } else if (live.roots.empty()) {
+    } else if (live.roots.empty() && live.unreadable.empty()) {
       services = "(no live services)\n";
     } else {
       services = lifecycle::ToTable(live.roots);
@@ -303,12 +485,19 @@ class Watchdog {
         }
       }
     }
+    for (size_t i = 0; i < live.unreadable.size(); ++i) {
+      if (i < live.unreadable_workers.size() &&
+          live.unreadable_workers[i] != 0) {
+        owner[live.unreadable_workers[i]] =
+            absl::StrCat(live.unreadable[i], ", whose mutex is held");
+      }
+    }
     if (!live.unreadable.empty()) {
       absl::StrAppend(&services, "Not readable (their mutex stayed held): ",
                       absl::StrJoin(live.unreadable, ", "), "\n");
     }
     std::string report = absl::StrCat(out, "Live services:\n", services);
-    WriteAll(STDERR_FILENO, absl::StrCat("Live services:\n", services));
+    WriteAll(report_fd_, absl::StrCat("Live services:\n", services));
 
     std::vector<pid_t> tids = ThreadsOfThisProcess();
     std::string threads =
@@ -317,7 +506,7 @@ class Watchdog {
                          ? "(stacks are not captured under ThreadSanitizer, "
                            "which defers signals)\n"
                          : "");
-    WriteAll(STDERR_FILENO, threads);
+    WriteAll(report_fd_, threads);
     const pid_t self = CurrentTid();
     for (pid_t tid : tids) {
       std::string label;
@@ -339,13 +528,16 @@ class Watchdog {
           stack.insert(colon, label);
         }
       }
-      WriteAll(STDERR_FILENO, stack);
+      WriteAll(report_fd_, stack);
       absl::StrAppend(&threads, stack);
     }
     absl::StrAppend(&report, threads);
+    std::string killed = KillChildProcesses();
+    WriteAll(report_fd_, killed);
+    absl::StrAppend(&report, killed);
 
     std::string path =
-        TestOutputPath(absl::StrCat("hang_report_", name, ".txt"));
+        TestOutputPath(absl::StrCat("hang_report_", file_name, ".txt"));
     std::string where;
     int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0) {
@@ -356,25 +548,24 @@ class Watchdog {
       where = absl::StrCat("[ HANGING  ] (could not write the report to ", path,
                            ": ", std::strerror(errno), ")\n");
     }
-    WriteAll(STDERR_FILENO, where);
+    WriteAll(report_fd_, where);
     EndTheProcess();
   }
 
   Deadline deadline_;
+  Watched slots_[2];
+  std::atomic<int> slot_{0};  // the one armed last
+  int report_fd_ = STDERR_FILENO;                        // set once
   absl::Time binary_deadline_ = absl::InfiniteFuture();  // set once
   const std::string* death_test_child_ = nullptr;        // set once
   std::atomic<int64_t> budget_nanos_{0};
   std::atomic<int64_t> report_limit_nanos_{0};
-  std::atomic<const ::testing::TestInfo*> test_{nullptr};
-  std::atomic<int64_t> started_nanos_{0};
-  std::atomic<int64_t> budget_from_nanos_{0};  // the test's start, or the
-                                               // last SetTestBudget() call
   std::atomic<pid_t> test_tid_{0};
   std::atomic<pid_t> guard_tid_{0};
   std::atomic<bool> warned_unwatched_{false};
   std::atomic<int64_t> sleeping_until_{std::numeric_limits<int64_t>::max()};
-  absl::Mutex mu_;
-  absl::CondVar wake_;
+  std::atomic<uint32_t> wake_word_{0};
+  absl::Mutex writer_mu_;
 };
 
 std::atomic<Watchdog*> g_watchdog{nullptr};
@@ -384,10 +575,30 @@ std::atomic<Watchdog*> g_watchdog{nullptr};
 class Listener : public ::testing::EmptyTestEventListener {
  public:
   explicit Listener(Watchdog& watchdog) : watchdog_(watchdog) {}
-  void OnTestStart(const ::testing::TestInfo& test) override {
-    watchdog_.TestStarted(test);
+  void OnEnvironmentsSetUpStart(const ::testing::UnitTest&) override {
+    watchdog_.EnterPhase(Phase::kEnvironmentSetUp, nullptr, nullptr);
   }
-  void OnTestEnd(const ::testing::TestInfo&) override { watchdog_.TestEnded(); }
+  void OnEnvironmentsSetUpEnd(const ::testing::UnitTest&) override {
+    watchdog_.EnterPhase(Phase::kBetweenSuites, nullptr, nullptr);
+  }
+  void OnTestSuiteStart(const ::testing::TestSuite& suite) override {
+    watchdog_.EnterPhase(Phase::kSuiteSetUp, nullptr, &suite);
+  }
+  void OnTestStart(const ::testing::TestInfo& test) override {
+    watchdog_.EnterPhase(Phase::kTest, &test, nullptr);
+  }
+  void OnTestEnd(const ::testing::TestInfo& test) override {
+    watchdog_.EnterPhase(Phase::kAfterTest, &test, nullptr);
+  }
+  void OnTestSuiteEnd(const ::testing::TestSuite& suite) override {
+    watchdog_.EnterPhase(Phase::kBetweenSuites, nullptr, &suite);
+  }
+  void OnEnvironmentsTearDownStart(const ::testing::UnitTest&) override {
+    watchdog_.EnterPhase(Phase::kEnvironmentTearDown, nullptr, nullptr);
+  }
+  void OnTestProgramEnd(const ::testing::UnitTest&) override {
+    watchdog_.EnterPhase(Phase::kAfterTests, nullptr, nullptr);
+  }
 
  private:
   Watchdog& watchdog_;

@@ -40,6 +40,24 @@
 //   thread 4242 'notifier' (worker of client/notifier):
 //     ...
 //
+// Outside test bodies too. From `InstallHangWatchdog()` on, every moment of
+// the process is watched, each phase with the same budget and named by what
+// runs in it: "(the global test environments' SetUp())", "SetUpTestSuite()
+// of SUITE", the test (its fixture, `SetUp()`, body and `TearDown()`), "(after
+// SUITE.TEST: TearDownTestSuite() of SUITE, or between tests)", "(after test
+// suite SUITE, between test suites)", "(the global test environments'
+// TearDown())", "(after the last test: the program's exit)".
+//
+// Death tests. The report goes to the stderr the process had when the
+// watchdog was installed (GoogleTest redirects fd 2 into a capture file while
+// a death test runs, which would hide it), and before the process ends, every
+// child process of it and theirs is killed and named ("killed 1 child
+// process(es), so that none outlives the test: 4242 'client_test'"): a death
+// test's child that hangs — in the "fast" style it has no watchdog of its own
+// — never outlives the test. A "threadsafe" child runs `main` again, so its
+// own watchdog watches it too, named "SUITE.TEST (in a death test's child
+// process)".
+//
 // The budget. Each test gets `TestBudget()`: 60 seconds, doubled under a
 // sanitizer (as `WaitTimeout()` is), or `LIFECYCLE_TEST_BUDGET` (an
 // `absl::ParseDuration` string such as "90s"), and never more than three
@@ -48,7 +66,8 @@
 // it was installed, so Bazel's kill never comes first. ctest tells a test
 // nothing of its timeout; the default of 60s is well under ctest's 1500s. A
 // test that is slow on purpose says so: `SetTestBudget(absl::Minutes(5))`
-// (counted from the call). A
+// (counted from the call; outside a test body it sets the budget of the
+// phase that runs, a slow `SetUpTestSuite()`'s for instance). A
 // budget of zero or less turns the watchdog off (for the test, or for every
 // test when installed so) with one warning on stderr.
 //
@@ -78,12 +97,16 @@
 // watchdog measures wall time: a test stopped in a debugger is reported too
 // (set LIFECYCLE_TEST_BUDGET=0 to debug).
 //
-// Cost when nothing hangs: arming and disarming a test is a clock read and a
-// few atomic operations; the watchdog's thread wakes only when a budget
-// expires. docs/PERFORMANCE.md has the measured ratio to an empty test.
+// Cost when nothing hangs: entering a phase is a clock read, an uncontended
+// mutex (only writers of the budget take it, never the watchdog's thread) and
+// a few atomic operations; the watchdog's thread wakes only when a budget
+// expires, or, through a futex and without a lock, when a budget shorter than
+// the one it sleeps on is set. docs/PERFORMANCE.md has the measured ratio to an
+// empty test.
 //
 // Thread safety: everything here is thread-safe. `SetTestBudget()` and
-// `TestDeadline()` refer to the test running at the time of the call.
+// `TestDeadline()` refer to the test (or phase) running at the time of the
+// call.
 
 #ifndef LIFECYCLE_TESTING_HANG_WATCHDOG_H_
 #define LIFECYCLE_TESTING_HANG_WATCHDOG_H_
@@ -125,8 +148,8 @@ void InstallHangWatchdog(HangWatchdogOptions options = {});
 // Without an installed watchdog it does nothing.
 void SetTestBudget(absl::Duration budget);
 
-// When the running test will be reported as hung; `absl::InfiniteFuture()`
-// when no test is watched.
+// When the running test (or phase) will be reported as hung;
+// `absl::InfiniteFuture()` when it is not watched.
 absl::Time TestDeadline();
 
 namespace hang_watchdog_internal {
@@ -138,19 +161,25 @@ namespace hang_watchdog_internal {
 class Deadline {
  public:
   // Watches until `deadline`; false if a report is already in progress.
-  bool Arm(absl::Time deadline);
+  // `slot` (0 or 1) travels with the deadline to `Claim()`: it says which of
+  // two buffers describes what is watched, so the watchdog reads the one
+  // that belongs to the deadline it claimed while the next is being written.
+  bool Arm(absl::Time deadline, int slot = 0);
   // Stops watching; false if a report is in progress (the caller then must not
   // go on as if the test had passed).
   bool Disarm();
-  // True once, for the watchdog, if the deadline is armed and `now` is past it.
-  bool Claim(absl::Time now);
-  // The armed deadline; `absl::InfiniteFuture()` when disarmed or claimed.
+  // True once, for the watchdog, if the deadline is armed and `now` is past
+  // it; then `*slot` (if given) is the slot it was armed with.
+  bool Claim(absl::Time now, int* slot = nullptr);
+  // The armed deadline (to the nanosecond, but for its lowest bit);
+  // `absl::InfiniteFuture()` when disarmed or claimed.
   absl::Time Get() const;
 
  private:
   static constexpr int64_t kDisarmed = 0;
   static constexpr int64_t kClaimed = -1;
-  // Unix nanoseconds of the deadline, or one of the above.
+  // Unix nanoseconds of the deadline, its lowest bit the slot, or one of the
+  // above.
   std::atomic<int64_t> nanos_{kDisarmed};
 };
 

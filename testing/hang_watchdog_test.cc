@@ -1,14 +1,24 @@
 #include "lifecycle/testing/hang_watchdog.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "absl/base/attributes.h"
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -301,6 +311,51 @@ TEST_F(HangWatchdogDeathTest, AReportThatHangsEndsTheProcessAnyway) {
             Not(HasSubstr("[ HANGING  ] Report: "))));
 }
 
+TEST_F(HangWatchdogDeathTest, ABudgetChangedAsItExpiresIsReportedAsItWas) {
+  // Each call re-arms 1ms ahead once the last budget has run out: one of them
+  // comes just after the watchdog claimed the expiry.
+  EXPECT_EXIT(
+      {
+        while (true) {
+          SetTestBudget(absl::Milliseconds(1));
+          const absl::Time expired = TestDeadline() + absl::Microseconds(100);
+          while (absl::Now() < expired) {
+          }
+        }
+      },
+      ExitedWithCode(kHangExitCode),
+      AllOf(HasSubstr("has run for"),
+            ContainsRegex("its budget is 1ms from SetTestBudget\\(\\), "
+                          "called at [0-9.]+m?s "),
+            Not(HasSubstr("budget is -"))));
+}
+
+TEST_F(HangWatchdogDeathTest, AWorkerWhoseServiceIsLockedStillHasItsLabel) {
+  EXPECT_EXIT(
+      {
+        absl::Notification release;
+        lifecycle::FuncService holder(
+            "holder", [](const lifecycle::Context& ctx,
+                         absl::FunctionRef<void()> started) {
+              started();
+              ctx.Done().Wait();
+              return absl::OkStatus();
+            });
+        if (!holder.Start(lifecycle::Context::Background()).ok() ||
+            !holder.Started().WaitFor(WaitTimeout())) {
+          std::_Exit(3);
+        }
+        lifecycle::base_service_internal::ScopedServiceLockForTesting lock(
+            holder);
+        SetTestBudget(absl::Milliseconds(300));
+        release.WaitForNotification();
+      },
+      ExitedWithCode(kHangExitCode),
+      AllOf(HasSubstr("Not readable (their mutex stayed held): holder"),
+            ContainsRegex("thread [0-9]+ 'holder' \\(worker of holder, "
+                          "whose mutex is held\\):")));
+}
+
 TEST_F(HangWatchdogDeathTest, ABudgetOfZeroInTheEnvironmentTurnsItOff) {
   // The child inherits the variable; its main installs the watchdog with it.
   setenv(kTestBudgetVariable, "0", 1);
@@ -313,6 +368,196 @@ TEST_F(HangWatchdogDeathTest, ABudgetOfZeroInTheEnvironmentTurnsItOff) {
       AllOf(HasSubstr("[ WARNING  ] hang watchdog: off"),
             Not(ContainsRegex("watchdog: off(.|\n)*watchdog: off"))));
   unsetenv(kTestBudgetVariable);
+}
+
+// --- hangs outside test bodies and in death tests, in a process of their own --
+//
+// This binary run again with LIFECYCLE_HANG_IN naming where to hang; the
+// environment, the suite and the death tests below do nothing without it.
+
+constexpr char kHangIn[] = "LIFECYCLE_HANG_IN";
+constexpr char kPidFile[] = "LIFECYCLE_HANG_PID_FILE";
+
+bool HangIn(std::string_view where) {
+  const char* value = std::getenv(kHangIn);
+  return value != nullptr && where == value;
+}
+
+[[noreturn]] void Hang() {
+  absl::Notification never;
+  never.WaitForNotification();
+  std::abort();  // not reached
+}
+
+class HangingEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    if (HangIn("environment_set_up")) Hang();
+  }
+  void TearDown() override {
+    if (HangIn("environment_tear_down")) Hang();
+  }
+};
+::testing::Environment* const kHangingEnvironment =
+    ::testing::AddGlobalTestEnvironment(new HangingEnvironment);
+
+class HangingPhasesTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (HangIn("suite_set_up")) Hang();
+  }
+  static void TearDownTestSuite() {
+    if (HangIn("suite_tear_down")) Hang();
+  }
+  void SetUp() override {
+    if (std::getenv(kHangIn) == nullptr) {
+      GTEST_SKIP() << "run again by HangOutsideTestBodiesTest";
+    }
+  }
+  void TearDown() override {
+    if (HangIn("tear_down")) Hang();
+  }
+};
+
+TEST_F(HangingPhasesTest, Body) {}
+
+// A death test whose child hangs, having written its pid where the runner
+// reads it.
+void HangInADeathTest(const char* style) {
+  GTEST_FLAG_SET(death_test_style, style);
+  EXPECT_DEATH(
+      {
+        std::FILE* f = std::fopen(std::getenv(kPidFile), "w");
+        if (f != nullptr) {
+          std::fprintf(f, "%d\n", static_cast<int>(getpid()));
+          std::fclose(f);
+        }
+        Hang();
+      },
+      "");
+}
+
+TEST_F(HangingPhasesTest, FastDeathTest) {
+  if (!HangIn("fast_death_test")) GTEST_SKIP() << "run again only";
+  HangInADeathTest("fast");
+}
+
+TEST_F(HangingPhasesTest, ThreadsafeDeathTest) {
+  if (!HangIn("threadsafe_death_test")) GTEST_SKIP() << "run again only";
+  HangInADeathTest("threadsafe");
+}
+
+struct Finished {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+// Runs this binary again, hanging in `where`, with a budget of 300ms.
+Finished RunHangingIn(const std::string& where, const std::string& filter,
+                 const std::string& pid_file = "") {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return {};
+  self[n] = '\0';
+  std::string command = absl::StrCat(
+      kHangIn, "=", where, " ", kTestBudgetVariable, "=300ms ", kPidFile, "='",
+      pid_file, "' '", self, "' --gtest_filter='", filter, "' 2>&1");
+  Finished run;
+  std::FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return run;
+  char buffer[4096];
+  size_t got;
+  while ((got = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
+    run.output.append(buffer, got);
+  }
+  int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+TEST(HangOutsideTestBodiesTest, InTheGlobalEnvironmentsSetUp) {
+  Finished run = RunHangingIn("environment_set_up", "HangingPhasesTest.Body");
+  EXPECT_EQ(run.exit_code, kHangExitCode) << run.output;
+  EXPECT_THAT(run.output,
+              AllOf(HasSubstr("[ HANGING  ] (the global test environments' "
+                              "SetUp()) has run for "),
+                    HasSubstr("HangingEnvironment::SetUp"),
+                    HasSubstr("hang_report_environments_SetUp.txt")));
+}
+
+TEST(HangOutsideTestBodiesTest, InASuitesSetUp) {
+  Finished run = RunHangingIn("suite_set_up", "HangingPhasesTest.Body");
+  EXPECT_EQ(run.exit_code, kHangExitCode) << run.output;
+  EXPECT_THAT(run.output,
+              HasSubstr("[ HANGING  ] SetUpTestSuite() of HangingPhasesTest "
+                        "has run for "));
+}
+
+TEST(HangOutsideTestBodiesTest, InAFixturesTearDown) {
+  Finished run = RunHangingIn("tear_down", "HangingPhasesTest.Body");
+  EXPECT_EQ(run.exit_code, kHangExitCode) << run.output;
+  EXPECT_THAT(run.output,
+              HasSubstr("[ HANGING  ] HangingPhasesTest.Body has run for "));
+}
+
+TEST(HangOutsideTestBodiesTest, InASuitesTearDown) {
+  Finished run = RunHangingIn("suite_tear_down", "HangingPhasesTest.Body");
+  EXPECT_EQ(run.exit_code, kHangExitCode) << run.output;
+  EXPECT_THAT(run.output,
+              HasSubstr("[ HANGING  ] (after HangingPhasesTest.Body: "
+                        "TearDownTestSuite() of HangingPhasesTest, or between "
+                        "tests) has run for "));
+}
+
+TEST(HangOutsideTestBodiesTest, InTheGlobalEnvironmentsTearDown) {
+  Finished run = RunHangingIn("environment_tear_down", "HangingPhasesTest.Body");
+  EXPECT_EQ(run.exit_code, kHangExitCode) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("[ HANGING  ] (the global test "
+                                    "environments' TearDown()) has run for "));
+}
+
+// Whether the process `pid` has ended (or ends within the wait timeout):
+// waited for on a pidfd, which becomes readable when it exits.
+bool ProcessEnds(pid_t pid) {
+  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno == ESRCH;  // gone already
+  pollfd p{fd, POLLIN, 0};
+  int ready = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(
+                              WaitTimeout())));
+  close(fd);
+  return ready == 1;
+}
+
+void ExpectTheDeathTestReportedAndItsChildGone(const std::string& style) {
+  std::string pid_file = absl::StrCat(::testing::TempDir(), "/hang_child_",
+                                      style, "_", getpid());
+  std::remove(pid_file.c_str());
+  std::string test = style == "fast" ? "FastDeathTest" : "ThreadsafeDeathTest";
+  Finished run = RunHangingIn(absl::StrCat(style, "_death_test"),
+                         absl::StrCat("HangingPhasesTest.", test), pid_file);
+  EXPECT_EQ(run.exit_code, kHangExitCode) << run.output;
+  // On the log itself, not in GoogleTest's capture of the child's stderr.
+  EXPECT_THAT(run.output,
+              AllOf(HasSubstr(absl::StrCat("[ HANGING  ] HangingPhasesTest.",
+                                           test, " has run for ")),
+                    ContainsRegex("killed [0-9]+ child process\\(es\\), so "
+                                  "that none outlives the test: [0-9]+ ")));
+  std::FILE* f = std::fopen(pid_file.c_str(), "r");
+  ASSERT_NE(f, nullptr) << "the death test's child never ran\n" << run.output;
+  int pid = 0;
+  ASSERT_EQ(std::fscanf(f, "%d", &pid), 1);
+  std::fclose(f);
+  std::remove(pid_file.c_str());
+  EXPECT_TRUE(ProcessEnds(pid)) << "the death test's child " << pid
+                                << " outlived its test";
+}
+
+TEST(HangInDeathTestTest, FastStyle) {
+  ExpectTheDeathTestReportedAndItsChildGone("fast");
+}
+
+TEST(HangInDeathTestTest, ThreadsafeStyle) {
+  ExpectTheDeathTestReportedAndItsChildGone("threadsafe");
 }
 
 }  // namespace
