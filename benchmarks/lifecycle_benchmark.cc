@@ -462,6 +462,114 @@ BENCHMARK(StartGraph)
     ->Iterations(30)
     ->Unit(benchmark::kMillisecond);
 
+// Declaring a graph through a composite: `n` children and `n - 1`
+// dependencies, one `AddDependency()` call each, timed (adding the children is
+// not). "chain": each child after the one before; "fan_out": one child after
+// all the others; "fan_in": all after one. Each call costs what its cycle
+// check visits from the nearer end, so every shape is linear in all
+// (Complexity oN); 10,000 children once took minutes (RELIABILITY.md, round 2).
+class Group : public lifecycle::CompositeService {
+ public:
+  explicit Group(std::string name) : CompositeService(std::move(name)) {}
+  ~Group() override { StopForDestruction(); }
+  using CompositeService::AddChildOrDie;
+  using CompositeService::AddDependency;
+};
+
+enum class Shape { kChain, kFanOut, kFanIn };
+
+void DeclareThroughComposite(benchmark::State& state, Shape shape) {
+  const int n = static_cast<int>(state.range(0));
+  for (auto _ : state) {
+    Group group("group");
+    std::vector<std::unique_ptr<lifecycle::FuncService>> children;
+    for (int i = 0; i < n; ++i) {
+      children.push_back(std::make_unique<lifecycle::FuncService>(
+          absl::StrCat("s", i),
+          [](const lifecycle::Context& ctx, absl::FunctionRef<void()> started) {
+            started();
+            ctx.Done().Wait();
+            return ctx.Cause();
+          }));
+      group.AddChildOrDie(*children.back());
+    }
+    absl::Time began = absl::Now();
+    bool ok = true;
+    for (int i = 1; i < n; ++i) {
+      lifecycle::Service& a = *children[i];
+      lifecycle::Service& b = *children[i - 1];
+      lifecycle::Service& hub = *children[0];
+      absl::Status s = shape == Shape::kChain    ? group.AddDependency(a, b)
+                       : shape == Shape::kFanOut ? group.AddDependency(hub, a)
+                                                 : group.AddDependency(a, hub);
+      ok &= s.ok();
+    }
+    state.SetIterationTime(absl::ToDoubleSeconds(absl::Now() - began));
+    if (!ok) state.SkipWithError("a dependency was refused");
+  }
+  state.SetComplexityN(n);
+}
+BENCHMARK_CAPTURE(DeclareThroughComposite, chain, Shape::kChain)
+    ->RangeMultiplier(10)
+    ->Range(100, 10000)
+    ->UseManualTime()
+    ->Complexity(benchmark::oN)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(DeclareThroughComposite, fan_out, Shape::kFanOut)
+    ->RangeMultiplier(10)
+    ->Range(100, 10000)
+    ->UseManualTime()
+    ->Complexity(benchmark::oN)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(DeclareThroughComposite, fan_in, Shape::kFanIn)
+    ->RangeMultiplier(10)
+    ->Range(100, 10000)
+    ->UseManualTime()
+    ->Complexity(benchmark::oN)
+    ->Unit(benchmark::kMillisecond);
+
+// Starting and stopping a 10,000-child chain or fan-out declared through a
+// composite: the start-up graph through its composite, end to end.
+void StartStopThroughComposite(benchmark::State& state, Shape shape) {
+  const int n = static_cast<int>(state.range(0));
+  Group group("group");
+  std::vector<std::unique_ptr<lifecycle::FuncService>> children;
+  for (int i = 0; i < n; ++i) {
+    children.push_back(std::make_unique<lifecycle::FuncService>(
+        absl::StrCat("s", i),
+        [](const lifecycle::Context& ctx, absl::FunctionRef<void()> started) {
+          started();
+          ctx.Done().Wait();
+          return ctx.Cause();
+        }));
+    group.AddChildOrDie(*children.back());
+  }
+  for (int i = 1; i < n; ++i) {
+    absl::Status s = shape == Shape::kChain
+                         ? group.AddDependency(*children[i], *children[i - 1])
+                         : group.AddDependency(*children[0], *children[i]);
+    if (!s.ok()) state.SkipWithError("a dependency was refused");
+  }
+  for (auto _ : state) {
+    if (!group.Start(lifecycle::Context::Background()).ok() ||
+        !group.Started().WaitFor(absl::Minutes(5))) {
+      state.SkipWithError("start failed");
+    }
+    group.Stop();
+  }
+  state.SetComplexityN(n);
+}
+BENCHMARK_CAPTURE(StartStopThroughComposite, chain, Shape::kChain)
+    ->Arg(1000)
+    ->Arg(10000)
+    ->Complexity(benchmark::oN)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(StartStopThroughComposite, fan_out, Shape::kFanOut)
+    ->Arg(1000)
+    ->Arg(10000)
+    ->Complexity(benchmark::oN)
+    ->Unit(benchmark::kMillisecond);
+
 // The demo client (client.h), every part simulating 30ms of start-up: as it
 // ships ("graph": the producers after the elector, maintenance after the
 // notifier), and with its four parts chained one after another

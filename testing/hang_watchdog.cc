@@ -152,14 +152,15 @@ std::vector<std::pair<pid_t, std::string>> ChildProcessesOf(pid_t parent) {
     ssize_t n = read(fd, buffer, sizeof(buffer) - 1);
     close(fd);
     if (n <= 0) continue;
-    std::string_view stat(buffer, static_cast<size_t>(n));
+    absl::string_view stat(buffer, static_cast<size_t>(n));
     size_t open_paren = stat.find('('), close_paren = stat.rfind(')');
-    if (open_paren == std::string_view::npos ||
-        close_paren == std::string_view::npos || close_paren + 4 > stat.size()) {
+    if (open_paren == absl::string_view::npos ||
+        close_paren == absl::string_view::npos ||
+        close_paren + 4 > stat.size()) {
       continue;
     }
     // After ") " come the state and the parent's pid.
-    std::string_view rest = stat.substr(close_paren + 4);
+    absl::string_view rest = stat.substr(close_paren + 4);
     int ppid = 0;
     if (!absl::SimpleAtoi(rest.substr(0, rest.find(' ')), &ppid) ||
         ppid != parent) {

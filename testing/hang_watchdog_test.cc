@@ -481,7 +481,7 @@ TEST(HangOutsideTestBodiesTest, InTheGlobalEnvironmentsSetUp) {
   EXPECT_THAT(run.output,
               AllOf(HasSubstr("[ HANGING  ] (the global test environments' "
                               "SetUp()) has run for "),
-                    HasSubstr("HangingEnvironment::SetUp"),
+                    HasSubstr(StackShows("HangingEnvironment::SetUp")),
                     HasSubstr("hang_report_environments_SetUp.txt")));
 }
 
