@@ -15,6 +15,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -62,34 +63,50 @@ struct DependencyGraph {
   struct Node {
     std::vector<const Service*> on;  // its dependencies
     std::vector<const Service*> by;  // its dependents
+    std::vector<std::string> on_names;  // of `on`, in order (for snapshots)
   };
+  absl::flat_hash_set<const Service*> children;  // of the composite
   absl::flat_hash_map<const Service*, Node> nodes;
+  absl::flat_hash_set<std::pair<const Service*, const Service*>> edges;
 
   bool Has(const Service* dependent, const Service* dependency) const {
-    auto it = nodes.find(dependent);
-    return it != nodes.end() &&
-           std::find(it->second.on.begin(), it->second.on.end(),
-                     dependency) != it->second.on.end();
+    return edges.contains({dependent, dependency});
   }
-  void Add(const Service* dependent, const Service* dependency) {
-    nodes[dependent].on.push_back(dependency);
+  void Add(const Service* dependent, const Service* dependency,
+           std::string dependency_name) {
+    edges.insert({dependent, dependency});
+    Node& node = nodes[dependent];
+    node.on.push_back(dependency);
+    node.on_names.push_back(std::move(dependency_name));
     nodes[dependency].by.push_back(dependent);
+  }
+  // The names of what `child` depends on, in the order given.
+  std::vector<std::string> NamesOn(const Service* child) const {
+    auto it = nodes.find(child);
+    return it == nodes.end() ? std::vector<std::string>() : it->second.on_names;
   }
   // A child that left the tree leaves the graph.
   void Remove(const Service* child) {
+    children.erase(child);
     auto it = nodes.find(child);
     if (it == nodes.end()) return;
     Node node = std::move(it->second);
     nodes.erase(it);
-    auto drop = [&](const std::vector<const Service*>& others,
-                    std::vector<const Service*> Node::*list) {
-      for (const Service* other : others) {
-        auto& v = nodes[other].*list;
-        v.erase(std::remove(v.begin(), v.end(), child), v.end());
+    for (const Service* dependency : node.on) {
+      edges.erase({child, dependency});
+      auto& by = nodes[dependency].by;
+      by.erase(std::remove(by.begin(), by.end(), child), by.end());
+    }
+    for (const Service* dependent : node.by) {
+      edges.erase({dependent, child});
+      Node& d = nodes[dependent];
+      for (size_t i = d.on.size(); i-- > 0;) {
+        if (d.on[i] == child) {
+          d.on.erase(d.on.begin() + static_cast<std::ptrdiff_t>(i));
+          d.on_names.erase(d.on_names.begin() + static_cast<std::ptrdiff_t>(i));
+        }
       }
-    };
-    drop(node.on, &Node::by);
-    drop(node.by, &Node::on);
+    }
   }
 
   // The chain of dependencies from `from` to `to` (both included), if `from`
@@ -405,7 +422,7 @@ class ChildHandle final : public Service {
   const Service* service() const { return child_.service; }
   int64_t restarts() const { return child_.restarts; }
   const std::vector<std::string>& depends_on() const {
-    return child_.depends_on;
+    return child_.depends_on;  // filled by ChildHandles()
   }
 
  private:
@@ -517,11 +534,6 @@ BaseService::~BaseService() {
           parent->dependencies_->Remove(self->service);
         }
         siblings.erase(self);
-        for (Child& sibling : siblings) {
-          auto& names = sibling.depends_on;
-          names.erase(std::remove(names.begin(), names.end(), name_),
-                      names.end());
-        }
       }
     }
     for (const Child& child : children) {
@@ -969,6 +981,7 @@ absl::Status BaseService::AddChild(Service& child) {
     entry.base = base;
     if (base != nullptr) entry.lifeline = base->lifeline_;
     children_.push_back(std::move(entry));
+    if (dependencies_ != nullptr) dependencies_->children.insert(&child);
   }
   if (base != nullptr) {
     absl::MutexLock lock(&base->mu_);
@@ -990,7 +1003,13 @@ std::vector<std::unique_ptr<Service>> BaseService::ChildHandles() const {
   std::vector<std::unique_ptr<Service>> handles;
   handles.reserve(children_.size());
   for (const Child& child : children_) {
-    handles.push_back(std::make_unique<ChildHandle>(child, this));
+    if (dependencies_ == nullptr) {
+      handles.push_back(std::make_unique<ChildHandle>(child, this));
+    } else {
+      Child copy = child;
+      copy.depends_on = dependencies_->NamesOn(child.service);
+      handles.push_back(std::make_unique<ChildHandle>(std::move(copy), this));
+    }
   }
   return handles;
 }
@@ -1143,14 +1162,13 @@ absl::Status CompositeService::AddDependency(Service& dependent,
   absl::MutexLock tree(&TreeMutex());
   const std::string path = PathLocked();
   absl::MutexLock lock(&mu_);
-  Child* from = nullptr;
-  for (Child& c : children_) {
-    if (c.service == &dependent) from = &c;
+  if (dependencies_ == nullptr) {
+    dependencies_ = std::make_unique<base_service_internal::DependencyGraph>();
+    for (const Child& c : children_) dependencies_->children.insert(c.service);
   }
-  bool to_found = false;
-  for (const Child& c : children_) to_found |= c.service == &dependency;
   for (auto [end, found] :
-       {std::pair{&dependent, from != nullptr}, {&dependency, to_found}}) {
+       {std::pair{&dependent, dependencies_->children.contains(&dependent)},
+        {&dependency, dependencies_->children.contains(&dependency)}}) {
     if (!found) {
       return absl::InvalidArgumentError(absl::StrCat(
           "the dependency of '", AbslView(dependent.Name()), "' on '",
@@ -1161,9 +1179,6 @@ absl::Status CompositeService::AddDependency(Service& dependent,
   auto child_path = [&](const Service* child) {
     return absl::StrCat(path, "/", AbslView(child->Name()));
   };
-  if (dependencies_ == nullptr) {
-    dependencies_ = std::make_unique<base_service_internal::DependencyGraph>();
-  }
   if (dependencies_->Has(&dependent, &dependency)) {
     return absl::InvalidArgumentError(
         absl::StrCat("the dependency of '", child_path(&dependent), "' on '",
@@ -1178,8 +1193,7 @@ absl::Status CompositeService::AddDependency(Service& dependent,
         absl::StrCat("a cycle of dependencies: ", absl::StrJoin(names, " -> "),
                      "; each starts after the next"));
   }
-  dependencies_->Add(&dependent, &dependency);
-  from->depends_on.push_back(std::string(dependency.Name()));
+  dependencies_->Add(&dependent, &dependency, std::string(dependency.Name()));
   return absl::OkStatus();
 }
 

@@ -157,8 +157,8 @@ struct Child {
   // Set by CompositeService: this child's own policy, and its restarts.
   std::optional<Supervision> supervision;
   int64_t restarts = 0;
-  // Set by CompositeService: the siblings it starts after, by name (for
-  // snapshots; the graph itself is the parent's `DependencyGraph`).
+  // The siblings it starts after, by name: filled in the copies
+  // `ChildHandles()` makes, from the parent's `DependencyGraph`.
   std::vector<std::string> depends_on;
 };
 }  // namespace base_service_internal
