@@ -513,18 +513,21 @@ BENCHMARK_CAPTURE(DeclareThroughComposite, chain, Shape::kChain)
     ->RangeMultiplier(10)
     ->Range(100, 10000)
     ->UseManualTime()
+    ->Iterations(5)  // each makes n children first, untimed
     ->Complexity(benchmark::oN)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(DeclareThroughComposite, fan_out, Shape::kFanOut)
     ->RangeMultiplier(10)
     ->Range(100, 10000)
     ->UseManualTime()
+    ->Iterations(5)  // each makes n children first, untimed
     ->Complexity(benchmark::oN)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(DeclareThroughComposite, fan_in, Shape::kFanIn)
     ->RangeMultiplier(10)
     ->Range(100, 10000)
     ->UseManualTime()
+    ->Iterations(5)  // each makes n children first, untimed
     ->Complexity(benchmark::oN)
     ->Unit(benchmark::kMillisecond);
 
@@ -562,11 +565,13 @@ void StartStopThroughComposite(benchmark::State& state, Shape shape) {
 BENCHMARK_CAPTURE(StartStopThroughComposite, chain, Shape::kChain)
     ->Arg(1000)
     ->Arg(10000)
+    ->Iterations(3)
     ->Complexity(benchmark::oN)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(StartStopThroughComposite, fan_out, Shape::kFanOut)
     ->Arg(1000)
     ->Arg(10000)
+    ->Iterations(3)
     ->Complexity(benchmark::oN)
     ->Unit(benchmark::kMillisecond);
 
