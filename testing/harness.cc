@@ -118,10 +118,56 @@ std::string StartStopHarness::WriteStartupTrace() const {
   return absl::StrCat("Start-up trace: ", path, " (and ", path, ".svg)");
 }
 
-::testing::AssertionResult StartStopHarness::StartAll(const char* file,
-                                                      int line) {
+struct HarnessResult::State {
+  ::testing::AssertionResult result = ::testing::AssertionSuccess();
+  const char* what;
+  const char* file;
+  int line;
+  bool examined;
+};
+
+HarnessResult::HarnessResult(::testing::AssertionResult result,
+                             const char* what, const char* file, int line,
+                             bool examined)
+    : state_(std::make_shared<State>(
+          State{std::move(result), what, file, line, examined})) {}
+
+HarnessResult::~HarnessResult() {
+  if (state_ == nullptr || state_.use_count() > 1) return;
+  if (state_->result || state_->examined) return;
+  ADD_FAILURE_AT(state_->file, state_->line)
+      << "StartStopHarness: " << state_->what
+      << " failed and nobody checked its result (check it: "
+         "ASSERT_TRUE(harness."
+      << state_->what << ")):\n"
+      << state_->result.message();
+}
+
+HarnessResult::operator ::testing::AssertionResult() const {
+  state_->examined = true;
+  return state_->result;
+}
+
+HarnessResult::operator bool() const {
+  state_->examined = true;
+  return static_cast<bool>(state_->result);
+}
+
+const char* HarnessResult::message() const {
+  state_->examined = true;
+  return state_->result.message();
+}
+
+HarnessResult StartStopHarness::StartAll(const char* file, int line) {
   start_file_ = file;
   start_line_ = line;
+  start_status_ = absl::OkStatus();
+  ::testing::AssertionResult result = Start();
+  return HarnessResult(std::move(result), "StartAll()", file, line,
+                       /*examined=*/Expected(start_status_));
+}
+
+::testing::AssertionResult StartStopHarness::Start() {
   if (starter_.joinable()) {
     if (!start_returned_.IsClosed()) {
       return ::testing::AssertionFailure()
@@ -181,6 +227,7 @@ std::string StartStopHarness::WriteStartupTrace() const {
     WriteStartupTrace();
     return ::testing::AssertionSuccess();
   }
+  start_status_ = status;
   std::string written =
       absl::StrCat(WriteSnapshotOutput(), "\n", WriteStartupTrace());
   // The status names the service: the innermost one that failed (its own
@@ -229,6 +276,15 @@ std::string Rfc3339Millis(absl::Time t) {
 }
 
 }  // namespace
+
+bool StartStopHarness::Expected(const absl::Status& status) const {
+  std::optional<std::string> path = lifecycle::FailedServicePath(status);
+  if (!path) return false;
+  for (const std::string& e : expected_failures_) {
+    if (AtOrUnder(*path, e)) return true;
+  }
+  return false;
+}
 
 std::string StartStopHarness::UnexpectedDeaths() const {
   if (!started_) return "";
@@ -301,11 +357,13 @@ std::string StartStopHarness::UnexpectedDeaths() const {
   return out;
 }
 
-::testing::AssertionResult StartStopHarness::StopAll() {
+HarnessResult StartStopHarness::StopAll(const char* file, int line) {
   ::testing::AssertionResult result = StopServices();
-  if (result) return result;
-  return ::testing::AssertionFailure()
-         << "StartStopHarness: " << result.message();
+  if (!result) {
+    result = ::testing::AssertionFailure()
+             << "StartStopHarness: " << result.message();
+  }
+  return HarnessResult(std::move(result), "StopAll()", file, line);
 }
 
 }  // namespace lifecycle_testing

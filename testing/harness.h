@@ -102,6 +102,33 @@
 
 namespace lifecycle_testing {
 
+// What `StartStopHarness::StartAll()` and `StopAll()` return: the outcome
+// with its whole report, for `ASSERT_TRUE`, `EXPECT_TRUE`, `EXPECT_FALSE` or
+// `if (!result)` (it converts to `::testing::AssertionResult` and to bool).
+//
+// A failure can never pass silently. Converting the result (any assertion on
+// it, `if`, `message()`), or an `ExpectFailure()` that covers the service that
+// failed, counts as examining it. A failure that nobody examined — the result
+// dropped as in `harness.StartAll();` (which compiles with a warning at most),
+// or stored and never looked at — fails the test when the last copy of the
+// result goes, once, with the same report, at the line of the call.
+class [[nodiscard]] HarnessResult {
+ public:
+  HarnessResult(::testing::AssertionResult result, const char* what,
+                const char* file, int line, bool examined = false);
+  HarnessResult(const HarnessResult&) = default;
+  HarnessResult& operator=(const HarnessResult&) = default;
+  ~HarnessResult();
+
+  operator ::testing::AssertionResult() const;  // NOLINT: for the assertions
+  explicit operator bool() const;
+  const char* message() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
 class StartStopHarness {
  public:
   struct Options {
@@ -121,17 +148,19 @@ class StartStopHarness {
   ~StartStopHarness();
 
   // Starts the services in order and waits until all have started. The
-  // result carries the whole report; it fails the test only through the
-  // assertion that checks it, so `ASSERT_TRUE(harness.StartAll())` records
-  // exactly one failure. (`file` and `line` say where failures found later, on
-  // destruction, are reported: leave them to their defaults.)
-  [[nodiscard]] ::testing::AssertionResult StartAll(
-      const char* file = __builtin_FILE(), int line = __builtin_LINE());
+  // result carries the whole report; checked, it fails the test only through
+  // the assertion that checks it, so `ASSERT_TRUE(harness.StartAll())`
+  // records exactly one failure; unchecked, a failure still fails the test
+  // (`HarnessResult`). (`file` and `line` say where failures found later are
+  // reported: leave them to their defaults.)
+  HarnessResult StartAll(const char* file = __builtin_FILE(),
+                         int line = __builtin_LINE());
 
   // Stops every service now (in parallel), bounded by the stop timeout. The
   // result names those that did not stop and the deaths during the test (see
   // above); as with `StartAll()`, check it: `EXPECT_TRUE(harness.StopAll())`.
-  [[nodiscard]] ::testing::AssertionResult StopAll();
+  HarnessResult StopAll(const char* file = __builtin_FILE(),
+                        int line = __builtin_LINE());
 
   // Says that the service at `path` (or one below it) is expected to die
   // during the test: its death is not reported; if none happened by the time
@@ -147,7 +176,10 @@ class StartStopHarness {
   const lifecycle::Context& context() const { return scope_->context(); }
 
  private:
+  ::testing::AssertionResult Start();
   ::testing::AssertionResult StopServices();
+  // Whether an ExpectFailure() covers the service `status` names.
+  bool Expected(const absl::Status& status) const;
   // Writes the snapshot as JSON (see above); returns the line that says where.
   std::string WriteSnapshotOutput() const;
   // Writes the start-up as Trace Event JSON and SVG (see above); returns the
@@ -164,6 +196,8 @@ class StartStopHarness {
   bool stopped_ = false;
   // Where the test called StartAll(): failures found on destruction are
   // reported there.
+  // The status of the last start, for `Expected()`.
+  absl::Status start_status_;
   const char* start_file_ = __FILE__;
   int start_line_ = __LINE__;
   // Taken when a start succeeded, in the services' time (virtual time for a

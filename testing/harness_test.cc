@@ -128,6 +128,97 @@ TEST(StartStopHarnessTest, NamesTheServiceThatFailedToStart) {
   EXPECT_THAT(report, HasSubstr("client/producer/bulk     failed"));
 }
 
+// --- A failed start or stop never passes silently -----------------------------
+
+TEST(HarnessResultTest, ADroppedFailedStartFailsTheTestAtItsLine) {
+  FakeService db("db");
+  db.FailStartWith(absl::UnavailableError("no route"));
+  StartStopHarness harness({&db});
+  ::testing::TestPartResultArray results;
+  int line = 0;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::
+            INTERCEPT_ONLY_CURRENT_THREAD,
+        &results);
+    line = __LINE__ + 1;
+    static_cast<void>(harness.StartAll());  // as `harness.StartAll();` does
+  }
+  ASSERT_EQ(results.size(), 1);
+  const ::testing::TestPartResult& failure = results.GetTestPartResult(0);
+  EXPECT_EQ(failure.line_number(), line);
+  EXPECT_THAT(failure.message(),
+              HasSubstr("StartStopHarness: StartAll() failed and nobody "
+                        "checked its result (check it: "
+                        "ASSERT_TRUE(harness.StartAll())):\n"
+                        "StartStopHarness: UNAVAILABLE: service 'db' failed "
+                        "to start: no route"));
+  EXPECT_THAT(failure.message(), HasSubstr("Failed: db"));  // the whole report
+}
+
+TEST(HarnessResultTest, AFailedStartThatWasCheckedIsReportedOnceOrNotAtAll) {
+  FakeService db("db");
+  db.FailStartWith(absl::UnavailableError("no route"));
+  StartStopHarness harness({&db});
+  // Expected to fail: no failure at all.
+  EXPECT_THAT(FailuresOf([&] { EXPECT_FALSE(harness.StartAll()); }),
+              ::testing::IsEmpty());
+  // Checked as passing: the one failure of the assertion.
+  EXPECT_THAT(FailuresOf([&] { EXPECT_TRUE(harness.StartAll()); }),
+              ::testing::SizeIs(1));
+  // Kept and examined later, through a copy.
+  EXPECT_THAT(FailuresOf([&] {
+                HarnessResult kept = harness.StartAll();
+                HarnessResult copy = kept;
+                if (copy) ADD_FAILURE() << "started";
+              }),
+              ::testing::IsEmpty());
+  // Kept and never examined: once, when the last copy goes.
+  EXPECT_THAT(FailuresOf([&] {
+                HarnessResult kept = harness.StartAll();
+                HarnessResult copy = kept;
+              }),
+              ::testing::ElementsAre(HasSubstr("nobody checked")));
+  // The message read counts as examined.
+  EXPECT_THAT(FailuresOf([&] {
+                std::string m = harness.StartAll().message();
+                EXPECT_THAT(m, HasSubstr("no route"));
+              }),
+              ::testing::IsEmpty());
+}
+
+TEST(HarnessResultTest, AnExpectedFailureCoversADroppedStart) {
+  FakeService db("db");
+  db.FailStartWith(absl::UnavailableError("no route"));
+  StartStopHarness harness({&db});
+  harness.ExpectFailure("db");
+  EXPECT_THAT(FailuresOf([&] { static_cast<void>(harness.StartAll()); }),
+              ::testing::IsEmpty());
+}
+
+TEST(HarnessResultTest, ADroppedFailedStopFailsTheTest) {
+  FakeService slow("slow");
+  slow.BlockStopUntilReleased();
+  StartStopHarness harness({&slow}, Short());
+  ASSERT_TRUE(harness.StartAll());
+  std::vector<std::string> failures =
+      FailuresOf([&] { static_cast<void>(harness.StopAll()); });
+  slow.ReleaseStop();
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_THAT(failures[0], HasSubstr("StopAll() failed and nobody checked"));
+  EXPECT_THAT(failures[0], HasSubstr("did not stop within 50ms"));
+}
+
+TEST(HarnessResultTest, APassingResultNeedsNoCheck) {
+  FakeService db("db");
+  StartStopHarness harness({&db});
+  EXPECT_THAT(FailuresOf([&] {
+                static_cast<void>(harness.StartAll());
+                static_cast<void>(harness.StopAll());
+              }),
+              ::testing::IsEmpty());
+}
+
 TEST(StartStopHarnessTest, StopAllUnderExpectTrueRecordsOneFailure) {
   FakeService slow("slow");
   slow.BlockStopUntilReleased();
