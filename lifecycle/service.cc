@@ -543,6 +543,17 @@ absl::Status WaitAllStartedUntil(absl::Span<Service* const> services,
   return FailuresAmong(services);
 }
 
+std::ostream& operator<<(std::ostream& os, const Service& service) {
+  ServiceSnapshot s = service.Snapshot();
+  os << "service '" << s.path << "' (" << s.StateLabel();
+  if (s.state == ServiceState::kFailed) {
+    os << ": " << StatusText(s.status);
+  } else if (s.degraded) {
+    os << ": " << StatusText(s.last_error);
+  }
+  return os << ")";
+}
+
 std::vector<ServiceSnapshot> SnapshotAll(absl::Span<Service* const> services) {
   std::vector<ServiceSnapshot> snapshots;
   for (Service* service : services) {

@@ -59,6 +59,7 @@
 #include <sys/types.h>
 
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -224,6 +225,14 @@ std::optional<std::string> FailedServicePath(const absl::Status& status);
 
 // Takes a snapshot of each service, in order.
 std::vector<ServiceSnapshot> SnapshotAll(absl::Span<Service* const> services);
+
+// Prints a service as its path, state and error, from a snapshot taken now:
+//   service 'client/notifier' (failed: UNAVAILABLE: service 'client/notifier'
+//   failed while running: connection reset)
+//   service 'client' (degraded: INTERNAL: ...), service 'db' (started)
+// GoogleTest prints any `Service` (any class derived from it) with it, so a
+// failed `EXPECT_THAT(service, ...)` shows this rather than the object's bytes.
+std::ostream& operator<<(std::ostream& os, const Service& service);
 
 }  // namespace lifecycle
 

@@ -1,6 +1,8 @@
 #include "lifecycle/testing/fake_service.h"
 
 #include <memory>
+#include <sstream>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest-spi.h"
@@ -107,6 +109,32 @@ TEST(MatchersTest, MismatchPrintsTheSnapshot) {
       EXPECT_THAT(fake, FailedToStart(absl::StatusCode::kInternal)),
       "a service that failed to start, whose failure ");
   EXPECT_NONFATAL_FAILURE(EXPECT_THAT(&fake, IsStarted()), "PATH  STATE");
+}
+
+TEST(MatchersTest, AFailedExpectationPrintsTheServiceNotItsBytes) {
+  FakeService db("db");
+  ASSERT_TRUE(db.Start(lifecycle::Context::Background()).ok());
+  ASSERT_TRUE(db.Started().WaitFor(WaitTimeout()));
+  ::testing::TestPartResultArray results;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::
+            INTERCEPT_ONLY_CURRENT_THREAD,
+        &results);
+    EXPECT_THAT(db, HasFailed());
+  }
+  ASSERT_EQ(results.size(), 1);
+  std::string message = results.GetTestPartResult(0).message();
+  EXPECT_THAT(message, HasSubstr("Actual: service 'db' (started)"));
+  EXPECT_THAT(message, Not(HasSubstr("-byte object")));
+  db.Stop();
+  std::ostringstream failed;
+  db.FailStartWith(absl::UnavailableError("no route"));
+  ASSERT_FALSE(db.Start(lifecycle::Context::Background()).ok());
+  failed << db;
+  EXPECT_EQ(failed.str(),
+            "service 'db' (failed: UNAVAILABLE: service 'db' failed to start: "
+            "no route)");
 }
 
 TEST(MatchersTest, HasFailedCoversStartFailuresAndDeaths) {
