@@ -106,7 +106,9 @@ struct ClientConfig {
   Faults faults;
   Crashes* crashes = nullptr;  // optional
   // How the notifier and the elector are restarted when they die.
-  lifecycle::Supervision restart_policy = lifecycle::Supervision::Restart();
+  lifecycle::Supervision restart_policy =
+      lifecycle::Supervision::Restart(3, absl::Minutes(1))
+          .WithBackoff(absl::Milliseconds(100), absl::Seconds(30));
   // Production intervals: tests keep them and run in virtual time
   // (testing/virtual_time.h) instead of shortening them.
   absl::Duration reconnect_backoff = absl::Seconds(1);  // doubles per attempt

@@ -143,6 +143,18 @@ struct Supervision {
     s.period = period;
     return s;
   }
+
+  // The same policy with another backoff, so that a whole policy is one
+  // expression:
+  //   Supervision::Restart(5, absl::Minutes(1))
+  //       .WithBackoff(absl::Seconds(1), absl::Seconds(30))
+  Supervision WithBackoff(absl::Duration first,
+                          absl::Duration most = absl::Seconds(30)) const {
+    Supervision s = *this;
+    s.backoff = first;
+    s.max_backoff = most;
+    return s;
+  }
 };
 
 namespace base_service_internal {

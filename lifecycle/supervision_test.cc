@@ -40,9 +40,20 @@ bool AwaitSnapshot(const BaseService& service,
 }
 
 Supervision FastRestart(int max_restarts) {
-  Supervision s = Supervision::Restart(max_restarts, absl::Minutes(1));
-  s.backoff = absl::ZeroDuration();
-  return s;
+  return Supervision::Restart(max_restarts, absl::Minutes(1))
+      .WithBackoff(absl::ZeroDuration());
+}
+
+TEST(SupervisionTest, APolicyIsOneExpression) {
+  Supervision s = Supervision::Restart(5, absl::Minutes(2))
+                      .WithBackoff(absl::Seconds(1), absl::Seconds(20));
+  EXPECT_EQ(s.policy, Supervision::Policy::kRestart);
+  EXPECT_EQ(s.max_restarts, 5);
+  EXPECT_EQ(s.period, absl::Minutes(2));
+  EXPECT_EQ(s.backoff, absl::Seconds(1));
+  EXPECT_EQ(s.max_backoff, absl::Seconds(20));
+  EXPECT_EQ(Supervision::Restart().WithBackoff(absl::Seconds(2)).max_backoff,
+            absl::Seconds(30));
 }
 
 TEST(SupervisionTest, FailFastFailsTheParentNamingTheChildsPath) {
@@ -212,8 +223,8 @@ TEST(SupervisionTest, APolicyThatAllowsNoRestartFailsAtTheFirstDeath) {
 }
 
 TEST(SupervisionTest, AChildStoppedWhileItAwaitsItsRestartStaysStopped) {
-  Supervision policy = Supervision::Restart(3);
-  policy.backoff = absl::Milliseconds(20);
+  Supervision policy =
+      Supervision::Restart(3).WithBackoff(absl::Milliseconds(20));
   Mortal target("target"), witness("witness");
   Parent parent("parent",
                 {ChildSpec(&target, policy), ChildSpec(&witness, policy)});
@@ -238,8 +249,8 @@ TEST(SupervisionTest, AChildStoppedWhileItAwaitsItsRestartStaysStopped) {
 }
 
 TEST(SupervisionTest, AnInfiniteBackoffMeansTheRestartNeverComes) {
-  Supervision never = Supervision::Restart(3);
-  never.backoff = never.max_backoff = absl::InfiniteDuration();
+  Supervision never = Supervision::Restart(3).WithBackoff(
+      absl::InfiniteDuration(), absl::InfiniteDuration());
   Mortal child("child"), witness("witness");
   Parent parent("parent", {ChildSpec(&child, never),
                            ChildSpec(&witness, FastRestart(3))});

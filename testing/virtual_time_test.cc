@@ -481,9 +481,10 @@ TEST(VirtualTimeTest, RestartBackoffIsVirtual) {
     return absl::InternalError("died");
   });
   Group group("group");
-  lifecycle::Supervision restart = lifecycle::Supervision::Restart(
-      /*max_restarts=*/10, /*period=*/absl::Hours(1));
-  restart.backoff = absl::Seconds(1);
+  lifecycle::Supervision restart =
+      lifecycle::Supervision::Restart(/*max_restarts=*/10,
+                                      /*period=*/absl::Hours(1))
+          .WithBackoff(absl::Seconds(1));
   group.AddChildOrDie(flaky, restart);
   ASSERT_TRUE(group.Start(time.context()).ok());
   ASSERT_TRUE(WaitOrTimeout(group.Started()));
