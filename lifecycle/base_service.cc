@@ -1139,6 +1139,49 @@ CompositeService::CompositeService(std::string name)
   stops_children_ = true;
 }
 
+CompositeService::~CompositeService() { StopForDestruction(); }
+
+absl::Status CompositeService::Add(Service& child, const After& after,
+                                   std::optional<Supervision> supervision) {
+  const std::vector<Service*>& earlier = after.services();
+  const std::vector<Service*> children = Children();
+  for (size_t i = 0; i < earlier.size(); ++i) {
+    if (std::find(earlier.begin(), earlier.begin() + i, earlier[i]) !=
+        earlier.begin() + i) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "adding '", AbslView(child.Name()), "' to '", Path(), "': '",
+          AbslView(earlier[i]->Name()), "' is in its After() twice"));
+    }
+    if (std::find(children.begin(), children.end(), earlier[i]) ==
+        children.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "adding '", AbslView(child.Name()), "' to '", Path(),
+          "': it is to start after '", AbslView(earlier[i]->Name()),
+          "', which is not a child of '", Path(), "' (add it first)"));
+    }
+  }
+  if (absl::Status s = AddChild(child); !s.ok()) return s;
+  if (supervision) {
+    absl::MutexLock lock(&mu_);
+    for (Child& c : children_) {
+      if (c.service == &child) c.supervision = supervision;
+    }
+  }
+  // A new child has no dependents yet: these cannot close a cycle.
+  for (Service* e : earlier) {
+    if (absl::Status s = AddDependency(child, *e); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+void CompositeService::AddOrDie(Service& child, const After& after,
+                                std::optional<Supervision> supervision) {
+  if (absl::Status s = Add(child, after, supervision); !s.ok()) {
+    Die(absl::StrCat("adding child '", AbslView(child.Name()), "' to service '",
+                     Path(), "': ", s.ToString()));
+  }
+}
+
 void CompositeService::AddChildOrDie(Service& child) {
   if (absl::Status s = AddChild(child); !s.ok()) {
     Die(absl::StrCat("adding child '", AbslView(child.Name()), "' to service '",

@@ -447,12 +447,35 @@ class FuncService final : public BaseService {
   RunFunction run_;
 };
 
+// The siblings a child of a `CompositeService` starts after:
+// `app.AddOrDie(api, lifecycle::After(db, cache))` reads as it works.
+class After {
+ public:
+  template <typename... Services>
+  explicit After(Services&... services) : services_{&services...} {}
+  const std::vector<Service*>& services() const { return services_; }
+
+ private:
+  std::vector<Service*> services_;
+};
+
 // A service made of child services: its run starts the children in order
 // (`StartAll`), signals started once every child has started, then watches
 // them, and when stopped stops them all in parallel (those still alive: a
 // destroyed child has left). If a child fails to start, the composite fails
 // with that child's error, which names the child's full path, e.g.
 // "service 'client/producer/default' failed to start: UNAVAILABLE: ...".
+//
+// A composite is built as it is, with no class of one's own — children with
+// their supervision and what they start after, then `Start()` — and stops
+// itself on destruction (declare it after its children, so it goes first):
+//
+//   lifecycle::CompositeService app("app");
+//   app.AddOrDie(db);
+//   app.AddOrDie(api, lifecycle::After(db), lifecycle::Supervision::Restart());
+//   absl::Status s = app.Start(ctx);
+//
+// or subclassed, for a composite with members and code of its own:
 //
 //   class Client : public lifecycle::CompositeService {
 //    public:
@@ -465,6 +488,12 @@ class FuncService final : public BaseService {
 //     Notifier notifier_;
 //     Producer producer_;
 //   };
+//
+// A subclass still stops itself in its own destructor when it overrides
+// `OnStart()` or `Run()` (they may use its members, which are gone by the time
+// `~CompositeService` stops it); one that only adds children may rely on
+// `~CompositeService`, but its member children are destroyed first, each
+// leaving the tree as it goes.
 //
 // Supervision. Once started, the composite watches its children's `Stopped()`
 // signals on its own worker (no thread per child). When a child's run ends on
@@ -506,8 +535,29 @@ class FuncService final : public BaseService {
 class CompositeService : public BaseService {
  public:
   explicit CompositeService(std::string name);
+  // Stops it (`StopForDestruction()`); a subclass that overrides `Run()` or
+  // `OnStart()` must stop it in its own destructor first (see above).
+  ~CompositeService() override;
 
- protected:
+  // Adds `child`, to start only once the siblings of `after` have signalled
+  // started (and to stop before them), with its own supervision policy if
+  // given (else the composite's). The errors of `AddChild()` (a bad name, a
+  // child with a parent already, a duplicate name, a cycle of the tree), and
+  // an `InvalidArgumentError` for one of `after` that is not a child yet or
+  // is listed twice; on an error nothing changes. Takes effect at the next
+  // start.
+  absl::Status Add(Service& child, const After& after = After(),
+                   std::optional<Supervision> supervision = std::nullopt);
+  absl::Status Add(Service& child, Supervision supervision) {
+    return Add(child, After(), supervision);
+  }
+  // The same, aborting with the error, naming both services.
+  void AddOrDie(Service& child, const After& after = After(),
+                std::optional<Supervision> supervision = std::nullopt);
+  void AddOrDie(Service& child, Supervision supervision) {
+    AddOrDie(child, After(), supervision);
+  }
+
   // `AddChild()` that aborts, naming both services, on an error: for
   // constructors, where a duplicate name is a programming error.
   void AddChildOrDie(Service& child);
@@ -528,6 +578,7 @@ class CompositeService : public BaseService {
   // The same, aborting with the error: for constructors.
   void AddDependencyOrDie(Service& dependent, Service& dependency);
 
+ protected:
   absl::Status Run(const Context& ctx,
                    absl::FunctionRef<void()> started) override;
 

@@ -123,7 +123,7 @@ class Logged : public BaseService {
   }
   void Append(const char* what) {
     absl::MutexLock lock(mu_);
-    log_->push_back(absl::StrCat(what, Name()));
+    log_->push_back(what + std::string(Name()));
   }
   absl::Mutex* mu_;
   std::vector<std::string>* log_;
@@ -462,6 +462,49 @@ TEST(CompositeDependencyTest, ADestroyedChildLeavesTheGraph) {
   ASSERT_TRUE(top.Start(Context::Background()).ok());
   ASSERT_TRUE(top.Started().WaitFor(kWait));
   top.Stop();
+}
+
+TEST(CompositeBuildingBlockTest, ATreeWithDependenciesAndPoliciesNeedsNoClass) {
+  Gated db("db");
+  Gated api("api", &db);
+  TestService worker("worker");
+  CompositeService app("app");  // declared after its children: goes first
+  app.SetSupervision(Supervision::Degrade());
+  app.AddOrDie(db);
+  app.AddOrDie(api, After(db), Supervision::Restart());
+  app.AddOrDie(worker, After(db, api));
+  ASSERT_TRUE(app.Start(Context::Background()).ok());
+  ASSERT_TRUE(BecomesStarting(db));
+  EXPECT_EQ(api.Snapshot().start_count, 0) << "started before db";
+  db.Release();
+  ASSERT_TRUE(BecomesStarting(api));
+  api.Release();
+  ASSERT_TRUE(app.Started().WaitFor(kWait));
+  EXPECT_TRUE(api.SawWatchedStarted());
+  ServiceSnapshot s = app.Snapshot();
+  EXPECT_THAT(s.Find("app/api")->depends_on, ElementsAre("db"));
+  EXPECT_THAT(s.Find("app/worker")->depends_on, ElementsAre("db", "api"));
+  // The child's own policy: restarted. The composite's: degraded.
+  worker.Kill(absl::InternalError("crash"));
+  ASSERT_TRUE(WaitSnapshotUntil(
+      app, [](const ServiceSnapshot& s) { return s.degraded; },
+      absl::Now() + kWait));
+  EXPECT_EQ(app.Snapshot().state, ServiceState::kStarted);
+}  // app stops itself first: no StopForDestruction() of the test's
+
+TEST(CompositeBuildingBlockTest, BadOptionsChangeNothing) {
+  TestService a("a"), b("b"), stranger("stranger");
+  CompositeService group("group");
+  group.AddOrDie(a);
+  EXPECT_EQ(group.Add(b, After(stranger)).message(),
+            "adding 'b' to 'group': it is to start after 'stranger', which is "
+            "not a child of 'group' (add it first)");
+  EXPECT_EQ(group.Add(b, After(a, a)).message(),
+            "adding 'b' to 'group': 'a' is in its After() twice");
+  ServiceSnapshot s = group.Snapshot();
+  EXPECT_EQ(s.children.size(), 1u) << "b was added anyway";
+  EXPECT_TRUE(group.Add(b, After(a)).ok());
+  EXPECT_EQ(group.Add(b).code(), absl::StatusCode::kInvalidArgument);  // has a parent
 }
 
 }  // namespace
