@@ -108,6 +108,17 @@ class Producer : public FakeService {
     Producer producer_;
   };
 
+TEST(BaseServiceExample, CompositeWithoutAClass) {
+  FakeService db("db"), api("api");
+  lifecycle::Context ctx = lifecycle::Context::Background();
+  lifecycle::CompositeService app("app");
+  app.AddOrDie(db);
+  app.AddOrDie(api, lifecycle::After(db), lifecycle::Supervision::Restart());
+  absl::Status s = app.Start(ctx);
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(lifecycle_testing::WaitOrTimeout(app.Started()));
+}
+
 // --- lifecycle/context.h -----------------------------------------------------
 
 TEST(ContextExample, Worker) {

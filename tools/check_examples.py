@@ -23,6 +23,7 @@ HEADER_EXAMPLES = [
     ("lifecycle/clock.h", "absl::Status Run(const lifecycle::Context& ctx,"),
     ("lifecycle/base_service.h", 'lifecycle::FuncService heartbeat("heartbeat",'),
     ("lifecycle/base_service.h", "class Client : public lifecycle::CompositeService {"),
+    ("lifecycle/base_service.h", 'lifecycle::CompositeService app("app");'),
     ("lifecycle/context.h", "absl::Time deadline = lifecycle::Now() + absl::Seconds(5);"),
     ("lifecycle/service.h", "std::vector<lifecycle::Service*> services = {&notifier, &producer};"),
     ("lifecycle/service.h", "lifecycle::Dependency deps[] = {{&producer, &elector}};"),
