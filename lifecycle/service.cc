@@ -11,6 +11,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "lifecycle/clock.h"
 #include "lifecycle/strings_internal.h"
@@ -378,6 +379,45 @@ void StopInReverseDependencyOrder(absl::Span<Service* const> services,
 
 }  // namespace service_internal
 
+namespace {
+
+// NotStoppedServices() travels in a payload: entries separated by \x1e, an
+// entry's fields (path, state, stacks...) by \x1f. Paths cannot hold control
+// characters (names are checked); stacks do not.
+constexpr char kNotStoppedUrl[] = "lifecycle/not-stopped";
+
+void AddNotStoppedPayload(absl::Status& status,
+                          const std::vector<NotStopped>& entries) {
+  std::vector<std::string> encoded;
+  for (const NotStopped& e : entries) {
+    std::vector<std::string> fields = {e.path, e.state};
+    fields.insert(fields.end(), e.stacks.begin(), e.stacks.end());
+    encoded.push_back(absl::StrJoin(fields, "\x1f"));
+  }
+  if (!encoded.empty()) {
+    status.SetPayload(kNotStoppedUrl, absl::Cord(absl::StrJoin(encoded, "\x1e")));
+  }
+}
+
+}  // namespace
+
+std::vector<NotStopped> NotStoppedServices(const absl::Status& status) {
+  std::vector<NotStopped> out;
+  std::optional<absl::Cord> payload = status.GetPayload(kNotStoppedUrl);
+  if (!payload) return out;
+  for (absl::string_view entry :
+       absl::StrSplit(std::string(*payload), '\x1e')) {
+    std::vector<std::string> fields = absl::StrSplit(entry, '\x1f');
+    if (fields.size() < 2) continue;
+    NotStopped n;
+    n.path = fields[0];
+    n.state = fields[1];
+    n.stacks.assign(fields.begin() + 2, fields.end());
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
 absl::Status StopAllParallelFor(absl::Span<Service* const> services,
                                 absl::Duration timeout) {
   absl::Time deadline =
@@ -396,15 +436,22 @@ absl::Status StopAllParallelFor(absl::Span<Service* const> services,
   }
   WaitAllUntil(stopped, deadline);
   std::vector<std::string> stuck;
+  std::vector<NotStopped> entries;
   for (Service* service : pending) {
     // Stopped by now (this joins its worker), or reported with its stacks.
     if (service->StopFor(absl::ZeroDuration()).ok()) continue;
-    stuck.push_back(std::string(NotStoppedError(*service, timeout).message()));
+    absl::Status not_stopped = NotStoppedError(*service, timeout);
+    stuck.push_back(std::string(not_stopped.message()));
+    for (NotStopped& e : NotStoppedServices(not_stopped)) {
+      entries.push_back(std::move(e));
+    }
   }
   if (stuck.empty()) return absl::OkStatus();
-  return absl::DeadlineExceededError(absl::StrCat(
+  absl::Status status = absl::DeadlineExceededError(absl::StrCat(
       stuck.size(), " of ", count, " services did not stop within ",
       absl::FormatDuration(timeout), ":\n", absl::StrJoin(stuck, "\n")));
+  AddNotStoppedPayload(status, entries);
+  return status;
 }
 
 namespace {
@@ -443,16 +490,22 @@ absl::Status NotStoppedError(const Service& service, absl::Duration timeout) {
       Blockers(s, ServiceState::kStopping);
   std::vector<std::string> names;
   std::string stacks;
+  std::vector<NotStopped> entries;
   service_internal::ThreadDescriber describe =
       service_internal::thread_describer.load(std::memory_order_acquire);
   for (const ServiceSnapshot* node : blockers) {
+    NotStopped& entry = entries.emplace_back();
+    entry.path = node->path;
+    entry.state = node->StateText();
     if (node != &s) {
       names.push_back(absl::StrCat(node->path, " (", node->StateText(), ")"));
     }
     if (describe == nullptr) continue;
     for (pid_t tid : node->threads) {
+      std::string stack = describe(tid);
       absl::StrAppend(&stacks, "\nStack of ", node->path, " (",
-                      AbslView(node->StateLabel()), "), ", describe(tid));
+                      AbslView(node->StateLabel()), "), ", stack);
+      entry.stacks.push_back(std::move(stack));
     }
   }
   if (!names.empty()) {
@@ -460,7 +513,9 @@ absl::Status NotStoppedError(const Service& service, absl::Duration timeout) {
   }
   if (!stacks.empty() && stacks.back() == '\n') stacks.pop_back();
   absl::StrAppend(&message, stacks);
-  return absl::DeadlineExceededError(message);
+  absl::Status status = absl::DeadlineExceededError(message);
+  AddNotStoppedPayload(status, entries);
+  return status;
 }
 
 std::vector<std::string> PendingServices(absl::Span<Service* const> services) {

@@ -170,6 +170,22 @@ void StopInReverseDependencyOrder(absl::Span<Service* const> services,
 // target of its own) was called. For implementations of `StopFor()`.
 absl::Status NotStoppedError(const Service& service, absl::Duration timeout);
 
+// One service that held a bounded stop up, as data.
+struct NotStopped {
+  std::string path;
+  std::string state;  // "stopping for 50ms"
+  // Its threads' stacks, each "thread TID 'NAME':\n  #0 ...", once
+  // `EnableThreadStacksInReports()` was called; empty otherwise.
+  std::vector<std::string> stacks;
+};
+
+// The services that held up the stop a status reports — from `StopFor()`,
+// `StopAllParallelFor()` or `NotStoppedError()` — in the order the message
+// names them (a service whose children were all stopped, or that has none, is
+// one of them); empty for any other status. For callers that act on the list
+// rather than read the message.
+std::vector<NotStopped> NotStoppedServices(const absl::Status& status);
+
 namespace service_internal {
 // For `CompositeService`: `StartInDependencyOrder()` that starts every service
 // with `start_ctx` but gives up when `watch` is cancelled, and

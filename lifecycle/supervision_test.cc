@@ -469,6 +469,15 @@ TEST(BoundedStopTest, NamesTheDescendantThatHoldsTheStopUpWithItsStack) {
   EXPECT_THAT(status.message(), Not(HasSubstr("root/inner/fine (stopping")));
   EXPECT_THAT(status.message(),
               HasSubstr("Stack of root/inner/stuck (stopping), thread "));
+  // The same as data.
+  std::vector<NotStopped> held = NotStoppedServices(status);
+  ASSERT_EQ(held.size(), 1u) << status;
+  EXPECT_EQ(held[0].path, "root/inner/stuck");
+  EXPECT_THAT(held[0].state, ::testing::StartsWith("stopping for "));
+  ASSERT_EQ(held[0].stacks.size(), 1u);
+  EXPECT_THAT(held[0].stacks[0], ::testing::StartsWith("thread "));
+  EXPECT_THAT(held[0].stacks[0], HasSubstr("'stuck'"));
+  EXPECT_TRUE(NotStoppedServices(absl::DeadlineExceededError("x")).empty());
   stuck.Release();
   EXPECT_TRUE(root.StopFor(kWait).ok());
   EXPECT_EQ(root.Snapshot().state, ServiceState::kStopped);
@@ -488,6 +497,9 @@ TEST(BoundedStopTest, StopAllParallelForReportsOnlyTheStuck) {
               HasSubstr("1 of 2 services did not stop within 20ms:\nservice "
                         "'stuck' did not stop within"));
   EXPECT_THAT(status.message(), Not(HasSubstr("'fine'")));
+  std::vector<NotStopped> held = NotStoppedServices(status);
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(held[0].path, "stuck");
   EXPECT_EQ(fine.Snapshot().state, ServiceState::kStopped);
   // Zero or less checks only.
   EXPECT_EQ(StopAllParallelFor(services, -absl::Seconds(1)).code(),
