@@ -403,7 +403,7 @@ void AddNotStoppedPayload(absl::Status& status,
 
 std::vector<NotStopped> NotStoppedServices(const absl::Status& status) {
   std::vector<NotStopped> out;
-  std::optional<absl::Cord> payload = status.GetPayload(kNotStoppedUrl);
+  auto payload = status.GetPayload(kNotStoppedUrl);  // absl::optional
   if (!payload) return out;
   for (absl::string_view entry :
        absl::StrSplit(std::string(*payload), '\x1e')) {
