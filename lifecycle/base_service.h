@@ -205,8 +205,11 @@ class BaseService : public Service {
   pid_t WorkerThreadId() const;
 
  protected:
-  // `name` must be non-empty and free of '/'. A bad name does not crash: every
-  // `Start()` returns an `InvalidArgumentError` saying what is wrong with it.
+  // `name` must be non-empty, free of '/' (it separates paths) and free of
+  // control characters (bytes below 0x20, and 0x7f: they would break
+  // reports); any other bytes are kept, and reports that need text replace
+  // invalid UTF-8. A bad name does not crash: every `Start()` returns an
+  // `InvalidArgumentError` saying what is wrong with it.
   explicit BaseService(std::string name);
 
   // Aborts with the service's path if a run is still in progress (see above).
