@@ -468,74 +468,11 @@ BENCHMARK(StartGraph)
 // all the others; "fan_in": all after one. Each call costs what its cycle
 // check visits from the nearer end, so every shape is linear in all
 // (Complexity oN); 10,000 children once took minutes (RELIABILITY.md, round 2).
-class Group : public lifecycle::CompositeService {
- public:
-  explicit Group(std::string name) : CompositeService(std::move(name)) {}
-  ~Group() override { StopForDestruction(); }
-  using CompositeService::AddChildOrDie;
-  using CompositeService::AddDependency;
-};
-
 enum class Shape { kChain, kFanOut, kFanIn };
 
-void DeclareThroughComposite(benchmark::State& state, Shape shape) {
-  const int n = static_cast<int>(state.range(0));
-  for (auto _ : state) {
-    Group group("group");
-    std::vector<std::unique_ptr<lifecycle::FuncService>> children;
-    for (int i = 0; i < n; ++i) {
-      children.push_back(std::make_unique<lifecycle::FuncService>(
-          absl::StrCat("s", i),
-          [](const lifecycle::Context& ctx, absl::FunctionRef<void()> started) {
-            started();
-            ctx.Done().Wait();
-            return ctx.Cause();
-          }));
-      group.AddChildOrDie(*children.back());
-    }
-    absl::Time began = absl::Now();
-    bool ok = true;
-    for (int i = 1; i < n; ++i) {
-      lifecycle::Service& a = *children[i];
-      lifecycle::Service& b = *children[i - 1];
-      lifecycle::Service& hub = *children[0];
-      absl::Status s = shape == Shape::kChain    ? group.AddDependency(a, b)
-                       : shape == Shape::kFanOut ? group.AddDependency(hub, a)
-                                                 : group.AddDependency(a, hub);
-      ok &= s.ok();
-    }
-    state.SetIterationTime(absl::ToDoubleSeconds(absl::Now() - began));
-    if (!ok) state.SkipWithError("a dependency was refused");
-  }
-  state.SetComplexityN(n);
-}
-BENCHMARK_CAPTURE(DeclareThroughComposite, chain, Shape::kChain)
-    ->RangeMultiplier(10)
-    ->Range(100, 10000)
-    ->UseManualTime()
-    ->Iterations(5)  // each makes n children first, untimed
-    ->Complexity(benchmark::oN)
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(DeclareThroughComposite, fan_out, Shape::kFanOut)
-    ->RangeMultiplier(10)
-    ->Range(100, 10000)
-    ->UseManualTime()
-    ->Iterations(5)  // each makes n children first, untimed
-    ->Complexity(benchmark::oN)
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(DeclareThroughComposite, fan_in, Shape::kFanIn)
-    ->RangeMultiplier(10)
-    ->Range(100, 10000)
-    ->UseManualTime()
-    ->Iterations(5)  // each makes n children first, untimed
-    ->Complexity(benchmark::oN)
-    ->Unit(benchmark::kMillisecond);
-
-// Starting and stopping a 10,000-child chain or fan-out declared through a
-// composite: the start-up graph through its composite, end to end.
-void StartStopThroughComposite(benchmark::State& state, Shape shape) {
-  const int n = static_cast<int>(state.range(0));
-  Group group("group");
+// `n` children of `group`, each running until stopped.
+std::vector<std::unique_ptr<lifecycle::FuncService>> AddChildren(
+    lifecycle::CompositeService& group, int n) {
   std::vector<std::unique_ptr<lifecycle::FuncService>> children;
   for (int i = 0; i < n; ++i) {
     children.push_back(std::make_unique<lifecycle::FuncService>(
@@ -547,11 +484,59 @@ void StartStopThroughComposite(benchmark::State& state, Shape shape) {
         }));
     group.AddChildOrDie(*children.back());
   }
-  for (int i = 1; i < n; ++i) {
-    absl::Status s = shape == Shape::kChain
-                         ? group.AddDependency(*children[i], *children[i - 1])
-                         : group.AddDependency(*children[0], *children[i]);
-    if (!s.ok()) state.SkipWithError("a dependency was refused");
+  return children;
+}
+
+// The `n - 1` links of `shape` among `children`; false if one was refused.
+bool Link(lifecycle::CompositeService& group,
+          const std::vector<std::unique_ptr<lifecycle::FuncService>>& children,
+          Shape shape) {
+  bool ok = true;
+  for (size_t i = 1; i < children.size(); ++i) {
+    lifecycle::Service& a = *children[i];
+    lifecycle::Service& hub = *children[0];
+    ok &= (shape == Shape::kChain    ? group.AddDependency(a, *children[i - 1])
+           : shape == Shape::kFanOut ? group.AddDependency(hub, a)
+                                     : group.AddDependency(a, hub))
+              .ok();
+  }
+  return ok;
+}
+
+void DeclareThroughComposite(benchmark::State& state, Shape shape) {
+  const int n = static_cast<int>(state.range(0));
+  for (auto _ : state) {
+    lifecycle::CompositeService group("group");
+    auto children = AddChildren(group, n);
+    absl::Time began = absl::Now();
+    bool ok = Link(group, children, shape);
+    state.SetIterationTime(absl::ToDoubleSeconds(absl::Now() - began));
+    if (!ok) state.SkipWithError("a dependency was refused");
+  }
+  state.SetComplexityN(n);
+}
+void DeclareSizes(benchmark::internal::Benchmark* b) {
+  b->RangeMultiplier(10)
+      ->Range(100, 10000)
+      ->UseManualTime()
+      ->Iterations(5)  // each makes n children first, untimed
+      ->Complexity(benchmark::oN)
+      ->Unit(benchmark::kMillisecond);
+}
+BENCHMARK_CAPTURE(DeclareThroughComposite, chain, Shape::kChain)
+    ->Apply(DeclareSizes);
+BENCHMARK_CAPTURE(DeclareThroughComposite, fan_out, Shape::kFanOut)
+    ->Apply(DeclareSizes);
+BENCHMARK_CAPTURE(DeclareThroughComposite, fan_in, Shape::kFanIn)
+    ->Apply(DeclareSizes);
+
+// Starting and stopping a 10,000-child chain or fan-out declared through a
+// composite: the start-up graph through its composite, end to end.
+void StartStopThroughComposite(benchmark::State& state, Shape shape) {
+  lifecycle::CompositeService group("group");
+  auto children = AddChildren(group, static_cast<int>(state.range(0)));
+  if (!Link(group, children, shape)) {
+    state.SkipWithError("a dependency was refused");
   }
   for (auto _ : state) {
     if (!group.Start(lifecycle::Context::Background()).ok() ||
@@ -560,20 +545,19 @@ void StartStopThroughComposite(benchmark::State& state, Shape shape) {
     }
     group.Stop();
   }
-  state.SetComplexityN(n);
+  state.SetComplexityN(state.range(0));
+}
+void StartStopSizes(benchmark::internal::Benchmark* b) {
+  b->Arg(1000)
+      ->Arg(10000)
+      ->Iterations(3)
+      ->Complexity(benchmark::oN)
+      ->Unit(benchmark::kMillisecond);
 }
 BENCHMARK_CAPTURE(StartStopThroughComposite, chain, Shape::kChain)
-    ->Arg(1000)
-    ->Arg(10000)
-    ->Iterations(3)
-    ->Complexity(benchmark::oN)
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(StartStopSizes);
 BENCHMARK_CAPTURE(StartStopThroughComposite, fan_out, Shape::kFanOut)
-    ->Arg(1000)
-    ->Arg(10000)
-    ->Iterations(3)
-    ->Complexity(benchmark::oN)
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(StartStopSizes);
 
 // The demo client (client.h), every part simulating 30ms of start-up: as it
 // ships ("graph": the producers after the elector, maintenance after the

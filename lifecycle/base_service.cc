@@ -184,6 +184,7 @@ struct Access {
 using base_service_internal::Access;
 using base_service_internal::Child;
 using base_service_internal::Lifeline;
+using service_internal::WithSuffix;
 
 namespace {
 
@@ -204,16 +205,6 @@ absl::Status ValidateName(absl::string_view name) {
     }
   }
   return absl::OkStatus();
-}
-
-// `status` with `suffix` added to its message, payloads (the failed
-// service's path) kept.
-absl::Status WithSuffix(const absl::Status& status, absl::string_view suffix) {
-  absl::Status out(status.code(), absl::StrCat(status.message(), suffix));
-  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-    out.SetPayload(url, payload);
-  });
-  return out;
 }
 
 [[noreturn]] void Die(const std::string& message) {

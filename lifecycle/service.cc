@@ -182,15 +182,6 @@ absl::Status BuildGraph(absl::Span<Service* const> services,
   return absl::OkStatus();
 }
 
-// `status` with " SUFFIX" added to its message, payloads kept.
-absl::Status WithSuffix(const absl::Status& status, std::string_view suffix) {
-  absl::Status out(status.code(),
-                   absl::StrCat(status.message(), AbslView(suffix)));
-  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-    out.SetPayload(url, payload);
-  });
-  return out;
-}
 
 }  // namespace
 
@@ -214,6 +205,15 @@ void StopInReverseDependencyOrder(absl::Span<Service* const> services,
 }
 
 namespace service_internal {
+
+absl::Status WithSuffix(const absl::Status& status, std::string_view suffix) {
+  absl::Status out(status.code(),
+                   absl::StrCat(status.message(), AbslView(suffix)));
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
+}
 
 absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
                                     absl::Span<const Dependency> dependencies,
@@ -306,7 +306,7 @@ absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
     if (skipped[j]) names.push_back(services[j]->Path());
   }
   if (names.empty()) return failure;
-  return WithSuffix(failure,
+  return service_internal::WithSuffix(failure,
                     absl::StrCat("; not started, as they depend on it: ",
                                  absl::StrJoin(names, ", ")));
 }

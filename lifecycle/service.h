@@ -194,6 +194,9 @@ namespace service_internal {
 // workers for the caller to join (a child's `Stopped()` callback may be
 // waiting for the composite's own stop); without, they are the public ones.
 using RequestStopFunction = void (*)(Service& service);
+// `status` with `suffix` added to its message, its payloads (the failed
+// service's path) kept.
+absl::Status WithSuffix(const absl::Status& status, std::string_view suffix);
 absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
                                     absl::Span<const Dependency> dependencies,
                                     const Context& start_ctx,
