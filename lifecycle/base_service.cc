@@ -61,8 +61,8 @@ struct Lifeline {
 // one costs what its cycle check visits, not a rebuild of the graph.
 struct DependencyGraph {
   struct Node {
-    std::vector<const Service*> on;  // its dependencies
-    std::vector<const Service*> by;  // its dependents
+    std::vector<const Service*> on;     // its dependencies
+    std::vector<const Service*> by;     // its dependents
     std::vector<std::string> on_names;  // of `on`, in order (for snapshots)
   };
   absl::flat_hash_set<const Service*> children;  // of the composite
@@ -118,12 +118,14 @@ struct DependencyGraph {
                                                    const Service* to) const {
     if (from == to) return std::vector<const Service*>{from};
     // Each side: the service it reached each service from.
-    absl::flat_hash_map<const Service*, const Service*> ahead = {{from, nullptr}};
+    absl::flat_hash_map<const Service*, const Service*> ahead = {
+        {from, nullptr}};
     absl::flat_hash_map<const Service*, const Service*> back = {{to, nullptr}};
     std::deque<const Service*> ahead_todo = {from}, back_todo = {to};
     const Service* meet = nullptr;
     auto step = [&](std::deque<const Service*>& todo, auto& seen,
-                    const auto& other, std::vector<const Service*> Node::*next) {
+                    const auto& other,
+                    std::vector<const Service*> Node::*next) {
       const Service* s = todo.front();
       todo.pop_front();
       auto it = nodes.find(s);
@@ -518,8 +520,9 @@ BaseService::~BaseService() {
     if (parent != nullptr) {
       absl::MutexLock lock(&parent->mu_);
       auto& siblings = parent->children_;
-      auto self = std::find_if(siblings.begin(), siblings.end(),
-                               [this](const Child& c) { return c.base == this; });
+      auto self =
+          std::find_if(siblings.begin(), siblings.end(),
+                       [this](const Child& c) { return c.base == this; });
       if (self != siblings.end()) {
         if (parent->dependencies_ != nullptr) {
           parent->dependencies_->Remove(self->service);

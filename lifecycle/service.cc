@@ -182,7 +182,6 @@ absl::Status BuildGraph(absl::Span<Service* const> services,
   return absl::OkStatus();
 }
 
-
 }  // namespace
 
 absl::Status CheckDependencies(absl::Span<Service* const> services,
@@ -306,9 +305,9 @@ absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
     if (skipped[j]) names.push_back(services[j]->Path());
   }
   if (names.empty()) return failure;
-  return service_internal::WithSuffix(failure,
-                    absl::StrCat("; not started, as they depend on it: ",
-                                 absl::StrJoin(names, ", ")));
+  return service_internal::WithSuffix(
+      failure, absl::StrCat("; not started, as they depend on it: ",
+                            absl::StrJoin(names, ", ")));
 }
 
 void StopInReverseDependencyOrder(absl::Span<Service* const> services,
@@ -395,7 +394,8 @@ void AddNotStoppedPayload(absl::Status& status,
     encoded.push_back(absl::StrJoin(fields, "\x1f"));
   }
   if (!encoded.empty()) {
-    status.SetPayload(kNotStoppedUrl, absl::Cord(absl::StrJoin(encoded, "\x1e")));
+    status.SetPayload(kNotStoppedUrl,
+                      absl::Cord(absl::StrJoin(encoded, "\x1e")));
   }
 }
 

@@ -7,9 +7,9 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -442,8 +442,8 @@ TEST(CompositeDependencyTest, OppositeDependenciesAddedAtOnceNeverBothSucceed) {
     go.Close();
     t1.join();
     t2.join();
-    ASSERT_NE(ab.ok(), ba.ok()) << "round " << round << ": " << ab << " / "
-                                << ba;
+    ASSERT_NE(ab.ok(), ba.ok())
+        << "round " << round << ": " << ab << " / " << ba;
   }
 }
 
@@ -504,7 +504,8 @@ TEST(CompositeBuildingBlockTest, BadOptionsChangeNothing) {
   ServiceSnapshot s = group.Snapshot();
   EXPECT_EQ(s.children.size(), 1u) << "b was added anyway";
   EXPECT_TRUE(group.Add(b, After(a)).ok());
-  EXPECT_EQ(group.Add(b).code(), absl::StatusCode::kInvalidArgument);  // has a parent
+  EXPECT_EQ(group.Add(b).code(),
+            absl::StatusCode::kInvalidArgument);  // has a parent
 }
 
 }  // namespace

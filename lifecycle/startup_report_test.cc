@@ -76,11 +76,12 @@ TEST(CriticalPathTest, NothingForAServiceThatNeverStarted) {
 
 TEST(CriticalPathTest, AStartThatTookNoTimeIsACompletedStartUp) {
   // As every start in virtual time that waits for nothing.
-  ServiceSnapshot client = Span("client", absl::ZeroDuration(),
-                                absl::ZeroDuration());
+  ServiceSnapshot client =
+      Span("client", absl::ZeroDuration(), absl::ZeroDuration());
   client.children.push_back(
       Span("client/db", absl::ZeroDuration(), absl::ZeroDuration()));
-  EXPECT_EQ(CriticalPathText(client), "client 0: client @0 +0 → client/db @0 +0");
+  EXPECT_EQ(CriticalPathText(client),
+            "client 0: client @0 +0 → client/db @0 +0");
   nlohmann::json trace = nlohmann::json::parse(ToTraceEventJson({client}));
   int slices = 0;
   for (const auto& event : trace["traceEvents"]) slices += event["ph"] == "X";
@@ -93,8 +94,8 @@ TEST(CriticalPathTest, AStartThatTookNoTimeIsACompletedStartUp) {
 }
 
 TEST(StartupReportsTest, NamesThatAreNotUtf8AreReplacedNotCopied) {
-  ServiceSnapshot client = Span("client", absl::ZeroDuration(),
-                                absl::Milliseconds(3));
+  ServiceSnapshot client =
+      Span("client", absl::ZeroDuration(), absl::Milliseconds(3));
   client.children.push_back(Span("client/caf\xe9", absl::ZeroDuration(),
                                  absl::Milliseconds(2)));  // Latin-1
   client.children.push_back(Span("client/\xf0\x9f\x9a\x80",

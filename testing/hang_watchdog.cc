@@ -167,8 +167,8 @@ std::vector<std::pair<pid_t, std::string>> ChildProcessesOf(pid_t parent) {
       continue;
     }
     children.push_back(
-        {pid, std::string(stat.substr(open_paren + 1,
-                                      close_paren - open_paren - 1))});
+        {pid, std::string(
+                  stat.substr(open_paren + 1, close_paren - open_paren - 1))});
   }
   closedir(dir);
   std::sort(children.begin(), children.end());
@@ -177,15 +177,15 @@ std::vector<std::pair<pid_t, std::string>> ChildProcessesOf(pid_t parent) {
 
 // What a process is doing, so that a hang anywhere names where it is.
 enum class Phase : int {
-  kBeforeTests,           // from InstallHangWatchdog() to the environments
-  kEnvironmentSetUp,      // the global environments' SetUp()
-  kSuiteSetUp,            // a suite's SetUpTestSuite()
-  kTest,                  // a test: fixture, SetUp(), body, TearDown()
-  kAfterTest,             // its suite's TearDownTestSuite(), or the gap
-  kBetweenSuites,         // after a suite, before the next
-  kEnvironmentTearDown,   // the global environments' TearDown()
-  kAfterTests,            // the program's exit
-  kDeathTestChild,        // a death test's child process, as a whole
+  kBeforeTests,          // from InstallHangWatchdog() to the environments
+  kEnvironmentSetUp,     // the global environments' SetUp()
+  kSuiteSetUp,           // a suite's SetUpTestSuite()
+  kTest,                 // a test: fixture, SetUp(), body, TearDown()
+  kAfterTest,            // its suite's TearDownTestSuite(), or the gap
+  kBetweenSuites,        // after a suite, before the next
+  kEnvironmentTearDown,  // the global environments' TearDown()
+  kAfterTests,           // the program's exit
+  kDeathTestChild,       // a death test's child process, as a whole
 };
 
 // What is watched under one armed deadline (see Deadline's slots).
@@ -196,7 +196,7 @@ struct Watched {
   std::atomic<int64_t> started_nanos{0};      // the phase's start
   std::atomic<int64_t> budget_from_nanos{0};  // its start, or SetTestBudget()
   std::atomic<int64_t> budget_nanos{0};
-  std::atomic<int64_t> deadline_nanos{0};     // uncut by TEST_TIMEOUT
+  std::atomic<int64_t> deadline_nanos{0};  // uncut by TEST_TIMEOUT
 };
 
 // Parks the calling thread until `*word` differs from `expected`, a wake, or
@@ -426,9 +426,10 @@ class Watchdog {
                 absl::StrCat("after_", test_name)};
       case Phase::kBetweenSuites:
         if (suite == nullptr) {
-          return {"(after the global test environments' SetUp(), before the "
-                  "first test suite)",
-                  "after_environments_SetUp"};
+          return {
+              "(after the global test environments' SetUp(), before the "
+              "first test suite)",
+              "after_environments_SetUp"};
         }
         return {absl::StrCat("(after test suite ", suite_name,
                              ", between test suites)"),
@@ -555,7 +556,7 @@ class Watchdog {
 
   Deadline deadline_;
   Watched slots_[2];
-  std::atomic<int> slot_{0};  // the one armed last
+  std::atomic<int> slot_{0};                             // the one armed last
   int report_fd_ = STDERR_FILENO;                        // set once
   absl::Time binary_deadline_ = absl::InfiniteFuture();  // set once
   const std::string* death_test_child_ = nullptr;        // set once

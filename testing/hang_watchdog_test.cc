@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -334,13 +333,13 @@ TEST_F(HangWatchdogDeathTest, AWorkerWhoseServiceIsLockedStillHasItsLabel) {
   EXPECT_EXIT(
       {
         absl::Notification release;
-        lifecycle::FuncService holder(
-            "holder", [](const lifecycle::Context& ctx,
-                         absl::FunctionRef<void()> started) {
-              started();
-              ctx.Done().Wait();
-              return absl::OkStatus();
-            });
+        lifecycle::FuncService holder("holder",
+                                      [](const lifecycle::Context& ctx,
+                                         absl::FunctionRef<void()> started) {
+                                        started();
+                                        ctx.Done().Wait();
+                                        return absl::OkStatus();
+                                      });
         if (!holder.Start(lifecycle::Context::Background()).ok() ||
             !holder.Started().WaitFor(WaitTimeout())) {
           std::_Exit(3);
@@ -454,7 +453,7 @@ struct Finished {
 
 // Runs this binary again, hanging in `where`, with a budget of 300ms.
 Finished RunHangingIn(const std::string& where, const std::string& filter,
-                 const std::string& pid_file = "") {
+                      const std::string& pid_file = "") {
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return {};
@@ -510,7 +509,8 @@ TEST(HangOutsideTestBodiesTest, InASuitesTearDown) {
 }
 
 TEST(HangOutsideTestBodiesTest, InTheGlobalEnvironmentsTearDown) {
-  Finished run = RunHangingIn("environment_tear_down", "HangingPhasesTest.Body");
+  Finished run =
+      RunHangingIn("environment_tear_down", "HangingPhasesTest.Body");
   EXPECT_EQ(run.exit_code, kHangExitCode) << run.output;
   EXPECT_THAT(run.output, HasSubstr("[ HANGING  ] (the global test "
                                     "environments' TearDown()) has run for "));
@@ -522,19 +522,20 @@ bool ProcessEnds(pid_t pid) {
   int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (fd < 0) return errno == ESRCH;  // gone already
   pollfd p{fd, POLLIN, 0};
-  int ready = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(
-                              WaitTimeout())));
+  int ready =
+      poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(WaitTimeout())));
   close(fd);
   return ready == 1;
 }
 
 void ExpectTheDeathTestReportedAndItsChildGone(const std::string& style) {
-  std::string pid_file = absl::StrCat(::testing::TempDir(), "/hang_child_",
-                                      style, "_", getpid());
+  std::string pid_file =
+      absl::StrCat(::testing::TempDir(), "/hang_child_", style, "_", getpid());
   std::remove(pid_file.c_str());
   std::string test = style == "fast" ? "FastDeathTest" : "ThreadsafeDeathTest";
-  Finished run = RunHangingIn(absl::StrCat(style, "_death_test"),
-                         absl::StrCat("HangingPhasesTest.", test), pid_file);
+  Finished run =
+      RunHangingIn(absl::StrCat(style, "_death_test"),
+                   absl::StrCat("HangingPhasesTest.", test), pid_file);
   EXPECT_EQ(run.exit_code, kHangExitCode) << run.output;
   // On the log itself, not in GoogleTest's capture of the child's stderr.
   EXPECT_THAT(run.output,
@@ -548,8 +549,8 @@ void ExpectTheDeathTestReportedAndItsChildGone(const std::string& style) {
   ASSERT_EQ(std::fscanf(f, "%d", &pid), 1);
   std::fclose(f);
   std::remove(pid_file.c_str());
-  EXPECT_TRUE(ProcessEnds(pid)) << "the death test's child " << pid
-                                << " outlived its test";
+  EXPECT_TRUE(ProcessEnds(pid))
+      << "the death test's child " << pid << " outlived its test";
 }
 
 TEST(HangInDeathTestTest, FastStyle) {

@@ -480,9 +480,7 @@ TEST(StartStopHarnessTest, ARunThatReturnsUnaskedIsADeath) {
   ASSERT_TRUE(harness.StartAll());
   fake.FailNow(absl::OkStatus());  // returns OK while nobody asked it to stop
   ASSERT_TRUE(fake.Stopped().WaitFor(WaitTimeout()));
-  EXPECT_NONFATAL_FAILURE(
-      EXPECT_TRUE(harness.StopAll()),
-      "fake died ");
+  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StopAll()), "fake died ");
   ASSERT_TRUE(harness.StartAll());
   fake.FailNow(absl::OkStatus());
   ASSERT_TRUE(fake.Stopped().WaitFor(WaitTimeout()));

@@ -423,7 +423,8 @@ TEST(VirtualTimeTest, TheInfiniteFutureIsRefusedAndWaitsWithoutDeadlineHold) {
   ASSERT_TRUE(ticker.Start(time.context()).ok());
   ASSERT_TRUE(waiter.Start(time.context()).ok());
   ASSERT_TRUE(time.WaitUntilIdle());
-  const absl::Duration huge = absl::Seconds(std::numeric_limits<int64_t>::max());
+  const absl::Duration huge =
+      absl::Seconds(std::numeric_limits<int64_t>::max());
   for (::testing::AssertionResult result :
        {time.AdvanceBy(absl::InfiniteDuration()), time.AdvanceBy(huge),
         time.AdvanceTo(absl::InfiniteFuture())}) {
