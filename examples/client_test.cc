@@ -32,6 +32,8 @@ using lifecycle_testing::IsDegraded;
 using lifecycle_testing::IsStarted;
 using lifecycle_testing::StartStopHarness;
 using lifecycle_testing::WaitOrTimeout;
+using lifecycle_testing::WaitSnapshotOrTimeout;
+using ::testing::AllOf;
 using ::testing::Not;
 
 class ClientTest : public ::testing::Test {
@@ -257,18 +259,6 @@ TEST_F(ClientTest, AHungTestIsReported) {
 
 // --- A part that dies once the client runs, under each policy ---------------
 
-// Waits until `service`'s snapshot satisfies `done`, within WaitTimeout().
-bool AwaitSnapshot(
-    const lifecycle::BaseService& service,
-    absl::FunctionRef<bool(const lifecycle::ServiceSnapshot&)> done) {
-  return lifecycle::WaitSnapshotUntil(
-      service, done, absl::Now() + lifecycle_testing::WaitTimeout());
-}
-
-bool IsRunningAgainAfter(const lifecycle::ServiceSnapshot& s, int restarts) {
-  return s.restart_count == restarts && s.state == ServiceState::kStarted;
-}
-
 class ClientSupervisionTest : public ClientTest {
  protected:
   ClientSupervisionTest() {
@@ -305,9 +295,7 @@ TEST_F(ClientSupervisionTest, AMaintenanceDeathDegradesTheClient) {
   harness.ExpectFailure("client/maintenance/cleaner");
   ASSERT_TRUE(harness.StartAll());
   Crash("client/maintenance/cleaner");
-  ASSERT_TRUE(AwaitSnapshot(
-      client, [](const lifecycle::ServiceSnapshot& s) { return s.degraded; }));
-  EXPECT_THAT(client, IsDegraded());
+  ASSERT_TRUE(WaitSnapshotOrTimeout(client, IsDegraded()));
   lifecycle::ServiceSnapshot s = client.Snapshot();
   EXPECT_THAT(s.last_error.message(),
               ::testing::HasSubstr("service 'client/maintenance/cleaner' "
@@ -324,11 +312,9 @@ TEST_F(ClientSupervisionTest, ANotifierDeathRestartsIt) {
   StartStopHarness harness({&client});
   ASSERT_TRUE(harness.StartAll());
   Crash("client/notifier");
-  ASSERT_TRUE(
-      AwaitSnapshot(client.notifier(), [](const lifecycle::ServiceSnapshot& s) {
-        return IsRunningAgainAfter(s, 1);
-      }));
-  EXPECT_THAT(client.notifier(), HasRestarted(1));  // examined: not reported
+  // Restarted once and started again; the death is examined: not reported.
+  ASSERT_TRUE(WaitSnapshotOrTimeout(client.notifier(),
+                                    AllOf(HasRestarted(1), IsStarted())));
   EXPECT_THAT(client, IsStarted());
   EXPECT_THAT(client, Not(IsDegraded()));
 }
@@ -342,10 +328,8 @@ TEST_F(ClientSupervisionTest, ANotifierThatKeepsDyingFailsTheClient) {
   lifecycle::Signal client_stopped = client.Stopped();
   for (int restarts = 1; restarts <= 3; ++restarts) {
     Crash("client/notifier");
-    ASSERT_TRUE(AwaitSnapshot(client.notifier(),
-                              [&](const lifecycle::ServiceSnapshot& s) {
-                                return IsRunningAgainAfter(s, restarts);
-                              }));
+    ASSERT_TRUE(WaitSnapshotOrTimeout(
+        client.notifier(), AllOf(HasRestarted(restarts), IsStarted())));
   }
   Crash("client/notifier");
   ASSERT_TRUE(WaitOrTimeout(client_stopped, {&client}));

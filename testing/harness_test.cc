@@ -19,6 +19,7 @@
 namespace lifecycle_testing {
 namespace {
 
+using lifecycle::ServiceSnapshot;
 using lifecycle::ServiceState;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -451,12 +452,10 @@ class Restarting : public lifecycle::CompositeService {
 // Kills the child and waits until its parent has restarted it `restarts` times.
 void KillAndAwaitRestart(FakeService& child, int restarts) {
   child.FailNow(absl::InternalError("crash"));
-  ASSERT_TRUE(lifecycle::WaitSnapshotUntil(
-      child,
-      [&](const lifecycle::ServiceSnapshot& s) {
-        return s.restart_count == restarts && s.state == ServiceState::kStarted;
-      },
-      absl::Now() + WaitTimeout()));
+  // A predicate, not HasRestarted(): a matcher would examine the death.
+  ASSERT_TRUE(WaitSnapshotOrTimeout(child, [&](const ServiceSnapshot& s) {
+    return s.restart_count == restarts && s.state == ServiceState::kStarted;
+  }));
 }
 
 TEST(StartStopHarnessTest, ADeathHealedByARestartIsStillReported) {
@@ -496,12 +495,9 @@ TEST(StartStopHarnessTest, AnUnaskedReturnHealedByARestartIsReported) {
   StartStopHarness harness({&parent});
   ASSERT_TRUE(harness.StartAll());
   parent.child_.FailNow(absl::OkStatus());
-  ASSERT_TRUE(lifecycle::WaitSnapshotUntil(
-      parent.child_,
-      [&](const lifecycle::ServiceSnapshot& s) {
-        return s.restart_count == 1 && s.state == ServiceState::kStarted;
-      },
-      absl::Now() + WaitTimeout()));
+  ASSERT_TRUE(WaitSnapshotOrTimeout(parent.child_, [](const ServiceSnapshot& s) {
+    return s.restart_count == 1 && s.state == ServiceState::kStarted;
+  }));
   EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StopAll()),
                           "restarting/child died ");
 }
@@ -521,9 +517,7 @@ TEST(StartStopHarnessTest, AnUnaskedReturnADegradeAbsorbedIsReported) {
   StartStopHarness harness({&parent});
   ASSERT_TRUE(harness.StartAll());
   parent.child_.FailNow(absl::OkStatus());
-  ASSERT_TRUE(lifecycle::WaitSnapshotUntil(
-      parent, [](const lifecycle::ServiceSnapshot& s) { return s.degraded; },
-      absl::Now() + WaitTimeout()));
+  ASSERT_TRUE(WaitSnapshotOrTimeout(parent, IsDegraded()));
   EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StopAll()),
                           "degrading/child died ");
 }

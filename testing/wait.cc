@@ -3,14 +3,17 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 #include <string_view>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "lifecycle/base_service.h"
 #include "lifecycle/sanitizers.h"
 #include "lifecycle/snapshot_format.h"
 #include "lifecycle/thread_stack.h"
@@ -38,6 +41,18 @@ bool FirstWarningFor(std::string_view value) {
   static auto* warned = new absl::flat_hash_set<std::string>();
   absl::MutexLock lock(&mu);
   return warned->insert(std::string(value)).second;
+}
+
+// How a timeout is named in a failure.
+std::string TimeoutText(absl::Duration timeout) {
+  return timeout == WaitTimeout()
+             ? absl::StrCat(" (WaitTimeout(); set ", kWaitTimeoutVariable,
+                            " to change it)")
+             : absl::StrCat(" (timeout ", absl::FormatDuration(timeout), ")");
+}
+
+absl::Duration ElapsedSince(absl::Time began) {
+  return absl::Trunc(absl::Now() - began, absl::Milliseconds(1));
 }
 
 }  // namespace
@@ -116,17 +131,58 @@ std::string DescribeServices(absl::Span<Service* const> services) {
     absl::Duration timeout) {
   absl::Time began = absl::Now();
   if (signal.WaitFor(timeout)) return ::testing::AssertionSuccess();
-  bool is_default = timeout == WaitTimeout();
   return ::testing::AssertionFailure()
          << "signal not closed after "
-         << absl::FormatDuration(
-                absl::Trunc(absl::Now() - began, absl::Milliseconds(1)))
-         << (is_default ? absl::StrCat(" (WaitTimeout(); set ",
-                                       kWaitTimeoutVariable, " to change it)")
-                        : absl::StrCat(" (timeout ",
-                                       absl::FormatDuration(timeout), ")"))
+         << absl::FormatDuration(ElapsedSince(began)) << TimeoutText(timeout)
          << (services.empty() ? "" : "\n") << DescribeServices(services);
 }
+
+namespace wait_internal {
+
+::testing::AssertionResult SnapshotMatchesWithin(
+    const Service& service, const SnapshotMatcher& condition,
+    absl::Duration timeout) {
+  absl::Time began = absl::Now();
+  absl::Time deadline = began + std::max(timeout, absl::ZeroDuration());
+  const auto* base = dynamic_cast<const lifecycle::BaseService*>(&service);
+  absl::Duration backoff = absl::Milliseconds(1);
+  ServiceSnapshot last;
+  while (true) {
+    // Taken before the look, so that no change between the two is lost.
+    lifecycle::Signal next = base != nullptr ? base->NextChange()
+                                             : lifecycle::Signal();
+    last = service.Snapshot();
+    if (condition.Matches(last)) return ::testing::AssertionSuccess();
+    if (absl::Now() >= deadline) break;
+    if (base == nullptr) {
+      next.WaitUntil(std::min(absl::Now() + backoff, deadline));
+      backoff = std::min(backoff * 2, absl::Milliseconds(50));
+    } else if (!next.WaitUntil(deadline)) {
+      last = service.Snapshot();
+      if (condition.Matches(last)) return ::testing::AssertionSuccess();
+      break;
+    }
+  }
+  ::testing::StringMatchResultListener explanation;
+  condition.MatchAndExplain(last, &explanation);
+  std::stringstream wanted;
+  condition.DescribeTo(&wanted);
+  std::string actual = explanation.str();
+  // The matchers of matchers.h end their explanation with the table (its
+  // header row); the table is added for any other condition.
+  if (!absl::StrContains(actual, "PATH") ||
+      !absl::StrContains(actual, "STATE")) {
+    if (!actual.empty()) actual += "\n";
+    actual += lifecycle::ToTable(last);
+  }
+  return ::testing::AssertionFailure()
+         << "the snapshot of '" << service.Path()
+         << "' still does not match after "
+         << absl::FormatDuration(ElapsedSince(began)) << TimeoutText(timeout)
+         << "\nExpected: " << wanted.str() << "\n  Actual: " << actual;
+}
+
+}  // namespace wait_internal
 
 bool WaitOrTimeout(const lifecycle::Signal& signal,
                    absl::Span<Service* const> services, absl::Duration timeout,

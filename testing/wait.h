@@ -17,6 +17,14 @@
 //   * `SignalClosesWithin(signal, services, timeout)`  the same wait as an
 //     `AssertionResult`, for callers who add their own message:
 //       EXPECT_TRUE(SignalClosesWithin(client.Started())) << "after failover";
+//   * `WaitSnapshotOrTimeout(service, condition)`  waits for a state no signal
+//     stands for ("restarted once and started again", "degraded"): until the
+//     service's snapshot satisfies `condition`, a gMock matcher (matchers.h)
+//     or a predicate; `SnapshotMatchesWithin` is its `AssertionResult`:
+//       WaitSnapshotOrTimeout(client, HasRestarted(Ge(1)));
+//       WaitSnapshotOrTimeout(client, [](const lifecycle::ServiceSnapshot& s) {
+//         return s.restart_count >= 1 && s.state == ServiceState::kStarted;
+//       });
 //
 // A failure reads, for example:
 //
@@ -48,11 +56,14 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lifecycle/health.h"
 #include "lifecycle/service.h"
 #include "lifecycle/signal.h"
 #include "lifecycle/test_signal.h"
@@ -100,6 +111,63 @@ bool WaitOrTimeout(const lifecycle::Signal& signal,
                    absl::Duration timeout = WaitTimeout(),
                    const char* file = __builtin_FILE(),
                    int line = __builtin_LINE());
+
+namespace wait_internal {
+using SnapshotMatcher = ::testing::Matcher<const lifecycle::ServiceSnapshot&>;
+// A predicate `bool(const ServiceSnapshot&)` as a matcher; a matcher as is.
+template <typename Condition>
+SnapshotMatcher ToSnapshotMatcher(const Condition& condition) {
+  if constexpr (std::is_invocable_r_v<bool, const Condition&,
+                                      const lifecycle::ServiceSnapshot&>) {
+    return ::testing::Truly(condition);
+  } else {
+    return ::testing::SafeMatcherCast<const lifecycle::ServiceSnapshot&>(
+        condition);
+  }
+}
+::testing::AssertionResult SnapshotMatchesWithin(
+    const lifecycle::Service& service, const SnapshotMatcher& condition,
+    absl::Duration timeout);
+}  // namespace wait_internal
+
+// Whether `service`'s snapshot satisfies `condition` within `timeout`:
+// `condition` is a gMock matcher of a `lifecycle::ServiceSnapshot` (every
+// matcher of matchers.h is one) or a predicate `bool(const ServiceSnapshot&)`.
+// The snapshot is examined again at each change of a `BaseService`
+// (`NextChange()`), never polled; any other `Service` has no change signal and
+// is examined at a backoff from 1ms to 50ms. The failure says what was wanted
+// and shows the last snapshot:
+//
+//   WaitSnapshotOrTimeout: the snapshot of 'client/notifier' still does not
+//   match after 3s (WaitTimeout(); set LIFECYCLE_WAIT_TIMEOUT to change it)
+//   Expected: a service restarted is >= 1 time(s)
+//     Actual: restarted 0 time(s)
+//   PATH             STATE    ...
+//
+// A negative `timeout` counts as zero: the snapshot is examined once.
+template <typename Condition>
+::testing::AssertionResult SnapshotMatchesWithin(
+    const lifecycle::Service& service, const Condition& condition,
+    absl::Duration timeout = WaitTimeout()) {
+  return wait_internal::SnapshotMatchesWithin(
+      service, wait_internal::ToSnapshotMatcher(condition), timeout);
+}
+
+// Waits until `service`'s snapshot satisfies `condition` (as above); on
+// timeout adds the failure at the caller's line and returns false.
+template <typename Condition>
+bool WaitSnapshotOrTimeout(const lifecycle::Service& service,
+                           const Condition& condition,
+                           absl::Duration timeout = WaitTimeout(),
+                           const char* file = __builtin_FILE(),
+                           int line = __builtin_LINE()) {
+  ::testing::AssertionResult result =
+      SnapshotMatchesWithin(service, condition, timeout);
+  if (!result) {
+    ADD_FAILURE_AT(file, line) << "WaitSnapshotOrTimeout: " << result.message();
+  }
+  return static_cast<bool>(result);
+}
 
 // Takes the next value of `test_signal`; on timeout (or an uninitialized or
 // overflowed signal) adds a failure at the caller's line and returns T{}.

@@ -1,5 +1,6 @@
 #include "lifecycle/testing/wait.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -13,12 +14,17 @@
 #include "lifecycle/sanitizers.h"
 #include "lifecycle/test_signal.h"
 #include "lifecycle/testing/fake_service.h"
+#include "lifecycle/testing/matchers.h"
+#include "lifecycle/testing/mock_service.h"
 
 namespace lifecycle_testing {
 namespace {
 
+using lifecycle::ServiceSnapshot;
+using lifecycle::ServiceState;
 using lifecycle::TestSignal;
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 // The environment each timeout-rule test sees, instead of the machine's.
@@ -200,6 +206,87 @@ TEST(WaitOrTimeoutTest, TestSignalFailuresAreReported) {
   empty.Init();
   EXPECT_NONFATAL_FAILURE(WaitOrTimeout(empty, absl::Milliseconds(5)),
                           "no value received within 5ms");
+}
+
+TEST(WaitSnapshotOrTimeoutTest, WakesOnTheChangeAMatcherWaitsFor) {
+  FakeService db("db");
+  ASSERT_TRUE(db.Start(lifecycle::Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(db.Started()));
+  std::thread killer([&] { db.FailNow(absl::UnavailableError("disk gone")); });
+  EXPECT_TRUE(
+      WaitSnapshotOrTimeout(db, HasFailed(absl::StatusCode::kUnavailable)));
+  killer.join();
+  EXPECT_TRUE(SnapshotMatchesWithin(db, HasState(ServiceState::kFailed)));
+}
+
+TEST(WaitSnapshotOrTimeoutTest, TakesAPredicate) {
+  FakeService db("db");
+  ASSERT_TRUE(db.Start(lifecycle::Context::Background()).ok());
+  EXPECT_TRUE(WaitSnapshotOrTimeout(db, [](const ServiceSnapshot& s) {
+    return s.state == ServiceState::kStarted && s.start_count == 1;
+  }));
+  db.Stop();
+}
+
+TEST(WaitSnapshotOrTimeoutTest, FailsAtTheCallersLineWithWhatItWantedAndSaw) {
+  FakeService db("db");
+  ::testing::TestPartResultArray results;
+  int line;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::
+            INTERCEPT_ONLY_CURRENT_THREAD,
+        &results);
+    line = __LINE__ + 1;
+    EXPECT_FALSE(WaitSnapshotOrTimeout(db, IsStarted(), absl::Milliseconds(20)));
+  }
+  ASSERT_EQ(results.size(), 1);
+  const ::testing::TestPartResult& failure = results.GetTestPartResult(0);
+  EXPECT_EQ(failure.line_number(), line);
+  EXPECT_THAT(failure.message(),
+              AllOf(HasSubstr("WaitSnapshotOrTimeout: the snapshot of 'db' "
+                              "still does not match after "),
+                    HasSubstr("(timeout 20ms)"),
+                    HasSubstr("Expected: is started"),
+                    HasSubstr("Actual: whose state is stopped"),
+                    HasSubstr("PATH  STATE")));
+}
+
+TEST(WaitSnapshotOrTimeoutTest, APredicatesFailureShowsTheLastSnapshot) {
+  FakeService db("db");
+  EXPECT_NONFATAL_FAILURE(
+      WaitSnapshotOrTimeout(
+          db, [](const ServiceSnapshot& s) { return s.degraded; },
+          absl::Milliseconds(5)),
+      "PATH  STATE");
+}
+
+TEST(WaitSnapshotOrTimeoutTest, ANegativeTimeoutLooksOnce) {
+  FakeService db("db");
+  EXPECT_TRUE(SnapshotMatchesWithin(db, HasState(ServiceState::kStopped),
+                                    absl::Seconds(-1)));
+  EXPECT_FALSE(SnapshotMatchesWithin(db, IsStarted(), -absl::InfiniteDuration()));
+}
+
+// A `Service` that is not a `BaseService` has no change signal: the wait
+// looks again at a backoff until the snapshot matches.
+TEST(WaitSnapshotOrTimeoutTest, AServiceWithoutChangeSignalIsExaminedAgain) {
+  ::testing::NiceMock<MockService> service;
+  std::atomic<int> looks{0};
+  ON_CALL(service, Name).WillByDefault(::testing::Return("mock"));
+  ON_CALL(service, Snapshot).WillByDefault([&] {
+    ServiceSnapshot s;
+    s.name = "mock";
+    s.path = "mock";
+    s.state = ++looks >= 4 ? ServiceState::kStarted : ServiceState::kStarting;
+    return s;
+  });
+  EXPECT_TRUE(WaitSnapshotOrTimeout(service, IsStarted()));
+  EXPECT_GE(looks.load(), 4);
+  EXPECT_NONFATAL_FAILURE(
+      WaitSnapshotOrTimeout(service, HasState(ServiceState::kFailed),
+                            absl::Milliseconds(5)),
+      "the snapshot of 'mock' still does not match");
 }
 
 // Issue 13, item 21: a bad LIFECYCLE_WAIT_TIMEOUT used to warn on every wait.
