@@ -495,9 +495,10 @@ TEST(StartStopHarnessTest, AnUnaskedReturnHealedByARestartIsReported) {
   StartStopHarness harness({&parent});
   ASSERT_TRUE(harness.StartAll());
   parent.child_.FailNow(absl::OkStatus());
-  ASSERT_TRUE(WaitSnapshotOrTimeout(parent.child_, [](const ServiceSnapshot& s) {
-    return s.restart_count == 1 && s.state == ServiceState::kStarted;
-  }));
+  ASSERT_TRUE(
+      WaitSnapshotOrTimeout(parent.child_, [](const ServiceSnapshot& s) {
+        return s.restart_count == 1 && s.state == ServiceState::kStarted;
+      }));
   EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StopAll()),
                           "restarting/child died ");
 }

@@ -7,8 +7,8 @@
 #include <string_view>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
@@ -149,8 +149,8 @@ namespace wait_internal {
   ServiceSnapshot last;
   while (true) {
     // Taken before the look, so that no change between the two is lost.
-    lifecycle::Signal next = base != nullptr ? base->NextChange()
-                                             : lifecycle::Signal();
+    lifecycle::Signal next =
+        base != nullptr ? base->NextChange() : lifecycle::Signal();
     last = service.Snapshot();
     if (condition.Matches(last)) return ::testing::AssertionSuccess();
     if (absl::Now() >= deadline) break;

@@ -238,18 +238,19 @@ TEST(WaitSnapshotOrTimeoutTest, FailsAtTheCallersLineWithWhatItWantedAndSaw) {
             INTERCEPT_ONLY_CURRENT_THREAD,
         &results);
     line = __LINE__ + 1;
-    EXPECT_FALSE(WaitSnapshotOrTimeout(db, IsStarted(), absl::Milliseconds(20)));
+    EXPECT_FALSE(
+        WaitSnapshotOrTimeout(db, IsStarted(), absl::Milliseconds(20)));
   }
   ASSERT_EQ(results.size(), 1);
   const ::testing::TestPartResult& failure = results.GetTestPartResult(0);
   EXPECT_EQ(failure.line_number(), line);
-  EXPECT_THAT(failure.message(),
-              AllOf(HasSubstr("WaitSnapshotOrTimeout: the snapshot of 'db' "
-                              "still does not match after "),
-                    HasSubstr("(timeout 20ms)"),
-                    HasSubstr("Expected: is started"),
-                    HasSubstr("Actual: whose state is stopped"),
-                    HasSubstr("PATH  STATE")));
+  EXPECT_THAT(
+      failure.message(),
+      AllOf(HasSubstr("WaitSnapshotOrTimeout: the snapshot of 'db' "
+                      "still does not match after "),
+            HasSubstr("(timeout 20ms)"), HasSubstr("Expected: is started"),
+            HasSubstr("Actual: whose state is stopped"),
+            HasSubstr("PATH  STATE")));
 }
 
 TEST(WaitSnapshotOrTimeoutTest, APredicatesFailureShowsTheLastSnapshot) {
@@ -265,7 +266,8 @@ TEST(WaitSnapshotOrTimeoutTest, ANegativeTimeoutLooksOnce) {
   FakeService db("db");
   EXPECT_TRUE(SnapshotMatchesWithin(db, HasState(ServiceState::kStopped),
                                     absl::Seconds(-1)));
-  EXPECT_FALSE(SnapshotMatchesWithin(db, IsStarted(), -absl::InfiniteDuration()));
+  EXPECT_FALSE(
+      SnapshotMatchesWithin(db, IsStarted(), -absl::InfiniteDuration()));
 }
 
 // A `Service` that is not a `BaseService` has no change signal: the wait
