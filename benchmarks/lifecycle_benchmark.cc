@@ -24,9 +24,12 @@
 #include "examples/client.h"
 #include "lifecycle/base_service.h"
 #include "lifecycle/clock.h"
+#include "lifecycle/composite_service.h"
+#include "lifecycle/func_service.h"
 #include "lifecycle/service.h"
 #include "lifecycle/signal.h"
 #include "lifecycle/snapshot_format.h"
+#include "lifecycle/start_graph.h"
 #include "lifecycle/testing/virtual_time.h"
 #include "lifecycle/testing/wait.h"
 

@@ -2,6 +2,7 @@
 // stopped. Its binary size is the library's footprint for a user who prints
 // no snapshot and captures no stack (docs/PERFORMANCE.md, "Footprint").
 #include "lifecycle/base_service.h"
+#include "lifecycle/func_service.h"
 
 int main() {
   lifecycle::FuncService service(

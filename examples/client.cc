@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "lifecycle/clock.h"
+#include "lifecycle/composite_service.h"
 
 namespace examples {
 

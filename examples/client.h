@@ -15,7 +15,7 @@
 //   client/maintenance/cleaner    deletes finished jobs periodically
 //   client/maintenance/rescuer    rescues stuck jobs periodically
 //
-// How the client supervises its parts once started (base_service.h):
+// How the client supervises its parts once started (composite_service.h):
 //
 //   client/notifier     restart: a listener that loses its connection for
 //   client/elector      good is restarted, within limits (`restart_policy`)
@@ -25,7 +25,7 @@
 //                       degraded, if it dies (a dead cleaner or rescuer
 //                       fails its group, which fails fast inside)
 //
-// The order it starts its parts in (dependencies, base_service.h):
+// The order it starts its parts in (dependencies, composite_service.h):
 //
 //   client/producer     after client/elector: only a leader produces
 //   client/maintenance  after client/notifier: it works on the database the
@@ -56,6 +56,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/composite_service.h"
 #include "lifecycle/signal.h"
 #include "lifecycle/test_signal.h"
 

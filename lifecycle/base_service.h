@@ -97,65 +97,14 @@
 #include "absl/time/time.h"
 #include "lifecycle/context.h"
 #include "lifecycle/health.h"
+#include "lifecycle/live_services.h"
 #include "lifecycle/service.h"
 #include "lifecycle/signal.h"
+#include "lifecycle/supervision.h"
 
 namespace lifecycle {
 
 class BaseService;
-struct LiveServices;
-LiveServices SnapshotLiveServices(absl::Duration patience);
-
-// What a `CompositeService` does when a child's run ends on its own once the
-// composite has started: the child failed (an error, an exception), or
-// returned while nobody had asked it to stop. See `CompositeService`.
-struct Supervision {
-  enum class Policy {
-    kFailFast,  // the composite fails with the child's error
-    kDegrade,   // the composite stays up, degraded with the child's error
-    kRestart,   // the child is started again, within limits
-  };
-  Policy policy = Policy::kFailFast;
-
-  // For kRestart (OTP's restart intensity): more than `max_restarts` restarts
-  // within `period` fail the composite as kFailFast would. Each restart waits
-  // a backoff first: `backoff`, doubling with every restart still within the
-  // period, at most `max_backoff`. `max_restarts` < 1 or a `period` that is
-  // not positive allows no restart at all; a negative backoff counts as zero;
-  // an infinite one means the restart never comes (the child stays down and
-  // the composite stays started).
-  int max_restarts = 3;
-  absl::Duration period = absl::Minutes(1);
-  absl::Duration backoff = absl::Milliseconds(100);
-  absl::Duration max_backoff = absl::Seconds(30);
-
-  static Supervision FailFast() { return {}; }
-  static Supervision Degrade() {
-    Supervision s;
-    s.policy = Policy::kDegrade;
-    return s;
-  }
-  static Supervision Restart(int max_restarts = 3,
-                             absl::Duration period = absl::Minutes(1)) {
-    Supervision s;
-    s.policy = Policy::kRestart;
-    s.max_restarts = max_restarts;
-    s.period = period;
-    return s;
-  }
-
-  // The same policy with another backoff, so that a whole policy is one
-  // expression:
-  //   Supervision::Restart(5, absl::Minutes(1))
-  //       .WithBackoff(absl::Seconds(1), absl::Seconds(30))
-  Supervision WithBackoff(absl::Duration first,
-                          absl::Duration most = absl::Seconds(30)) const {
-    Supervision s = *this;
-    s.backoff = first;
-    s.max_backoff = most;
-    return s;
-  }
-};
 
 namespace base_service_internal {
 struct Lifeline;
@@ -286,8 +235,11 @@ class BaseService : public Service {
   // the calling thread itself.
   void DieIfStopWouldWaitForItself() const;
   BaseService* Parent() const ABSL_LOCKS_EXCLUDED(mu_);
-  // Path() for a caller that holds the tree mutex (base_service.cc).
+  // Path() for a caller that holds the tree mutex (service_tree.cc).
   std::string PathLocked() const;
+  // For the destructor: the parent forgets this service, the children their
+  // parent (service_tree.cc).
+  void LeaveTree() ABSL_LOCKS_EXCLUDED(mu_);
   // The snapshot of this service's tree, this service being at `path`:
   // Snapshot() computes the root's path once, and each child's is its
   // parent's and its name.
@@ -368,7 +320,7 @@ class BaseService : public Service {
       ABSL_GUARDED_BY(mu_);
 
   // This service's links in the process-wide list of live services (guarded
-  // by that list's mutex, base_service.cc).
+  // by that list's mutex, live_services.cc).
   BaseService* live_prev_ = nullptr;
   BaseService* live_next_ = nullptr;
 };
@@ -380,34 +332,12 @@ absl::Duration DestructionStopTimeout();
 // Waits until `done(service.Snapshot())` holds, looking again at each change
 // of `service` (`NextChange()`), never polling; false if it still does not
 // hold at `deadline`. For waits on a state no signal stands for: "restarted
-// once and started again", "degraded".
+// once and started again", "degraded". In a test, the wait of testing/wait.h,
+// `WaitSnapshotOrTimeout(service, matcher)`, takes any `Service` and reports
+// what it saw.
 bool WaitSnapshotUntil(const BaseService& service,
                        absl::FunctionRef<bool(const ServiceSnapshot&)> done,
                        absl::Time deadline);
-
-// Every live `BaseService` of the process as trees (a root is a service with
-// no parent), for reports written while some thread may be hung: the hang
-// watchdog's (testing/hang_watchdog.h), a debug endpoint's.
-//
-// It never waits for a lock a hung thread could hold. The process-wide list
-// of live services and each service's own mutex are only *tried*
-// (`TryLock()`), again and again for at most `patience` in all; a service
-// whose mutex stays held is named in `unreadable` (its name is immutable, so
-// it can be read without the lock) and its children become roots; if the
-// list's own mutex stays held, `complete` is false and `roots` is empty. Children
-// that are not `BaseService`s are not in the list and not shown. Every
-// service is read under its own mutex, so each row is consistent, but the
-// rows are taken one after another, not at one instant.
-struct LiveServices {
-  std::vector<ServiceSnapshot> roots;
-  std::vector<std::string> unreadable;
-  // The worker thread of each service of `unreadable` (0 when none runs), so
-  // that a report can still say whose worker a thread is.
-  std::vector<pid_t> unreadable_workers;
-  bool complete = true;
-};
-LiveServices SnapshotLiveServices(
-    absl::Duration patience = absl::Milliseconds(100));
 
 namespace base_service_internal {
 // Holds `service`'s mutex while it lives, as a hung thread inside the library
@@ -427,177 +357,12 @@ class ScopedServiceLockForTesting {
 };
 }  // namespace base_service_internal
 
-// A service made from a function (River's `StartStopFunc`): `run` is the body
-// of `Run()`. Example:
-//
-//   lifecycle::FuncService heartbeat("heartbeat",
-//       [&](const lifecycle::Context& ctx, absl::FunctionRef<void()> started) {
-//         started();
-//         while (!ctx.Done().WaitFor(absl::Seconds(1))) SendHeartbeat();
-//         return absl::OkStatus();
-//       });
-class FuncService final : public BaseService {
- public:
-  using RunFunction = absl::AnyInvocable<absl::Status(
-      const Context& ctx, absl::FunctionRef<void()> started)>;
-
-  FuncService(std::string name, RunFunction run);
-  ~FuncService() override { StopForDestruction(); }
-
- private:
-  absl::Status Run(const Context& ctx,
-                   absl::FunctionRef<void()> started) override;
-  RunFunction run_;
-};
-
-// The siblings a child of a `CompositeService` starts after:
-// `app.AddOrDie(api, lifecycle::After(db, cache))` reads as it works.
-class After {
- public:
-  template <typename... Services>
-  explicit After(Services&... services) : services_{&services...} {}
-  const std::vector<Service*>& services() const { return services_; }
-
- private:
-  std::vector<Service*> services_;
-};
-
-// A service made of child services: its run starts the children in order
-// (`StartAll`), signals started once every child has started, then watches
-// them, and when stopped stops them all in parallel (those still alive: a
-// destroyed child has left). If a child fails to start, the composite fails
-// with that child's error, which names the child's full path, e.g.
-// "service 'client/producer/default' failed to start: UNAVAILABLE: ...".
-//
-// A composite is built as it is, with no class of one's own — children with
-// their supervision and what they start after, then `Start()` — and stops
-// itself on destruction (declare it after its children, so it goes first):
-//
-//   lifecycle::CompositeService app("app");
-//   app.AddOrDie(db);
-//   app.AddOrDie(api, lifecycle::After(db), lifecycle::Supervision::Restart());
-//   absl::Status s = app.Start(ctx);
-//
-// or subclassed, for a composite with members and code of its own:
-//
-//   class Client : public lifecycle::CompositeService {
-//    public:
-//     Client() : CompositeService("client") {
-//       AddChildOrDie(notifier_, lifecycle::Supervision::Restart());
-//       AddChildOrDie(producer_);  // the composite's policy: fail fast
-//     }
-//     ~Client() override { StopForDestruction(); }
-//    private:
-//     Notifier notifier_;
-//     Producer producer_;
-//   };
-//
-// A subclass still stops itself in its own destructor when it overrides
-// `OnStart()` or `Run()` (they may use its members, which are gone by the time
-// `~CompositeService` stops it); one that only adds children may rely on
-// `~CompositeService`, but its member children are destroyed first, each
-// leaving the tree as it goes.
-//
-// Supervision. Once started, the composite watches its children's `Stopped()`
-// signals on its own worker (no thread per child). When a child's run ends on
-// its own — an error, an exception, or a return nobody asked for — the
-// child's policy (`AddChildOrDie(child, policy)`), else the composite's
-// (`SetSupervision()`, fail fast by default) decides:
-//
-//   fail fast  kStarted -> kStopping (stops the other children) -> kFailed,
-//              with the child's error: "service 'client/notifier' failed
-//              while running: UNAVAILABLE: ..." (`FailedServicePath()` gives
-//              the child's path).
-//   degrade    stays kStarted, reported degraded with the child's error
-//              (`IsDegraded()`); the other children run on; the dead child
-//              stays failed (or stopped) in the table.
-//   restart    stays kStarted; after the backoff the child is started again
-//              (kFailed -> kStarting -> kStarted; its snapshot counts the
-//              restart). One restart too many within the period, or a policy
-//              that allows none, fails the composite as fail fast does, the
-//              error ending "(restarted N times within PERIOD; the limit is
-//              M)". A restart whose `Start()` fails counts as another death.
-//
-// A child stopped by a `Stop()` call, or destroyed, is not a death: it was
-// asked for, and the composite leaves it alone. (A child that is not a
-// `BaseService` cannot tell a requested stop from its own: its clean end
-// counts as a death.) A child that dies before all children have started
-// fails the start instead.
-//
-// Start-up as a graph. Without dependencies, the children are started in
-// order, at once (each `Start()` returns once its worker runs), and the
-// composite has started when all have. `AddDependency(b, a)` makes `b` start
-// only once `a` has signalled started; children whose dependencies have
-// started start together, with no helper thread
-// (`StartInDependencyOrder()`, service.h). If a child fails to start, the
-// children that depend on it are never started and the error says so:
-// "service 'client/elector' failed to start: ...; not started, as they depend
-// on it: client/producer". A composite stops its children dependents first
-// (`StopInReverseDependencyOrder()`). How long each start took, and the chain
-// that made the whole start-up as long as it was: startup_report.h.
-class CompositeService : public BaseService {
- public:
-  explicit CompositeService(std::string name);
-  // Stops it (`StopForDestruction()`); a subclass that overrides `Run()` or
-  // `OnStart()` must stop it in its own destructor first (see above).
-  ~CompositeService() override;
-
-  // Adds `child`, to start only once the siblings of `after` have signalled
-  // started (and to stop before them), with its own supervision policy if
-  // given (else the composite's). The errors of `AddChild()` (a bad name, a
-  // child with a parent already, a duplicate name, a cycle of the tree), and
-  // an `InvalidArgumentError` for one of `after` that is not a child yet or
-  // is listed twice; on an error nothing changes. Takes effect at the next
-  // start.
-  absl::Status Add(Service& child, const After& after = After(),
-                   std::optional<Supervision> supervision = std::nullopt);
-  absl::Status Add(Service& child, Supervision supervision) {
-    return Add(child, After(), supervision);
-  }
-  // The same, aborting with the error, naming both services.
-  void AddOrDie(Service& child, const After& after = After(),
-                std::optional<Supervision> supervision = std::nullopt);
-  void AddOrDie(Service& child, Supervision supervision) {
-    AddOrDie(child, After(), supervision);
-  }
-
-  // `AddChild()` that aborts, naming both services, on an error: for
-  // constructors, where a duplicate name is a programming error.
-  void AddChildOrDie(Service& child);
-  // The same with the child's own supervision policy.
-  void AddChildOrDie(Service& child, Supervision supervision);
-
-  // The policy for children added without one (fail fast if never set). Takes
-  // effect at the next death.
-  void SetSupervision(Supervision supervision);
-
-  // `dependent` starts only once `dependency` has signalled started, and
-  // stops before it (see "Start-up as a graph" above). Both must be children
-  // of this composite. An `InvalidArgumentError`, and nothing changes, if one
-  // is not a child, the dependency was given already, or it would close a
-  // cycle ("a cycle of dependencies: client/a -> client/b -> client/a; each
-  // starts after the next"). Takes effect at the next start.
-  absl::Status AddDependency(Service& dependent, Service& dependency);
-  // The same, aborting with the error: for constructors.
-  void AddDependencyOrDie(Service& dependent, Service& dependency);
-
- protected:
-  absl::Status Run(const Context& ctx,
-                   absl::FunctionRef<void()> started) override;
-
- private:
-  // Watches the started children until `ctx` is cancelled (OK) or a death
-  // fails this composite (that error).
-  // Restarts are started with `children_ctx`.
-  absl::Status Supervise(const Context& ctx, const Context& children_ctx,
-                         std::vector<std::unique_ptr<Service>>& children);
-  // The policy for `child`, and counting a restart of it (or taking one back).
-  Supervision SupervisionOf(const Service* child) const;
-  void CountRestart(const Service* child, int delta);
-
-  Supervision supervision_ ABSL_GUARDED_BY(mu_);
-};
-
 }  // namespace lifecycle
+
+// Until the release after 0.3.0, this header also declares what it used to:
+// `FuncService` and `CompositeService` have headers of their own now; include
+// those (CHANGELOG.md, "Deprecated").
+#include "lifecycle/composite_service.h"  // IWYU pragma: export
+#include "lifecycle/func_service.h"       // IWYU pragma: export
 
 #endif  // LIFECYCLE_BASE_SERVICE_H_

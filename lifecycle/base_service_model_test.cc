@@ -18,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/composite_service.h"
 #include "lifecycle/snapshot_format.h"
 
 namespace lifecycle {

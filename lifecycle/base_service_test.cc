@@ -16,6 +16,8 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lifecycle/func_service.h"
+#include "lifecycle/live_services.h"
 #include "lifecycle/test_services.h"
 
 namespace lifecycle {

@@ -22,10 +22,11 @@
 // A failed service keeps the status that made it fail (a start error, an
 // exception's message, the error its worker returned) and can be started again.
 // A composite's state follows its supervision policy when a child dies while
-// running (base_service.h): with fail-fast it goes kStarted -> kStopping ->
-// kFailed naming the child; with degrade it stays kStarted and is degraded;
-// with restart it stays kStarted while the child goes kFailed -> kStarting ->
-// kStarted, and fails like fail-fast once the restart limit is reached.
+// running (composite_service.h): with fail-fast it goes kStarted ->
+// kStopping -> kFailed naming the child; with degrade it stays kStarted and is
+// degraded; with restart it stays kStarted while the child goes kFailed ->
+// kStarting -> kStarted, and fails like fail-fast once the restart limit is
+// reached.
 // While started, a service may report itself degraded (`ReportError`) and
 // healthy again (`ReportHealthy`); the snapshot counts errors and keeps the
 // last.
@@ -95,8 +96,8 @@ struct ServiceSnapshot {
   // composite's supervision counts it as one; so does the test harness).
   int64_t unasked_end_count = 0;
   absl::Time last_unasked_end_at = absl::InfinitePast();
-  // Times its parent's supervision restarted it after it died (base_service.h,
-  // `Supervision::Restart`).
+  // Times its parent's supervision restarted it after it died
+  // (composite_service.h, `Supervision::Restart`).
   int64_t restart_count = 0;
   // The last start-up: when it began (its Start() call; InfinitePast() if
   // never), whether it completed (signalled started), and how long it took

@@ -4,7 +4,9 @@
 //
 // `Service` is the start/stop contract every service in this library keeps
 // (River's `startstop.Service`), and the functions that act on groups of
-// services: `StartAll`, `StopAllParallel`, `WaitAllStarted`.
+// services: `StartAll`, `StopAllParallel`, `WaitAllStarted`, the bounded
+// stop's report (`NotStoppedError`, `NotStoppedServices`) and the annotated
+// errors that name the service that failed.
 //
 // The contract:
 //   * `Start(ctx)` is called synchronously; the service backgrounds itself and
@@ -49,6 +51,9 @@
 //     return s;  // "service 'producer' failed to start: UNAVAILABLE: ..."
 //   }
 //   lifecycle::StopAllParallel(services);
+//
+// Start-up as a graph (services that start once others have started, and stop
+// before them) is start_graph.h's.
 //
 // Thread safety: implementations of `Service` must be thread-safe; the group
 // functions are thread-safe as long as the services are.
@@ -115,54 +120,6 @@ void StopAllParallel(absl::Span<Service* const> services);
 absl::Status StopAllParallelFor(absl::Span<Service* const> services,
                                 absl::Duration timeout);
 
-// Start-up as a graph. A `Dependency` says that `dependent` starts only once
-// `dependency` has signalled started, and stops before it:
-//
-//   lifecycle::Dependency deps[] = {{&producer, &elector}};
-//   absl::Status s = lifecycle::StartInDependencyOrder(
-//       {&notifier, &elector, &producer}, deps, ctx);
-//   // notifier and elector started at once; producer once elector started
-//
-// The bad graphs are `InvalidArgumentError`s, and nothing is started: a null
-// service, one listed twice, a dependency on a service not in the list ("the
-// dependency of 'producer' on 'db': 'db' is not among the services"), a
-// dependency given twice, or a cycle ("a cycle of dependencies: a -> b -> a;
-// each starts after the next").
-struct Dependency {
-  Service* dependent = nullptr;
-  Service* dependency = nullptr;
-};
-
-// Checks `dependencies` among `services` (the errors above); OK if none.
-absl::Status CheckDependencies(absl::Span<Service* const> services,
-                               absl::Span<const Dependency> dependencies);
-
-// Starts every service of `services` once its dependencies have signalled
-// started, and returns once all have started. Services whose dependencies
-// have started start together, in list order, at once: no helper thread
-// whatever the size of the graph (`Start()` returns once the worker runs; its
-// synchronous `OnStart()` runs on this thread). Without dependencies this is
-// `StartAll()` followed by waiting for every started signal.
-//
-// On the first failure — a `Start()` error, a run that fails or ends before
-// signalling started — the services that depend on the failed one (directly
-// or not) are never started; every started service is stopped, dependents
-// first; and the failed service's error is returned, annotated with its path
-// (`FailedServicePath()`), followed by "; not started, as they depend on it:
-// PATH, ...". If `ctx` is cancelled first, everything started is stopped and
-// `ctx.Cause()` returned.
-absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
-                                    absl::Span<const Dependency> dependencies,
-                                    const Context& ctx);
-
-// Stops `services` dependents first: a service's stop is requested once every
-// service that depends on it has stopped; independent services stop in
-// parallel, with no helper thread. Returns once all have stopped. The
-// dependencies must pass `CheckDependencies()` (they are ignored otherwise,
-// and every stop is requested at once, as `StopAllParallel()` does).
-void StopInReverseDependencyOrder(absl::Span<Service* const> services,
-                                  absl::Span<const Dependency> dependencies);
-
 // The error of a bounded stop of `service` that did not finish within
 // `timeout`: names the service and the services of its tree that hold the
 // stop up (stopping services none of whose children is stopping), each with
@@ -187,24 +144,11 @@ struct NotStopped {
 std::vector<NotStopped> NotStoppedServices(const absl::Status& status);
 
 namespace service_internal {
-// For `CompositeService`: `StartInDependencyOrder()` that starts every service
-// with `start_ctx` but gives up when `watch` is cancelled, and
-// `StopInReverseDependencyOrder()`. With a `request_stop` they request each
-// stop with it and wait for the stopped signals only, leaving the ended
-// workers for the caller to join (a child's `Stopped()` callback may be
-// waiting for the composite's own stop); without, they are the public ones.
-using RequestStopFunction = void (*)(Service& service);
+// `StartAll()`'s check of a list: no null entry, no service twice.
+absl::Status CheckList(absl::Span<Service* const> services);
 // `status` with `suffix` added to its message, its payloads (the failed
 // service's path) kept.
 absl::Status WithSuffix(const absl::Status& status, std::string_view suffix);
-absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
-                                    absl::Span<const Dependency> dependencies,
-                                    const Context& start_ctx,
-                                    const Context& watch,
-                                    RequestStopFunction request_stop);
-void StopInReverseDependencyOrder(absl::Span<Service* const> services,
-                                  absl::Span<const Dependency> dependencies,
-                                  RequestStopFunction request_stop);
 // How NotStoppedError() shows a thread: set by thread_stack.cc.
 using ThreadDescriber = std::string (*)(pid_t tid);
 void SetThreadDescriber(ThreadDescriber describe);
@@ -254,5 +198,10 @@ std::vector<ServiceSnapshot> SnapshotAll(absl::Span<Service* const> services);
 std::ostream& operator<<(std::ostream& os, const Service& service);
 
 }  // namespace lifecycle
+
+// Until the release after 0.3.0, this header also declares the start-up
+// graph's functions, which have a header of their own now (CHANGELOG.md,
+// "Deprecated").
+#include "lifecycle/start_graph.h"  // IWYU pragma: export
 
 #endif  // LIFECYCLE_SERVICE_H_

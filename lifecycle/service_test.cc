@@ -10,6 +10,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/composite_service.h"
+#include "lifecycle/func_service.h"
 #include "lifecycle/test_services.h"
 
 namespace lifecycle {

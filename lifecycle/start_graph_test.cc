@@ -1,6 +1,8 @@
 // Start-up as a graph: StartInDependencyOrder, StopInReverseDependencyOrder
-// (service.h) and CompositeService::AddDependency (base_service.h). Every
-// ordering is observed through signals and states, never through timing.
+// (start_graph.h) and CompositeService::AddDependency (composite_service.h).
+// Every ordering is observed through signals and states, never through timing.
+#include "lifecycle/start_graph.h"
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -14,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/composite_service.h"
 #include "lifecycle/context.h"
 #include "lifecycle/service.h"
 #include "lifecycle/signal.h"

@@ -5,7 +5,7 @@
 // Why a start-up took as long as it did, read from a snapshot: every service
 // records when its last start began (`ServiceSnapshot::start_began`) and how
 // long it took to signal started (`startup_duration`), and every child of a
-// composite the siblings it started after (`depends_on`, base_service.h's
+// composite the siblings it started after (`depends_on`, composite_service.h's
 // "Start-up as a graph"). From those:
 //
 //   * `CriticalPath()`  the chain that made the root's start-up as long as it

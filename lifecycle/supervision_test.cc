@@ -1,4 +1,4 @@
-// Composites that watch their children after start (base_service.h,
+// Composites that watch their children after start (composite_service.h,
 // "Supervision"), and the bounded stop of the Service contract (service.h).
 
 #include <atomic>
@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/composite_service.h"
 #include "lifecycle/service.h"
 #include "lifecycle/snapshot_format.h"
 #include "lifecycle/startup_report.h"

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "lifecycle/composite_service.h"
+
 namespace lifecycle::test_services {
 
 TestService::TestService(std::string name) : BaseService(std::move(name)) {}

@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/composite_service.h"
 #include "lifecycle/signal.h"
 
 namespace lifecycle::test_services {

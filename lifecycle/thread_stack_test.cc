@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/func_service.h"
 #include "lifecycle/sanitizers.h"
 
 namespace lifecycle {

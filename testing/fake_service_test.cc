@@ -8,6 +8,7 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/func_service.h"
 #include "lifecycle/testing/conformance.h"
 #include "lifecycle/testing/matchers.h"
 #include "lifecycle/testing/mock_service.h"

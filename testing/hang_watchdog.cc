@@ -28,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/live_services.h"
 #include "lifecycle/sanitizers.h"
 #include "lifecycle/snapshot_format.h"
 #include "lifecycle/testing/harness.h"

@@ -11,6 +11,7 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/composite_service.h"
 #include "lifecycle/testing/fake_service.h"
 #include "lifecycle/testing/matchers.h"
 #include "lifecycle/testing/virtual_time.h"

@@ -16,9 +16,12 @@
 #include "lifecycle/base_service.h"      // production
 #include "lifecycle/testing/harness.h"   // tests (the folder is testing/)
 #include "lifecycle/clock.h"
+#include "lifecycle/composite_service.h"
 #include "lifecycle/context.h"
+#include "lifecycle/func_service.h"
 #include "lifecycle/service.h"
 #include "lifecycle/signal.h"
+#include "lifecycle/start_graph.h"
 #include "lifecycle/test_services.h"
 #include "lifecycle/test_signal.h"
 #include "lifecycle/thread_stack.h"
@@ -73,6 +76,8 @@ TEST(BaseServiceExample, Ticker) {
   ticker.Stop();
 }
 
+// --- lifecycle/func_service.h ------------------------------------------------
+
 std::atomic<int> heartbeats{0};
 void SendHeartbeat() { ++heartbeats; }
 
@@ -86,6 +91,8 @@ TEST(BaseServiceExample, FuncService) {
   ASSERT_TRUE(heartbeat.Start(lifecycle::Context::Background()).ok());
   heartbeat.Stop();
 }
+
+// --- lifecycle/composite_service.h -------------------------------------------
 
 class Notifier : public FakeService {
  public:
@@ -153,7 +160,9 @@ TEST(ServiceExample, StartAll) {
               HasSubstr("service 'producer' failed to start"));
 }
 
-TEST(ServiceExample, StartInDependencyOrder) {
+// --- lifecycle/start_graph.h -------------------------------------------------
+
+TEST(StartGraphExample, StartInDependencyOrder) {
   FakeService notifier("notifier"), elector("elector"), producer("producer");
   lifecycle::Context ctx = lifecycle::Context::Background();
   lifecycle::Dependency deps[] = {{&producer, &elector}};

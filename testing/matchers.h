@@ -19,7 +19,7 @@
 // `HasFailed` matches a service whose last run failed, whether it failed to
 // start or died while running; `FailedToStart` only the former;
 // `HasRestarted` counts the restarts its parent's supervision made
-// (base_service.h). A failure that one of these matchers has matched counts
+// (composite_service.h). A failure that one of these matchers has matched counts
 // as examined: the harness does not report it as a death the test did not
 // notice (harness.h).
 //

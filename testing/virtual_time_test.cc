@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
 #include "lifecycle/clock.h"
+#include "lifecycle/composite_service.h"
 #include "lifecycle/context.h"
 #include "lifecycle/signal.h"
 #include "lifecycle/startup_report.h"

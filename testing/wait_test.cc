@@ -11,6 +11,7 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/func_service.h"
 #include "lifecycle/sanitizers.h"
 #include "lifecycle/test_signal.h"
 #include "lifecycle/testing/fake_service.h"
