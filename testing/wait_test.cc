@@ -233,15 +233,16 @@ TEST(WaitSnapshotOrTimeoutTest, FailsAtTheCallersLineWithWhatItWantedAndSaw) {
   FakeService db("db");
   ::testing::TestPartResultArray results;
   int line;
+  bool ok;
   {
     ::testing::ScopedFakeTestPartResultReporter reporter(
         ::testing::ScopedFakeTestPartResultReporter::
             INTERCEPT_ONLY_CURRENT_THREAD,
         &results);
     line = __LINE__ + 1;
-    EXPECT_FALSE(
-        WaitSnapshotOrTimeout(db, IsStarted(), absl::Milliseconds(20)));
+    ok = WaitSnapshotOrTimeout(db, IsStarted(), absl::Milliseconds(20));
   }
+  EXPECT_FALSE(ok);
   ASSERT_EQ(results.size(), 1);
   const ::testing::TestPartResult& failure = results.GetTestPartResult(0);
   EXPECT_EQ(failure.line_number(), line);
