@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
 #include <system_error>
@@ -488,6 +489,26 @@ void BaseService::ReportHealthy() {
   CloseIfWatched(changed);
 }
 
+void BaseService::SetDetail(std::string_view key, std::string value) {
+  std::optional<Signal> changed;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = std::find_if(details_.begin(), details_.end(),
+                           [&](const auto& d) { return d.first == key; });
+    if (value.empty()) {
+      if (it == details_.end()) return;
+      details_.erase(it);
+    } else if (it != details_.end()) {
+      if (it->second == value) return;
+      it->second = std::move(value);
+    } else {
+      details_.emplace_back(std::string(key), std::move(value));
+    }
+    changed = TakeChangeLocked();
+  }
+  CloseIfWatched(changed);
+}
+
 absl::Time BaseService::NowLocked() const {
   return run_context_ == nullptr
              ? absl::Now()
@@ -515,6 +536,7 @@ void BaseService::FillSnapshotLocked(ServiceSnapshot& s) const {
   s.startup_completed = startup_completed_;
   if (start_count_ > 0) s.start_began = start_began_;
   if (worker_tid_ != 0) s.threads.push_back(worker_tid_);
+  s.details = details_;
 }
 
 }  // namespace lifecycle

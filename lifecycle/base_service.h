@@ -87,6 +87,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -185,6 +186,11 @@ class BaseService : public Service {
   // degraded mark. An OK `error` is ignored.
   void ReportError(absl::Status error);
   void ReportHealthy();
+
+  // Sets what the service says of itself in its snapshot's `details`
+  // (health.h): `key` keeps its place once set; an empty `value` removes it.
+  // Any thread may call it, also while no run is in progress.
+  void SetDetail(std::string_view key, std::string value);
 
   // Makes `child` part of this service's tree (paths and snapshots). Returns
   // `InvalidArgumentError` for an invalid name, this service itself, a
@@ -312,6 +318,8 @@ class BaseService : public Service {
 
   BaseService* parent_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::shared_ptr<base_service_internal::Lifeline> parent_lifeline_
+      ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<std::string, std::string>> details_
       ABSL_GUARDED_BY(mu_);
   std::vector<base_service_internal::Child> children_ ABSL_GUARDED_BY(mu_);
   // The dependencies among the children (CompositeService::AddDependency),

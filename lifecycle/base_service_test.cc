@@ -343,6 +343,7 @@ class Gated : public BaseService {
   }
   using BaseService::ReportError;
   using BaseService::ReportHealthy;
+  using BaseService::SetDetail;
   // Set before each Start(): fresh gates for the run.
   Signal may_start, may_stop, fail_now;
 
@@ -411,6 +412,24 @@ TEST(BaseServiceTest, WaitSnapshotUntilWakesOnAChange) {
       [&] { service.ReportError(absl::UnavailableError("flaky")); });
   EXPECT_TRUE(WaitSnapshotUntil(service, degraded, absl::Now() + kWait));
   reporter.join();
+}
+
+TEST(BaseServiceTest, DetailsKeepTheirPlaceAndAnEmptyValueRemovesOne) {
+  Gated service;
+  Signal changed = service.NextChange();
+  service.SetDetail("pid", "12");
+  EXPECT_TRUE(changed.IsClosed());
+  service.SetDetail("log", "/x.log");
+  service.SetDetail("pid", "13");
+  using Details = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(service.Snapshot().details,
+            (Details{{"pid", "13"}, {"log", "/x.log"}}));
+  changed = service.NextChange();
+  service.SetDetail("pid", "13");  // no change, no signal
+  EXPECT_FALSE(changed.IsClosed());
+  service.SetDetail("pid", "");
+  EXPECT_TRUE(changed.IsClosed());
+  EXPECT_EQ(service.Snapshot().details, (Details{{"log", "/x.log"}}));
 }
 
 TEST(BaseServiceTest, SnapshotRecordsStartupAndTimes) {

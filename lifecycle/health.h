@@ -46,6 +46,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -115,6 +116,13 @@ struct ServiceSnapshot {
   // OS thread ids of the service's own worker threads while a run is in
   // progress (see thread_stack.h for what they are good for).
   std::vector<pid_t> threads;
+
+  // What the service says of itself beyond these fields, as (key, value)
+  // pairs in the order first set (`BaseService::SetDetail()`): a
+  // `ProcessService`'s pid, exit status, log file and last "STATUS=" line
+  // (process_service.h). The table shows them in a last column, DETAILS, when
+  // any row has some; the JSON as the object "details".
+  std::vector<std::pair<std::string, std::string>> details;
 
   std::vector<ServiceSnapshot> children;
 

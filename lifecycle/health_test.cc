@@ -24,7 +24,9 @@ namespace {
 // Bounds every wait of the test: a hang, not a delay.
 constexpr absl::Duration kWait = absl::Seconds(30);
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 ServiceSnapshot SmallTree() {
   absl::Time t0 = absl::FromUnixSeconds(1795000000);
@@ -141,6 +143,20 @@ TEST(HealthTest, JsonHasTheDocumentedSchema) {
   EXPECT_EQ(producer["last_failure"]["message"], "boom");
   EXPECT_EQ(notifier["restarts"], 1);
   EXPECT_EQ(notifier["last_failure_at"], "2026-11-18T11:06:40.690000Z");
+}
+
+TEST(HealthTest, DetailsAreALastColumnAndAJsonObjectOnlyWhenThereAreSome) {
+  ServiceSnapshot tree = SmallTree();
+  EXPECT_THAT(ToTable(tree), Not(HasSubstr("DETAILS")));
+  EXPECT_FALSE(nlohmann::json::parse(ToJson(tree)).contains("details"));
+  tree.children[1].details = {{"pid", "4242"}, {"exit", "status 1"}};
+  std::string table = ToTable(tree);
+  EXPECT_THAT(table, ContainsRegex("LAST ERROR +DETAILS\n"));
+  EXPECT_THAT(table, ContainsRegex("INTERNAL: boom +pid=4242 exit=status 1\n"));
+  nlohmann::json j = nlohmann::json::parse(ToJson(tree));
+  EXPECT_EQ(j["children"][1]["details"],
+            nlohmann::json({{"pid", "4242"}, {"exit", "status 1"}}));
+  EXPECT_FALSE(j["children"][0].contains("details"));
 }
 
 TEST(HealthTest, StateTextGivesTheTimeOfATransition) {

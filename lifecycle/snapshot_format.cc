@@ -40,10 +40,22 @@ size_t TextWidth(std::string_view text) {
   return width;
 }
 
+// "key=value key=value": a row's DETAILS.
+std::string DetailsText(const ServiceSnapshot& s) {
+  std::string out;
+  for (const auto& [key, value] : s.details) {
+    absl::StrAppend(&out, out.empty() ? "" : " ", key, "=", value);
+  }
+  return out;
+}
+
 std::string TableOf(const std::vector<const ServiceSnapshot*>& rows) {
+  bool with_details = false;
+  for (const ServiceSnapshot* s : rows) with_details |= !s->details.empty();
   std::vector<std::vector<std::string>> cells;
   cells.push_back({"PATH", "STATE", "SINCE", "STARTUP", "STARTS", "RESTARTS",
                    "ERRORS", "LAST ERROR"});
+  if (with_details) cells.back().push_back("DETAILS");
   for (const ServiceSnapshot* s : rows) {
     std::string last_error;
     if (s->state == ServiceState::kFailed) {
@@ -58,6 +70,7 @@ std::string TableOf(const std::vector<const ServiceSnapshot*>& rows) {
              : ShortDuration(s->startup_duration),
          absl::StrCat(s->start_count), absl::StrCat(s->restart_count),
          absl::StrCat(s->error_count), last_error});
+    if (with_details) cells.back().push_back(DetailsText(*s));
   }
   std::vector<size_t> widths(cells[0].size(), 0);
   for (const auto& row : cells) {
@@ -98,7 +111,7 @@ nlohmann::json ToJsonValue(const ServiceSnapshot& s) {
   for (const ServiceSnapshot& child : s.children) {
     children.push_back(ToJsonValue(child));
   }
-  return {
+  nlohmann::json out = {
       {"name", s.name},
       {"path", s.path},
       {"state", ServiceStateName(s.state)},
@@ -121,6 +134,12 @@ nlohmann::json ToJsonValue(const ServiceSnapshot& s) {
       {"threads", s.threads},
       {"children", std::move(children)},
   };
+  if (!s.details.empty()) {
+    nlohmann::json details = nlohmann::json::object();
+    for (const auto& [key, value] : s.details) details[key] = value;
+    out["details"] = std::move(details);
+  }
+  return out;
 }
 
 std::string Dump(const nlohmann::json& j, int indent) {
