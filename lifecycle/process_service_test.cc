@@ -1,0 +1,469 @@
+// ProcessService with a program of our own (fake_server.cc) that notifies
+// late, never or with an error, prints, listens, serves HTTP, ignores SIGTERM,
+// forks, exits and crashes. The real servers are in real_servers_test.cc.
+
+#include "lifecycle/process_service.h"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lifecycle/composite_service.h"
+#include "lifecycle/sanitizers.h"
+#include "lifecycle/snapshot_format.h"
+#include "lifecycle/testing/matchers.h"
+#include "lifecycle/testing/wait.h"
+
+namespace lifecycle {
+namespace {
+
+using ::lifecycle_testing::HasFailed;
+using ::lifecycle_testing::IsStarted;
+using ::lifecycle_testing::WaitOrTimeout;
+using ::lifecycle_testing::WaitSnapshotOrTimeout;
+using ::lifecycle_testing::WaitTimeout;
+using ::testing::AllOf;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+using ::testing::Property;
+
+// The fake server: $FAKE_SERVER (Bazel), else beside this test's binary.
+std::string FakeServer() {
+  if (const char* path = std::getenv("FAKE_SERVER")) {
+    char resolved[4096];
+    if (realpath(path, resolved) != nullptr) return resolved;
+  }
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  self[n > 0 ? n : 0] = '\0';
+  std::string dir(self);
+  return dir.substr(0, dir.rfind('/')) + "/fake_server";
+}
+
+ProcessOptions Fake(std::vector<std::string> args,
+                    std::vector<Readiness> ready_when = {}) {
+  ProcessOptions o;
+  o.executable = FakeServer();
+  o.args = std::move(args);
+  o.ready_when = std::move(ready_when);
+  o.start_timeout = WaitTimeout();
+  o.stop_grace = WaitTimeout();
+  return o;
+}
+
+// A short directory of this test's own (Unix socket paths are short).
+std::string ShortTempDir() {
+  char dir[] = "/tmp/lifecycle-ps-XXXXXX";
+  if (mkdtemp(dir) == nullptr) return "/tmp";
+  return dir;
+}
+
+std::string Detail(const ServiceSnapshot& s, const std::string& key) {
+  for (const auto& [k, v] : s.details) {
+    if (k == key) return v;
+  }
+  return "";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// Whether `pid` has ended (gone, or a zombie nobody reaped yet).
+bool Ended(pid_t pid) {
+  if (kill(pid, 0) != 0) return true;
+  std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  size_t close_paren = stat.rfind(')');
+  return close_paren == std::string::npos ||
+         stat.substr(close_paren + 2, 1) == "Z";
+}
+
+// Waits until `pid` has ended, for at most WaitTimeout().
+bool EndsSoon(pid_t pid) {
+  absl::Time deadline = absl::Now() + WaitTimeout();
+  while (!Ended(pid)) {
+    if (absl::Now() > deadline) return false;
+    Signal().WaitFor(absl::Milliseconds(5));  // another process: no signal
+  }
+  return true;
+}
+
+pid_t PidIn(const std::string& file) {
+  int pid = 0;
+  return absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(file)), &pid)
+             ? pid
+             : 0;
+}
+
+// A port free a moment ago.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t size = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &size);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+TEST(ProcessServiceTest, ReadyWhenItNotifiesWithItsStatusAndLog) {
+  ProcessService server("server",
+                        Fake({"--print=booting", "--sleep-ms=30",
+                              "--notify=STATUS=warming up", "--notify=READY=1"},
+                             {Readiness::Notification()}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  EXPECT_THAT(server, IsStarted());
+  ServiceSnapshot s = server.Snapshot();
+  EXPECT_EQ(Detail(s, "pid"), absl::StrCat(server.pid()));
+  EXPECT_EQ(Detail(s, "status"), "warming up");
+  EXPECT_EQ(Detail(s, "log"), server.log_path());
+  EXPECT_THAT(ToTable(s), HasSubstr("status=warming up"));
+  EXPECT_THAT(server.LastOutputLines(), Contains("booting"));
+  pid_t pid = server.pid();
+  ASSERT_TRUE(server.StopFor(WaitTimeout()).ok());
+  EXPECT_EQ(server.Snapshot().state, ServiceState::kStopped);
+  EXPECT_EQ(Detail(server.Snapshot(), "exit"), "exited with status 0");
+  EXPECT_EQ(server.pid(), 0);
+  EXPECT_TRUE(Ended(pid));
+  EXPECT_THAT(
+      ReadFile(server.log_path()),
+      AllOf(HasSubstr("=== lifecycle: server runs"), HasSubstr("booting\n")));
+}
+
+TEST(ProcessServiceTest, NotReadyWithinItsStartTimeoutFailsNamingTheRule) {
+  ProcessOptions o =
+      Fake({"--print=still thinking", "--wait"}, {Readiness::Notification()});
+  o.start_timeout = absl::Milliseconds(200);
+  ProcessService server("server", o);
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Stopped()));
+  EXPECT_THAT(
+      server,
+      HasFailed(AllOf(
+          Property(&absl::Status::code, absl::StatusCode::kDeadlineExceeded),
+          Property(&absl::Status::message,
+                   AllOf(HasSubstr("is not ready after 200ms; still waiting "
+                                   "for: READY=1 notification"),
+                         HasSubstr("still thinking"))))));
+}
+
+TEST(ProcessServiceTest, ANotifiedErrnoFailsTheStart) {
+  ProcessService server("server", Fake({"--print=cannot bind", "--sleep-ms=20",
+                                        "--notify=ERRNO=98", "--wait"},
+                                       {Readiness::Notification()}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Stopped()));
+  EXPECT_THAT(server, HasFailed(Property(
+                          &absl::Status::message,
+                          AllOf(HasSubstr("notified ERRNO=98 (Address already "
+                                          "in use)"),
+                                HasSubstr("cannot bind")))));
+}
+
+TEST(ProcessServiceTest, AnExitBeforeReadyFailsWithItsStatusAndLastLines) {
+  ProcessService server("server",
+                        Fake({"--stderr=fatal: bad config", "--exit=3"},
+                             {Readiness::Notification()}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Stopped()));
+  EXPECT_THAT(server,
+              HasFailed(Property(
+                  &absl::Status::message,
+                  AllOf(HasSubstr("exited with status 3 before it was ready"),
+                        HasSubstr("fatal: bad config")))));
+  EXPECT_EQ(Detail(server.Snapshot(), "exit"), "exited with status 3");
+}
+
+TEST(ProcessServiceTest, ACleanExitBeforeReadySaysItMayHaveDaemonised) {
+  ProcessService server("server",
+                        Fake({"--exit=0"}, {Readiness::Notification()}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Stopped()));
+  EXPECT_THAT(server, HasFailed(Property(&absl::Status::message,
+                                         HasSubstr("daemonises itself"))));
+}
+
+TEST(ProcessServiceTest, BadOptionsFailTheStartNamingTheProgram) {
+  struct Case {
+    ProcessOptions options;
+    absl::StatusCode code;
+    std::string message;
+  };
+  std::string dir = ShortTempDir();
+  std::string not_executable = dir + "/plain.txt";
+  std::ofstream(not_executable) << "not a program";
+  ProcessOptions missing = Fake({});
+  missing.executable = "/nonexistent/redis-server";
+  ProcessOptions nowhere = Fake({});
+  nowhere.executable = "no-such-program-anywhere";
+  ProcessOptions plain = Fake({});
+  plain.executable = not_executable;
+  ProcessOptions user = Fake({});
+  user.user = "no-such-user-here";
+  ProcessOptions pattern = Fake({}, {Readiness::OutputLine("ready (")});
+  ProcessOptions port = Fake({}, {Readiness::TcpPort(70000)});
+  ProcessOptions timeout = Fake({});
+  timeout.start_timeout = absl::ZeroDuration();
+  ProcessOptions grace = Fake({});
+  grace.stop_grace = absl::Milliseconds(-1);
+  ProcessOptions empty;
+  for (const Case& c : std::vector<Case>{
+           {missing, absl::StatusCode::kNotFound,
+            "'/nonexistent/redis-server' does not exist"},
+           {nowhere, absl::StatusCode::kNotFound,
+            "'no-such-program-anywhere' is not found in PATH"},
+           {plain, absl::StatusCode::kPermissionDenied,
+            "is not an executable file"},
+           {user, absl::StatusCode::kNotFound,
+            "unknown user 'no-such-user-here'"},
+           {pattern, absl::StatusCode::kInvalidArgument,
+            "the readiness pattern 'ready (' is not a regular expression"},
+           {port, absl::StatusCode::kInvalidArgument,
+            "readiness port 70000 is not 1-65535"},
+           {timeout, absl::StatusCode::kInvalidArgument,
+            "start_timeout must be positive"},
+           {grace, absl::StatusCode::kInvalidArgument,
+            "stop_grace must not be negative"},
+           {empty, absl::StatusCode::kInvalidArgument, "no program"},
+       }) {
+    ProcessService server("server", c.options);
+    absl::Status s = server.Start(Context::Background());
+    EXPECT_EQ(s.code(), c.code) << s;
+    EXPECT_THAT(s.message(), HasSubstr(c.message));
+    EXPECT_THAT(s.message(), HasSubstr("service 'server' failed to start"));
+    EXPECT_EQ(server.pid(), 0);
+  }
+}
+
+TEST(ProcessServiceTest, ReadyWhenALineOfItsOutputMatches) {
+  ProcessService server(
+      "server", Fake({"--print=loading", "--sleep-ms=20",
+                      "--stderr=* Ready to accept connections tcp", "--wait"},
+                     {Readiness::OutputLine("Ready to accept connections")}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  EXPECT_THAT(server, IsStarted());
+  EXPECT_THAT(
+      server.LastOutputLines(2),
+      testing::ElementsAre("loading", "* Ready to accept connections tcp"));
+  server.Stop();
+}
+
+TEST(ProcessServiceTest, ReadyWhenItsUnixSocketAccepts) {
+  std::string socket_path = ShortTempDir() + "/s.sock";
+  ProcessService server(
+      "server", Fake({"--sleep-ms=50",
+                      absl::StrCat("--listen-unix=", socket_path), "--wait"},
+                     {Readiness::UnixSocket(socket_path)}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  EXPECT_THAT(server, IsStarted());
+  server.Stop();
+}
+
+TEST(ProcessServiceTest, ReadyWhenItsPortAcceptsAndItsHttpAnswers2xx) {
+  int port = FreePort();
+  ProcessService server(
+      "server",
+      Fake({"--sleep-ms=30", absl::StrCat("--listen-tcp=", port), "--http=204",
+            "--wait"},
+           {Readiness::TcpPort(port), Readiness::HttpGet(port, "/health")}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  EXPECT_THAT(server, IsStarted());
+  server.Stop();
+}
+
+TEST(ProcessServiceTest, AnHttpErrorIsNotReady) {
+  int port = FreePort();
+  ProcessOptions o = Fake({absl::StrCat("--listen-tcp=", port), "--http=503"},
+                          {Readiness::HttpGet(port, "/health")});
+  o.start_timeout = absl::Milliseconds(300);
+  ProcessService server("server", o);
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Stopped()));
+  EXPECT_THAT(server, HasFailed(Property(&absl::Status::message,
+                                         HasSubstr(absl::StrCat(
+                                             "HTTP GET http://127.0.0.1:", port,
+                                             "/health 2xx")))));
+}
+
+TEST(ProcessServiceTest, ReadyWhenACommandSucceedsOrAProbeSaysSo) {
+  std::string file = ShortTempDir() + "/ready";
+  std::atomic<int> probes{0};
+  ProcessService server(
+      "server",
+      Fake(
+          {"--sleep-ms=40", absl::StrCat("--pid-file=", file), "--wait"},
+          {Readiness::CommandSucceeds({"test", "-s", file}),
+           Readiness::Probe("the third look", [&] { return ++probes >= 3; })}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  EXPECT_THAT(server, IsStarted());
+  EXPECT_EQ(PidIn(file), server.pid());
+  EXPECT_GE(probes.load(), 3);
+  server.Stop();
+}
+
+TEST(ProcessServiceTest, AProgramThatIgnoresSigtermIsKilledAndSaysSo) {
+  ProcessOptions o = Fake({"--ignore-sigterm", "--notify=READY=1", "--wait"},
+                          {Readiness::Notification()});
+  o.stop_grace = absl::Milliseconds(100);
+  ProcessService server("stubborn", o);
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  pid_t pid = server.pid();
+  server.Stop();
+  EXPECT_TRUE(Ended(pid));
+  EXPECT_THAT(server, HasFailed(Property(
+                          &absl::Status::message,
+                          HasSubstr("did not exit within its stop grace of "
+                                    "100ms after SIGTERM; killed with "
+                                    "SIGKILL"))));
+  EXPECT_EQ(Detail(server.Snapshot(), "exit"),
+            "was killed by signal 9 (SIGKILL)");
+}
+
+TEST(ProcessServiceTest, StoppingEndsWhatTheProgramForked) {
+  std::string file = ShortTempDir() + "/worker";
+  ProcessService server(
+      "server", Fake({absl::StrCat("--fork-worker=", file), "--wait"},
+                     {Readiness::CommandSucceeds({"test", "-s", file})}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  pid_t worker = PidIn(file);
+  ASSERT_GT(worker, 0);
+  EXPECT_FALSE(Ended(worker));
+  server.Stop();
+  EXPECT_TRUE(EndsSoon(worker))
+      << "worker " << worker << " outlived its server";
+}
+
+TEST(ProcessServiceTest, ACrashingServerIsRestartedBySupervision) {
+  ProcessService server("server",
+                        Fake({"--notify=READY=1", "--sleep-ms=30", "--crash"},
+                             {Readiness::Notification()}));
+  CompositeService app("app");
+  app.AddOrDie(server, Supervision::Restart(2, absl::Minutes(1))
+                           .WithBackoff(absl::Milliseconds(5)));
+  ASSERT_TRUE(app.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(app.Stopped(), {&app}));
+  EXPECT_THAT(app, HasFailed(Property(
+                       &absl::Status::message,
+                       AllOf(HasSubstr("was killed by signal 6 (SIGABRT) "
+                                       "while running"),
+                             HasSubstr("restarted 2 times within 1m")))));
+  EXPECT_EQ(server.Snapshot().restart_count, 2);
+}
+
+TEST(ProcessServiceTest, TheEnvironmentAndDirectoryAreTheProgramsOwn) {
+  std::string dir = ShortTempDir();
+  ProcessOptions o =
+      Fake({"--pid-file=here", "--wait"},
+           {Readiness::CommandSucceeds({"test", "-s", dir + "/here"})});
+  o.working_directory = dir;
+  o.env = {{"NOTIFY_SOCKET", "@not-for-it"}};
+  ProcessService server("server", o);
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  std::string environ_of =
+      ReadFile(absl::StrCat("/proc/", server.pid(), "/environ"));
+  EXPECT_THAT(environ_of, HasSubstr("NOTIFY_SOCKET=@not-for-it"));
+  server.Stop();
+}
+
+// --- Never orphaned -------------------------------------------------------------
+
+constexpr char kOrphanDir[] = "LIFECYCLE_ORPHAN_DIR";
+
+// Run again by the test below, in a child process: starts three servers, each
+// with a forked worker, says so, and waits to be killed.
+TEST(OrphanChild, StartsThreeServersAndWaits) {
+  const char* dir = std::getenv(kOrphanDir);
+  if (dir == nullptr) GTEST_SKIP() << "run by NeverOrphaned only";
+  std::vector<std::unique_ptr<ProcessService>> servers;
+  for (int i = 0; i < 3; ++i) {
+    std::string worker = absl::StrCat(dir, "/worker", i);
+    servers.push_back(std::make_unique<ProcessService>(
+        absl::StrCat("server", i),
+        Fake({absl::StrCat("--pid-file=", dir, "/server", i),
+              absl::StrCat("--fork-worker=", worker), "--notify=READY=1",
+              "--wait"},
+             {Readiness::Notification(),
+              Readiness::CommandSucceeds({"test", "-s", worker})})));
+    ASSERT_TRUE(servers.back()->Start(Context::Background()).ok());
+  }
+  for (auto& server : servers) {
+    ASSERT_TRUE(WaitOrTimeout(server->Started(), {server.get()}));
+  }
+  std::ofstream(absl::StrCat(dir, "/ready")) << "ready";
+  Signal().Wait();  // until killed
+}
+
+TEST(ProcessServiceTest, ATestKilledWithSigkillLeavesNoProcessBehind) {
+  const int rounds = kAnySanitizer ? 10 : 50;
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  ASSERT_GT(n, 0);
+  self[n] = '\0';
+  for (int round = 0; round < rounds; ++round) {
+    std::string dir = ShortTempDir();
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      setenv(kOrphanDir, dir.c_str(), 1);
+      execl(self, self, "--gtest_filter=OrphanChild.*", nullptr);
+      _exit(127);
+    }
+    absl::Time deadline = absl::Now() + 2 * WaitTimeout();
+    struct stat st;
+    while (stat((dir + "/ready").c_str(), &st) != 0 && absl::Now() < deadline &&
+           !Ended(child)) {
+      Signal().WaitFor(absl::Milliseconds(2));  // another process: no signal
+    }
+    ASSERT_EQ(stat((dir + "/ready").c_str(), &st), 0)
+        << "round " << round << ": the child did not start its servers";
+    std::vector<pid_t> pids;
+    for (int i = 0; i < 3; ++i) {
+      pids.push_back(PidIn(absl::StrCat(dir, "/server", i)));
+      pids.push_back(PidIn(absl::StrCat(dir, "/worker", i)));
+    }
+    kill(child, SIGKILL);
+    int status;
+    waitpid(child, &status, 0);
+    for (pid_t pid : pids) {
+      ASSERT_GT(pid, 0);
+      EXPECT_TRUE(EndsSoon(pid)) << "round " << round << ": process " << pid
+                                 << " outlived the killed test";
+    }
+    if (HasFailure()) break;
+  }
+}
+
+}  // namespace
+}  // namespace lifecycle
