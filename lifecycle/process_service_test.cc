@@ -29,6 +29,7 @@
 #include "lifecycle/composite_service.h"
 #include "lifecycle/sanitizers.h"
 #include "lifecycle/snapshot_format.h"
+#include "lifecycle/testing/leftover_threads.h"
 #include "lifecycle/testing/matchers.h"
 #include "lifecycle/testing/wait.h"
 
@@ -70,10 +71,25 @@ ProcessOptions Fake(std::vector<std::string> args,
   return o;
 }
 
-// A short directory of this test's own (Unix socket paths are short).
+// The folder of this test binary's short folders, removed when it exits.
+std::string* temp_root = nullptr;
+
+// A new short folder (Unix socket paths are short) under /tmp.
 std::string ShortTempDir() {
-  char dir[] = "/tmp/lifecycle-ps-XXXXXX";
-  if (mkdtemp(dir) == nullptr) return "/tmp";
+  static std::atomic<int> next{0};
+  if (temp_root == nullptr) {
+    char dir[] = "/tmp/lifecycle-ps-XXXXXX";
+    temp_root = new std::string(mkdtemp(dir) != nullptr ? dir : "/tmp");
+    chmod(temp_root->c_str(), 0755);  // another user's server may live below
+    std::atexit([] {
+      if (*temp_root == "/tmp") return;
+      if (std::system(("rm -rf '" + *temp_root + "'").c_str()) != 0) {
+        std::fprintf(stderr, "could not remove %s\n", temp_root->c_str());
+      }
+    });
+  }
+  std::string dir = absl::StrCat(*temp_root, "/", next++);
+  mkdir(dir.c_str(), 0755);
   return dir;
 }
 
@@ -131,6 +147,7 @@ int FreePort() {
 }
 
 TEST(ProcessServiceTest, ReadyWhenItNotifiesWithItsStatusAndLog) {
+  lifecycle_testing::LeftoverProcessCheck processes;
   ProcessService server("server",
                         Fake({"--print=booting", "--sleep-ms=30",
                               "--notify=STATUS=warming up", "--notify=READY=1"},
@@ -153,6 +170,8 @@ TEST(ProcessServiceTest, ReadyWhenItNotifiesWithItsStatusAndLog) {
   EXPECT_THAT(
       ReadFile(server.log_path()),
       AllOf(HasSubstr("=== lifecycle: server runs"), HasSubstr("booting\n")));
+  // The program and its guard are both reaped.
+  EXPECT_TRUE(processes.NoNewProcesses());
 }
 
 TEST(ProcessServiceTest, NotReadyWithinItsStartTimeoutFailsNamingTheRule) {

@@ -1,6 +1,7 @@
 #include "lifecycle/testing/leftover_threads.h"
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <thread>
@@ -9,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "lifecycle/context.h"
 #include "lifecycle/signal.h"
@@ -68,6 +70,80 @@ LeftoverThreadCheck::LeftoverThreadCheck() {
   return ::testing::AssertionFailure()
          << leftover.size()
          << " thread(s) left running: " << absl::StrJoin(leftover, ", ");
+}
+
+std::map<pid_t, std::string> ChildProcesses() {
+  std::map<pid_t, std::string> children;
+  const pid_t self = getpid();
+  DIR* dir = opendir("/proc");
+  if (dir == nullptr) return children;
+  while (dirent* entry = readdir(dir)) {
+    pid_t pid;
+    if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
+    std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+    std::string stat;
+    std::getline(in, stat);
+    // "pid (comm) S ppid ...": comm may hold spaces and parentheses.
+    size_t open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos ||
+        close + 2 >= stat.size()) {
+      continue;
+    }
+    std::vector<std::string> fields =
+        absl::StrSplit(stat.substr(close + 2), ' ');
+    pid_t parent;
+    if (fields.size() < 2 || !absl::SimpleAtoi(fields[1], &parent) ||
+        parent != self) {
+      continue;
+    }
+    const char* state = fields[0] == "R"   ? "running"
+                        : fields[0] == "S" ? "sleeping"
+                        : fields[0] == "D" ? "in disk wait"
+                        : fields[0] == "Z" ? "zombie"
+                        : fields[0] == "T" ? "stopped"
+                                           : "other";
+    children[pid] = absl::StrCat("'", stat.substr(open + 1, close - open - 1),
+                                 "' (", state, ")");
+  }
+  closedir(dir);
+  return children;
+}
+
+LeftoverProcessCheck::LeftoverProcessCheck() : before_(ChildProcesses()) {}
+
+::testing::AssertionResult LeftoverProcessCheck::NoNewProcesses(
+    absl::Duration grace) const {
+  absl::Time deadline = absl::Now() + grace;
+  std::vector<std::string> leftover;
+  // Another process's end has no signal here: this polls, bounded by `grace`.
+  lifecycle::Signal never;
+  do {
+    leftover.clear();
+    for (const auto& [pid, what] : ChildProcesses()) {
+      if (before_.count(pid) == 0) {
+        leftover.push_back(absl::StrCat(pid, " ", what));
+      }
+    }
+  } while (!leftover.empty() && !never.WaitFor(absl::Milliseconds(5)) &&
+           absl::Now() < deadline);
+  if (leftover.empty()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << leftover.size()
+         << " child process(es) left: " << absl::StrJoin(leftover, ", ");
+}
+
+void LeftoverProcessListener::OnTestStart(const ::testing::TestInfo&) {
+  check_ = std::make_unique<LeftoverProcessCheck>();
+}
+
+void LeftoverProcessListener::OnTestEnd(const ::testing::TestInfo& info) {
+  if (check_ == nullptr) return;
+  ::testing::AssertionResult result = check_->NoNewProcesses();
+  check_.reset();
+  if (!result) {
+    ADD_FAILURE() << "leftover child processes after " << info.test_suite_name()
+                  << "." << info.name() << ": " << result.message();
+  }
 }
 
 void LeftoverThreadListener::OnTestStart(const ::testing::TestInfo&) {

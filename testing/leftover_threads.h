@@ -24,8 +24,19 @@
 // exiting when the check runs is given until `grace` to go away, so a joined
 // worker does not count as left over.
 //
-// Thread safety: `LiveThreads()` and a const `LeftoverThreadCheck` are
-// thread-safe (they only read /proc); the listener is GoogleTest's to call.
+// Child processes a test left running (a server a `ProcessService` would
+// have stopped, a `fork()` nobody waited for) are found the same way, from
+// the processes whose parent is this one, zombies included:
+//
+//   lifecycle_testing::LeftoverProcessCheck processes;
+//   ...
+//   EXPECT_TRUE(processes.NoNewProcesses());
+//   // Failure: "1 child process(es) left: 4250 'redis-server' (running)"
+//
+// and `LeftoverProcessListener` checks every test of a binary.
+//
+// Thread safety: `LiveThreads()`, `ChildProcesses()` and the const checks are
+// thread-safe (they only read /proc); the listeners are GoogleTest's to call.
 
 #ifndef LIFECYCLE_TESTING_LEFTOVER_THREADS_H_
 #define LIFECYCLE_TESTING_LEFTOVER_THREADS_H_
@@ -33,6 +44,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <memory>
 #include <string>
 
 #include "absl/time/time.h"
@@ -65,6 +77,33 @@ class LeftoverThreadListener : public ::testing::EmptyTestEventListener {
 
  private:
   std::unique_ptr<LeftoverThreadCheck> check_;
+};
+
+// The child processes of this process: pid -> "'name' (state)", the state
+// "running", "sleeping", "zombie", ... from /proc.
+std::map<pid_t, std::string> ChildProcesses();
+
+class LeftoverProcessCheck {
+ public:
+  LeftoverProcessCheck();
+  // Succeeds if every child process alive now (after waiting up to `grace`
+  // for ones being reaped) was alive at construction.
+  ::testing::AssertionResult NoNewProcesses(
+      absl::Duration grace = absl::Milliseconds(500)) const;
+
+ private:
+  std::map<pid_t, std::string> before_;
+};
+
+// Checks every test of the binary; a test that leaves child processes fails
+// with their pids and names.
+class LeftoverProcessListener : public ::testing::EmptyTestEventListener {
+ public:
+  void OnTestStart(const ::testing::TestInfo&) override;
+  void OnTestEnd(const ::testing::TestInfo&) override;
+
+ private:
+  std::unique_ptr<LeftoverProcessCheck> check_;
 };
 
 }  // namespace lifecycle_testing

@@ -1,9 +1,13 @@
 #include "lifecycle/testing/leftover_threads.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
@@ -14,7 +18,9 @@
 namespace lifecycle_testing {
 namespace {
 
+using ::testing::Contains;
 using ::testing::HasSubstr;
+using ::testing::Key;
 
 TEST(LeftoverThreadsTest, ListsThisThread) {
   EXPECT_FALSE(LiveThreads().empty());
@@ -70,6 +76,51 @@ TEST(LeftoverThreadListenerTest, FailsTheTestThatLeftAThread) {
       "FailsTheTestThatLeftAThread: 1 thread(s) left running: 'left-behind'");
   release.Close();
   straggler.join();
+  listener.OnTestStart(info);
+  listener.OnTestEnd(info);  // nothing left: no failure
+}
+
+// A child that sleeps until killed, for the process checks.
+pid_t ForkSleeper() {
+  pid_t pid = fork();
+  if (pid == 0) {
+    while (true) pause();
+  }
+  return pid;
+}
+
+TEST(LeftoverProcessesTest, NamesAChildLeftRunningAndForgetsItOnceReaped) {
+  LeftoverProcessCheck check;
+  pid_t child = ForkSleeper();
+  ASSERT_GT(child, 0);
+  ::testing::AssertionResult left = check.NoNewProcesses(absl::ZeroDuration());
+  EXPECT_FALSE(left);
+  EXPECT_THAT(left.message(), HasSubstr(absl::StrCat(
+                                  "1 child process(es) left: ", child, " '")));
+  EXPECT_THAT(ChildProcesses(), Contains(Key(child)));
+  kill(child, SIGKILL);
+  // Killed but not reaped: a zombie is still left over, and says so.
+  EXPECT_THAT(check.NoNewProcesses(absl::Milliseconds(100)).message(),
+              HasSubstr("(zombie)"));
+  int status;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(check.NoNewProcesses());
+}
+
+TEST(LeftoverProcessListenerTest, FailsTheTestThatLeftAChild) {
+  LeftoverProcessListener listener;
+  const ::testing::TestInfo& info =
+      *::testing::UnitTest::GetInstance()->current_test_info();
+  listener.OnTestStart(info);
+  pid_t child = ForkSleeper();
+  ASSERT_GT(child, 0);
+  EXPECT_NONFATAL_FAILURE(
+      listener.OnTestEnd(info),
+      "leftover child processes after LeftoverProcessListenerTest."
+      "FailsTheTestThatLeftAChild: 1 child process(es) left: ");
+  kill(child, SIGKILL);
+  int status;
+  waitpid(child, &status, 0);
   listener.OnTestStart(info);
   listener.OnTestEnd(info);  // nothing left: no failure
 }

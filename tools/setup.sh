@@ -5,7 +5,10 @@
 #   - for the CMake build: cmake and Debian's prebuilt abseil and GoogleTest;
 #   - nlohmann-json (header-only) and Google Benchmark (prebuilt, benchmarks only);
 #   - the abseil source, by package name through apt's own source client, checked by sha256;
-#   - the GoogleTest source (Debian's googletest package).
+#   - the GoogleTest source (Debian's googletest package);
+#   - redis-server, memcached and PostgreSQL 15, for this repository's own tests of
+#     ProcessService with real servers. The tests run servers of their own, on sockets in
+#     temporary folders: they never use an instance the system may have started.
 #
 # The abseil source lands in a stable folder under the user's home ($LIFECYCLE_DEPS, default
 # ~/.cache/lifecycle/deps), where `lifecycle_offline_deps()` (tools/bazel/deps.bzl) finds it,
@@ -23,7 +26,9 @@ readonly ABSL_SHA256=abfe2897f3a30edaa74bc34365afe3c2a3cd012091a97dc7e008f7016ad
 readonly BAZEL_VERSION=4.2.3
 # Bazel's build (abseil and GoogleTest from source), then the CMake build's prebuilt ones.
 readonly PACKAGES=(bazel-bootstrap bazel-platforms bazel-skylib nlohmann-json3-dev
-  googletest libbenchmark-dev cmake libabsl-dev libgtest-dev libgmock-dev)
+  googletest libbenchmark-dev cmake libabsl-dev libgtest-dev libgmock-dev
+  # The real servers lifecycle/real_servers_test.cc starts (not needed to use the library).
+  redis-server memcached postgresql-15 postgresql-client-15)
 
 deps=${LIFECYCLE_DEPS:-$HOME/.cache/lifecycle/deps}
 
