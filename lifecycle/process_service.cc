@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
+#include <regex.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
@@ -23,8 +24,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
-#include <regex>
+#include <memory>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/statusor.h"
@@ -212,8 +212,8 @@ bool HttpAnswers2xx(const std::string& host, int port, const std::string& path,
     answer.append(buffer, static_cast<size_t>(got));
   }
   // "HTTP/1.1 204 No Content"
-  std::vector<absl::string_view> words =
-      absl::StrSplit(answer.substr(0, answer.find("\r\n")), ' ');
+  const std::string status_line = answer.substr(0, answer.find("\r\n"));
+  std::vector<absl::string_view> words = absl::StrSplit(status_line, ' ');
   int code = 0;
   return words.size() >= 2 && absl::StartsWith(words[0], "HTTP/") &&
          absl::SimpleAtoi(words[1], &code) && code >= 200 && code < 300;
@@ -292,6 +292,35 @@ pid_t ForkGuard(pid_t pgid, int read_end) {
   kill(-pgid, SIGKILL);
   _exit(0);
 }
+
+// A POSIX extended regular expression, searched anywhere in a line.
+class OutputPattern {
+ public:
+  explicit OutputPattern(const std::string& pattern)
+      : status_(
+            regcomp(&compiled_, pattern.c_str(), REG_EXTENDED | REG_NOSUB)) {}
+  ~OutputPattern() {
+    if (status_ == 0) regfree(&compiled_);
+  }
+  OutputPattern(const OutputPattern&) = delete;
+  OutputPattern& operator=(const OutputPattern&) = delete;
+
+  // Why the pattern does not compile, or empty.
+  std::string error() const {
+    if (status_ == 0) return "";
+    char text[256];
+    regerror(status_, &compiled_, text, sizeof(text));
+    return text;
+  }
+  bool Matches(const std::string& line) const {
+    return status_ == 0 &&
+           regexec(&compiled_, line.c_str(), 0, nullptr, 0) == 0;
+  }
+
+ private:
+  regex_t compiled_;
+  const int status_;
+};
 
 struct RunFds {
   Fd output;  // read end of the program's stdout and stderr
@@ -383,12 +412,10 @@ absl::Status ProcessService::OnStart(const Context&) {
   for (const Readiness& r : o.ready_when) {
     switch (r.kind()) {
       case Readiness::Kind::kOutputLine:
-        try {
-          std::regex(r.path_, std::regex::ECMAScript);
-        } catch (const std::regex_error& e) {
+        if (std::string why = OutputPattern(r.path_).error(); !why.empty()) {
           return fail(absl::InvalidArgumentError(
               absl::StrCat("the readiness pattern '", r.path_,
-                           "' is not a regular expression: ", e.what())));
+                           "' is not a regular expression: ", why)));
         }
         break;
       case Readiness::Kind::kTcpPort:
@@ -610,15 +637,15 @@ absl::Status ProcessService::Run(const Context& ctx,
   // Readiness, rule by rule.
   struct Pending {
     const Readiness* rule;
-    std::optional<std::regex> pattern;
+    std::shared_ptr<OutputPattern> pattern;
     absl::Time next_probe;
     absl::Duration backoff = kFirstBackoff;
   };
   std::vector<Pending> pending;
   for (const Readiness& r : o.ready_when) {
-    Pending p{&r, std::nullopt, began};
+    Pending p{&r, nullptr, began};
     if (r.kind() == Readiness::Kind::kOutputLine) {
-      p.pattern.emplace(r.path_, std::regex::ECMAScript);
+      p.pattern = std::make_shared<OutputPattern>(r.path_);
     }
     pending.push_back(std::move(p));
   }
@@ -651,8 +678,7 @@ absl::Status ProcessService::Run(const Context& ctx,
         std::string line = partial.substr(0, newline);
         partial.erase(0, newline + 1);
         for (size_t i = 0; i < pending.size();) {
-          if (pending[i].pattern &&
-              std::regex_search(line, *pending[i].pattern)) {
+          if (pending[i].pattern && pending[i].pattern->Matches(line)) {
             pending.erase(pending.begin() + static_cast<long>(i));
           } else {
             ++i;

@@ -105,8 +105,9 @@ class Readiness {
   static Readiness TcpPort(int port, std::string host = "127.0.0.1");
   // A connection to the Unix stream socket at `path` succeeds.
   static Readiness UnixSocket(std::string path);
-  // A line the program writes (stdout or stderr) matches `pattern`, an
-  // ECMAScript regular expression searched anywhere in the line.
+  // A line the program writes (stdout or stderr) matches `pattern`, a POSIX
+  // extended regular expression (regcomp(3), as `grep -E` reads it) searched
+  // anywhere in the line.
   static Readiness OutputLine(std::string pattern);
   // `GET path` on `host`:`port` answers with a status from 200 to 299.
   static Readiness HttpGet(int port, std::string path = "/",

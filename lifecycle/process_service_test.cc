@@ -27,6 +27,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/composite_service.h"
+#include "lifecycle/live_services.h"
 #include "lifecycle/sanitizers.h"
 #include "lifecycle/snapshot_format.h"
 #include "lifecycle/testing/leftover_threads.h"
@@ -161,6 +162,14 @@ TEST(ProcessServiceTest, ReadyWhenItNotifiesWithItsStatusAndLog) {
   EXPECT_EQ(Detail(s, "log"), server.log_path());
   EXPECT_THAT(ToTable(s), HasSubstr("status=warming up"));
   EXPECT_THAT(server.LastOutputLines(), Contains("booting"));
+  // The hang report's view (live_services.h) has the pid too.
+  bool listed = false;
+  for (const ServiceSnapshot& root : SnapshotLiveServices().roots) {
+    if (root.name == "server") {
+      listed = Detail(root, "pid") == absl::StrCat(server.pid());
+    }
+  }
+  EXPECT_TRUE(listed);
   pid_t pid = server.pid();
   ASSERT_TRUE(server.StopFor(WaitTimeout()).ok());
   EXPECT_EQ(server.Snapshot().state, ServiceState::kStopped);
