@@ -32,6 +32,7 @@
 #include "lifecycle/snapshot_format.h"
 #include "lifecycle/testing/leftover_threads.h"
 #include "lifecycle/testing/matchers.h"
+#include "lifecycle/testing/temp_dir.h"
 #include "lifecycle/testing/wait.h"
 
 namespace lifecycle {
@@ -39,6 +40,7 @@ namespace {
 
 using ::lifecycle_testing::HasFailed;
 using ::lifecycle_testing::IsStarted;
+using ::lifecycle_testing::ShortTempDir;
 using ::lifecycle_testing::WaitOrTimeout;
 using ::lifecycle_testing::WaitSnapshotOrTimeout;
 using ::lifecycle_testing::WaitTimeout;
@@ -70,28 +72,6 @@ ProcessOptions Fake(std::vector<std::string> args,
   o.start_timeout = WaitTimeout();
   o.stop_grace = WaitTimeout();
   return o;
-}
-
-// The folder of this test binary's short folders, removed when it exits.
-std::string* temp_root = nullptr;
-
-// A new short folder (Unix socket paths are short) under /tmp.
-std::string ShortTempDir() {
-  static std::atomic<int> next{0};
-  if (temp_root == nullptr) {
-    char dir[] = "/tmp/lifecycle-ps-XXXXXX";
-    temp_root = new std::string(mkdtemp(dir) != nullptr ? dir : "/tmp");
-    chmod(temp_root->c_str(), 0755);  // another user's server may live below
-    std::atexit([] {
-      if (*temp_root == "/tmp") return;
-      if (std::system(("rm -rf '" + *temp_root + "'").c_str()) != 0) {
-        std::fprintf(stderr, "could not remove %s\n", temp_root->c_str());
-      }
-    });
-  }
-  std::string dir = absl::StrCat(*temp_root, "/", next++);
-  mkdir(dir.c_str(), 0755);
-  return dir;
 }
 
 std::string Detail(const ServiceSnapshot& s, const std::string& key) {

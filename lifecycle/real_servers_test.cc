@@ -31,12 +31,14 @@
 #include "lifecycle/process_service.h"
 #include "lifecycle/testing/harness.h"
 #include "lifecycle/testing/matchers.h"
+#include "lifecycle/testing/temp_dir.h"
 #include "lifecycle/testing/wait.h"
 
 namespace lifecycle {
 namespace {
 
 using ::lifecycle_testing::IsStarted;
+using ::lifecycle_testing::ShortTempDir;
 using ::lifecycle_testing::StartStopHarness;
 using ::lifecycle_testing::WaitOrTimeout;
 using ::lifecycle_testing::WaitTimeout;
@@ -49,28 +51,6 @@ constexpr char kPostgresBin[] = "/usr/lib/postgresql/15/bin";
   if (access(program, X_OK) != 0)                                            \
   GTEST_SKIP() << program << " is not installed (Debian package " << package \
                << "; tools/setup.sh installs it)"
-
-// The folder of this test binary's short folders, removed when it exits.
-std::string* temp_root = nullptr;
-
-// A new short folder (Unix socket paths are short) under /tmp.
-std::string ShortTempDir() {
-  static std::atomic<int> next{0};
-  if (temp_root == nullptr) {
-    char dir[] = "/tmp/lifecycle-rs-XXXXXX";
-    temp_root = new std::string(mkdtemp(dir) != nullptr ? dir : "/tmp");
-    chmod(temp_root->c_str(), 0755);  // another user's server may live below
-    std::atexit([] {
-      if (*temp_root == "/tmp") return;
-      if (std::system(("rm -rf '" + *temp_root + "'").c_str()) != 0) {
-        std::fprintf(stderr, "could not remove %s\n", temp_root->c_str());
-      }
-    });
-  }
-  std::string dir = absl::StrCat(*temp_root, "/", next++);
-  mkdir(dir.c_str(), 0755);
-  return dir;
-}
 
 // Sends `request` to the Unix socket at `path` and reads the answer until it
 // ends with `end` (or WaitTimeout() passes).
@@ -151,8 +131,7 @@ TEST(RealServersTest, RedisIsReadyWhenItSaysSoAndAnswers) {
 // clang-format off
 TEST(CacheTest, TalksToARealRedis) {
   SKIP_UNLESS_INSTALLED("/usr/bin/redis-server", "redis-server");
-  char dir[] = "/tmp/redis-XXXXXX";  // a Unix socket path must be short
-  std::string socket = std::string(mkdtemp(dir)) + "/redis.sock";
+  std::string socket = lifecycle_testing::ShortTempDir() + "/redis.sock";
   lifecycle::ProcessOptions redis;
   redis.executable = "redis-server";
   redis.args = {"--port", "0", "--unixsocket", socket,
@@ -167,8 +146,7 @@ TEST(CacheTest, TalksToARealRedis) {
 // process_service.h's example.
 TEST(ProcessServiceExample, Redis) {
   SKIP_UNLESS_INSTALLED("/usr/bin/redis-server", "redis-server");
-  char dir[] = "/tmp/redis-XXXXXX";
-  std::string socket_path = std::string(mkdtemp(dir)) + "/redis.sock";
+  std::string socket_path = ShortTempDir() + "/redis.sock";
   lifecycle::Context ctx = lifecycle::Context::Background();
   lifecycle::ProcessOptions redis;
   redis.executable = "redis-server";
