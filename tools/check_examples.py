@@ -16,7 +16,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 COMPILED = ["testing/header_examples_test.cc", "examples/client_test.cc",
             "testing/hang_watchdog_main.cc", "examples/client.cc",
-            "lifecycle/real_servers_test.cc"]
+            "lifecycle/real_servers_test.cc", "examples/redis_store_test.cc"]
 
 # (file, the first line of the example, as the file shows it after "//   ")
 HEADER_EXAMPLES = [
@@ -27,6 +27,7 @@ HEADER_EXAMPLES = [
     ("lifecycle/composite_service.h", 'lifecycle::CompositeService app("app");'),
     ("lifecycle/context.h", "absl::Time deadline = lifecycle::Now() + absl::Seconds(5);"),
     ("lifecycle/process_service.h", "lifecycle::ProcessOptions redis;"),
+    ("examples/redis_store.h", "examples::RedisStore store(lifecycle_testing::ShortTempDir());"),
     ("lifecycle/service.h", "std::vector<lifecycle::Service*> services = {&notifier, &producer};"),
     ("lifecycle/start_graph.h", "lifecycle::Dependency deps[] = {{&producer, &elector}};"),
     ("lifecycle/signal.h", "lifecycle::Signal ready;"),
