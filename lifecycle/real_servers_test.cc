@@ -29,6 +29,7 @@
 #include "lifecycle/composite_service.h"
 #include "lifecycle/func_service.h"
 #include "lifecycle/process_service.h"
+#include "lifecycle/startup_report.h"
 #include "lifecycle/testing/harness.h"
 #include "lifecycle/testing/matchers.h"
 #include "lifecycle/testing/temp_dir.h"
@@ -313,6 +314,14 @@ TEST_F(PostgresTest, AServiceThatDependsOnItStartsOnceItIsReady) {
   StartStopHarness harness({&app});
   ASSERT_TRUE(harness.StartAll());
   EXPECT_EQ(seen, "1\n");
+  // The start-up report has the server, with its time to ready, on the
+  // critical path: the API waited for it.
+  std::vector<StartupHop> path = CriticalPath(app.Snapshot());
+  ASSERT_EQ(path.size(), 3u) << CriticalPathText(app.Snapshot());
+  EXPECT_EQ(path[1].path, "app/postgres");
+  EXPECT_GT(path[1].took, absl::ZeroDuration());
+  EXPECT_EQ(path[2].path, "app/api");
+  EXPECT_THAT(ToTraceEventJson({app.Snapshot()}), HasSubstr("app/postgres"));
   ASSERT_TRUE(harness.StopAll());
 }
 
