@@ -1,6 +1,7 @@
 #include "lifecycle/process_service.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
@@ -24,6 +25,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 
 #include "absl/cleanup/cleanup.h"
@@ -80,6 +82,10 @@ Readiness Readiness::CommandSucceeds(std::vector<std::string> argv) {
               absl::StrCat("command '", absl::StrJoin(argv, " "), "' exit 0"));
   r.argv_ = std::move(argv);
   return r;
+}
+
+Readiness Readiness::ListensOnTcp() {
+  return Readiness(Kind::kListensOnTcp, "a TCP port it listens on");
 }
 
 Readiness Readiness::Probe(std::string description,
@@ -255,6 +261,50 @@ bool CommandExitsZero(const std::vector<std::string>& argv,
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+// The TCP ports process `pid` listens on: the socket inodes among its open
+// files, looked up in its network namespace's tables of listening sockets.
+std::vector<int> ListeningTcpPortsOf(pid_t pid) {
+  std::vector<int> ports;
+  std::vector<std::string> inodes;
+  std::string fd_dir = absl::StrCat("/proc/", pid, "/fd");
+  DIR* dir = opendir(fd_dir.c_str());
+  if (dir == nullptr) return ports;
+  while (dirent* entry = readdir(dir)) {
+    char target[64];
+    std::string link = absl::StrCat(fd_dir, "/", entry->d_name);
+    ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+    if (n <= 0) continue;
+    absl::string_view t(target, static_cast<size_t>(n));
+    // "socket:[12345]"
+    if (absl::ConsumePrefix(&t, "socket:[") && absl::ConsumeSuffix(&t, "]")) {
+      inodes.emplace_back(t);
+    }
+  }
+  closedir(dir);
+  for (const char* table : {"tcp", "tcp6"}) {
+    std::ifstream in(absl::StrCat("/proc/", pid, "/net/", table));
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      // sl local_address rem_address st ... uid timeout inode
+      std::vector<absl::string_view> fields =
+          absl::StrSplit(line, ' ', absl::SkipEmpty());
+      if (fields.size() < 10 || fields[3] != "0A") continue;  // 0A: LISTEN
+      if (std::find(inodes.begin(), inodes.end(), fields[9]) == inodes.end()) {
+        continue;
+      }
+      absl::string_view local = fields[1];
+      int port = 0;
+      if (absl::SimpleHexAtoi(local.substr(local.rfind(':') + 1), &port)) {
+        ports.push_back(port);
+      }
+    }
+  }
+  std::sort(ports.begin(), ports.end());
+  ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
+  return ports;
+}
+
 // The default log: `<dir>/<path with '/' as '.'>.log`.
 std::string DefaultLogPath(const std::string& service_path) {
   const char* dir = nullptr;
@@ -342,6 +392,11 @@ ProcessService::~ProcessService() { StopForDestruction(); }
 std::string ProcessService::log_path() const {
   absl::MutexLock lock(&process_mu_);
   return log_path_;
+}
+
+std::vector<int> ProcessService::ListeningTcpPorts() const {
+  pid_t pid = pid_.load();
+  return pid == 0 ? std::vector<int>() : ListeningTcpPortsOf(pid);
 }
 
 std::vector<std::string> ProcessService::LastOutputLines(size_t count) const {
@@ -439,6 +494,7 @@ absl::Status ProcessService::OnStart(const Context&) {
         break;
       case Readiness::Kind::kUnixSocket:
       case Readiness::Kind::kNotification:
+      case Readiness::Kind::kListensOnTcp:
         break;
     }
   }
@@ -787,6 +843,13 @@ absl::Status ProcessService::Run(const Context& ctx,
             break;
           case Readiness::Kind::kProbe:
             ok = p.rule->probe_();
+            break;
+          case Readiness::Kind::kListensOnTcp:
+            if (std::vector<int> ports = ListeningTcpPortsOf(pid);
+                !ports.empty()) {
+              SetDetail("tcp", absl::StrJoin(ports, ","));
+              ok = true;
+            }
             break;
           default:
             break;

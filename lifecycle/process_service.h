@@ -92,6 +92,7 @@ class Readiness {
     kHttpGet,       // an HTTP GET answers 2xx
     kCommand,       // a command exits with status 0
     kProbe,         // a function of yours returns true
+    kListensOnTcp,  // the program listens on a TCP port, whichever
   };
 
   // The program says so itself, with systemd's notification protocol
@@ -118,6 +119,11 @@ class Readiness {
   // `probe()` returns true; `description` names it in errors. It runs on the
   // service's worker thread, and should return quickly.
   static Readiness Probe(std::string description, std::function<bool()> probe);
+  // The program itself listens on a TCP port, whichever it is: for a server
+  // told to bind port 0, so that no port is chosen before it runs and none can
+  // be taken by someone else in between. `ProcessService::ListeningTcpPorts()`
+  // then says which port it got.
+  static Readiness ListensOnTcp();
 
   Kind kind() const { return kind_; }
   // What the rule waits for, as errors name it: "READY=1 notification",
@@ -179,6 +185,10 @@ class ProcessService final : public BaseService {
   // The last `count` lines the program wrote (at most 100 are kept), oldest
   // first; across runs.
   std::vector<std::string> LastOutputLines(size_t count = 20) const;
+  // The TCP ports the running program listens on (IPv4 and IPv6), ascending,
+  // read from /proc; empty when none runs. For a server that bound port 0
+  // (see `Readiness::ListensOnTcp()`).
+  std::vector<int> ListeningTcpPorts() const;
 
  private:
   absl::Status OnStart(const Context& ctx) override;

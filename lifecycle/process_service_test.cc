@@ -307,6 +307,26 @@ TEST(ProcessServiceTest, ReadyWhenItsPortAcceptsAndItsHttpAnswers2xx) {
   server.Stop();
 }
 
+TEST(ProcessServiceTest, AServerThatBindsPortZeroSaysWhichPortItGot) {
+  ProcessService server("server",
+                        Fake({"--sleep-ms=20", "--listen-tcp=0", "--http=200"},
+                             {Readiness::ListensOnTcp()}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  std::vector<int> ports = server.ListeningTcpPorts();
+  ASSERT_EQ(ports.size(), 1u);
+  EXPECT_EQ(Detail(server.Snapshot(), "tcp"), absl::StrCat(ports[0]));
+  // It answers there: another service waits on that port's HTTP.
+  ProcessService waiter("waiter",
+                        Fake({"--wait"}, {Readiness::HttpGet(ports[0], "/")}));
+  ASSERT_TRUE(waiter.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(waiter.Started(), {&waiter}));
+  EXPECT_THAT(waiter, IsStarted());
+  waiter.Stop();
+  server.Stop();
+  EXPECT_TRUE(server.ListeningTcpPorts().empty());
+}
+
 TEST(ProcessServiceTest, AnHttpErrorIsNotReady) {
   int port = FreePort();
   ProcessOptions o = Fake({absl::StrCat("--listen-tcp=", port), "--http=503"},
