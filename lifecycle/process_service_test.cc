@@ -392,9 +392,11 @@ TEST(ProcessServiceTest, StoppingEndsWhatTheProgramForked) {
       << "worker " << worker << " outlived its server";
 }
 
+// Each run crashes 100ms after it said it was ready: well after the composite
+// has started, so every crash is a death its supervision handles.
 TEST(ProcessServiceTest, ACrashingServerIsRestartedBySupervision) {
   ProcessService server("server",
-                        Fake({"--notify=READY=1", "--sleep-ms=30", "--crash"},
+                        Fake({"--notify=READY=1", "--sleep-ms=100", "--crash"},
                              {Readiness::Notification()}));
   CompositeService app("app");
   app.AddOrDie(server, Supervision::Restart(2, absl::Minutes(1))
