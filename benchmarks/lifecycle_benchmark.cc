@@ -158,6 +158,10 @@ class SignalOnlyService : public Service {
   }
   Signal Stopped() const override { return stopped_; }
   std::string_view Name() const override { return "s"; }
+  lifecycle::ServiceState State() const override {
+    return started_.IsClosed() ? lifecycle::ServiceState::kStarted
+                               : lifecycle::ServiceState::kStarting;
+  }
   lifecycle::ServiceSnapshot Snapshot() const override {
     lifecycle::ServiceSnapshot s;
     s.name = s.path = "s";
@@ -169,16 +173,58 @@ class SignalOnlyService : public Service {
   Signal stopped_;
 };
 
+// The floor a wait on n started things can reach: a loop over n flags that
+// are all set (acquire loads), and the same over n already-fetched `Signal`s.
+// Each rep runs once per iteration, alternating with the real wait, so that
+// the machine's drift falls on all three alike; the counters are medians-free
+// means over the iterations, and `x_flag_loop` / `x_signal_loop` are the
+// ratios of the real wait to each, from the same run.
 void WaitAllStartedAlreadyStarted(benchmark::State& state) {
-  std::vector<SignalOnlyService> services(state.range(0));
+  const size_t n = static_cast<size_t>(state.range(0));
+  std::vector<SignalOnlyService> services(n);
   std::vector<Service*> pointers;
-  for (auto& s : services) {
-    s.started_.Close();
-    pointers.push_back(&s);
+  std::vector<Signal> signals;
+  std::unique_ptr<std::atomic<bool>[]> flags(new std::atomic<bool>[n]);
+  for (size_t i = 0; i < n; ++i) {
+    services[i].started_.Close();
+    pointers.push_back(&services[i]);
+    signals.push_back(services[i].started_);
+    flags[i].store(true);
   }
+  auto flag_loop = [&] {
+    size_t open = 0;
+    for (size_t i = 0; i < n; ++i) {
+      open += !flags[i].load(std::memory_order_acquire);
+    }
+    return open;
+  };
+  auto signal_loop = [&] {
+    size_t open = 0;
+    for (const Signal& signal : signals) open += !signal.IsClosed();
+    return open;
+  };
+  absl::Duration ours, flag, signal;
   for (auto _ : state) {
+    absl::Time t0 = absl::Now();
     benchmark::DoNotOptimize(lifecycle::WaitAllStarted(pointers));
+    absl::Time t1 = absl::Now();
+    benchmark::DoNotOptimize(flag_loop());
+    absl::Time t2 = absl::Now();
+    benchmark::DoNotOptimize(signal_loop());
+    absl::Time t3 = absl::Now();
+    ours += t1 - t0;
+    flag += t2 - t1;
+    signal += t3 - t2;
   }
+  const double iterations = static_cast<double>(state.iterations());
+  state.counters["flag_loop_us"] =
+      absl::ToDoubleMicroseconds(flag) / iterations;
+  state.counters["signal_loop_us"] =
+      absl::ToDoubleMicroseconds(signal) / iterations;
+  state.counters["x_flag_loop"] =
+      absl::ToDoubleSeconds(ours) / absl::ToDoubleSeconds(flag);
+  state.counters["x_signal_loop"] =
+      absl::ToDoubleSeconds(ours) / absl::ToDoubleSeconds(signal);
   state.SetComplexityN(state.range(0));
 }
 BENCHMARK(WaitAllStartedAlreadyStarted)
@@ -221,6 +267,29 @@ std::unique_ptr<FuncService> Trivial(int i) {
         ctx.Done().Wait();
         return ctx.Cause();
       });
+}
+
+// The floor of a thread per service: n raw threads that each say they have
+// started and block until told to stop, then are joined. Returns how long
+// it took.
+absl::Duration RawThreadFloor(int n) {
+  absl::Time began = absl::Now();
+  std::vector<std::unique_ptr<absl::Notification>> started;
+  absl::Notification stop;
+  std::vector<std::thread> threads;
+  threads.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    started.push_back(std::make_unique<absl::Notification>());
+    absl::Notification* mine = started.back().get();
+    threads.emplace_back([mine, &stop] {
+      mine->Notify();
+      stop.WaitForNotification();
+    });
+  }
+  for (auto& s : started) s->WaitForNotification();
+  stop.Notify();
+  for (std::thread& t : threads) t.join();
+  return absl::Now() - began;
 }
 
 void StartWaitStop(benchmark::State& state) {
@@ -270,6 +339,41 @@ BENCHMARK(StartWaitStop)
     ->Complexity(benchmark::oN)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);
+
+// The same cycle with nothing else running, alternating with the raw-thread
+// floor (`RawThreadFloor`) of the same n in the same run: `x_floor` is the
+// ratio of the means, ours to the floor's.
+void StartWaitStopVsFloor(benchmark::State& state) {
+  const int n = state.range(0);
+  std::vector<std::unique_ptr<FuncService>> services;
+  std::vector<Service*> pointers;
+  for (int i = 0; i < n; ++i) {
+    services.push_back(Trivial(i));
+    pointers.push_back(services.back().get());
+  }
+  absl::Duration ours, floor;
+  for (auto _ : state) {
+    absl::Time began = absl::Now();
+    if (!lifecycle::StartAll(pointers, Context::Background()).ok() ||
+        !lifecycle::WaitAllStarted(pointers).ok()) {
+      state.SkipWithError("start failed");
+      break;
+    }
+    lifecycle::StopAllParallel(pointers);
+    ours += absl::Now() - began;
+    floor += RawThreadFloor(n);
+  }
+  const double iterations = static_cast<double>(state.iterations());
+  state.counters["ours_ms"] = absl::ToDoubleMilliseconds(ours) / iterations;
+  state.counters["floor_ms"] = absl::ToDoubleMilliseconds(floor) / iterations;
+  state.counters["x_floor"] =
+      absl::ToDoubleSeconds(ours) / absl::ToDoubleSeconds(floor);
+}
+BENCHMARK(StartWaitStopVsFloor)
+    ->Arg(10)
+    ->Arg(10000)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5);
 
 // ---- 4. Stop latency: Stop() of a worker blocked on its context ----------
 

@@ -459,6 +459,11 @@ Signal BaseService::NextChange() const {
   return *change_;
 }
 
+ServiceState BaseService::State() const {
+  absl::MutexLock lock(&mu_);
+  return state_;
+}
+
 pid_t BaseService::WorkerThreadId() const {
   absl::MutexLock lock(&mu_);
   return worker_tid_;

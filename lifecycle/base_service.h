@@ -143,6 +143,8 @@ class BaseService : public Service {
   Signal Stopped() const final;
   std::string_view Name() const final { return name_; }
   ServiceSnapshot Snapshot() const final;
+  // The state `Snapshot()` would show, without the snapshot.
+  ServiceState State() const final;
 
   // This service's path: its parent's path, '/', its name; or its name alone.
   std::string Path() const final;

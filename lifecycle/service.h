@@ -92,6 +92,10 @@ class Service {
   // that is not part of a tree (the default) is its name.
   virtual std::string Path() const { return std::string(Name()); }
   virtual ServiceSnapshot Snapshot() const = 0;
+  // The service's state now: `Snapshot().state` unless the service has a
+  // cheaper way (`BaseService` reads one field under its lock). The group
+  // functions use it on their success paths.
+  virtual ServiceState State() const { return Snapshot().state; }
 };
 
 // Starts `services` in order with `ctx`. On the first error, stops the services
@@ -157,7 +161,10 @@ void SetThreadDescriber(ThreadDescriber describe);
 // Waits until every service's started signal is closed. Returns OK if all are
 // started. If some failed to start instead (their started signal closed
 // because their run ended), returns the error of the one that failed, or, when
-// several did, a `FailedPreconditionError` naming them all.
+// several did, a `FailedPreconditionError` naming them all. A null entry is an
+// `InvalidArgumentError`; a service listed twice is waited on twice. When
+// every service has started, it builds no name, snapshot or message: it
+// looks at each service's started signal and `State()`, nothing more.
 absl::Status WaitAllStarted(absl::Span<Service* const> services);
 
 // As `WaitAllStarted`, but gives up at `deadline` with a

@@ -152,6 +152,11 @@ class ChildHandle final : public Service {
     return signal;
   }
   std::string_view Name() const override { return name_; }
+  ServiceState State() const override {
+    ServiceState state = ServiceState::kStopped;  // departed
+    Use([&](auto& service) { state = service.State(); });
+    return state;
+  }
   std::string Path() const override {
     std::string path;
     if (child_.base == nullptr) {
