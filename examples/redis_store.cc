@@ -10,6 +10,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -62,7 +63,8 @@ absl::StatusOr<std::string> RedisStore::Get(std::string_view key) {
     return absl::InternalError(absl::StrCat("GET answered ", *reply));
   }
   if (length < 0) {
-    return absl::NotFoundError(absl::StrCat("no value under '", key, "'"));
+    return absl::NotFoundError(absl::StrCat(
+        "no value under '", absl::string_view(key.data(), key.size()), "'"));
   }
   return reply->substr(end + 2, static_cast<size_t>(length));
 }
