@@ -292,14 +292,22 @@ absl::Duration RawThreadFloor(int n) {
   return absl::Now() - began;
 }
 
-void StartWaitStop(benchmark::State& state) {
-  const int n = state.range(0);
+// `n` trivial services, and pointers to them for the group functions.
+struct TrivialServices {
+  explicit TrivialServices(int n) {
+    for (int i = 0; i < n; ++i) {
+      services.push_back(Trivial(i));
+      pointers.push_back(services.back().get());
+    }
+  }
   std::vector<std::unique_ptr<FuncService>> services;
   std::vector<Service*> pointers;
-  for (int i = 0; i < n; ++i) {
-    services.push_back(Trivial(i));
-    pointers.push_back(services.back().get());
-  }
+};
+
+void StartWaitStop(benchmark::State& state) {
+  const int n = state.range(0);
+  TrivialServices trivial(n);
+  const std::vector<Service*>& pointers = trivial.pointers;
   int base_threads = ThreadsAlive();
   int peak_threads = 0;
   int peak_stop_threads = 0;
@@ -345,12 +353,8 @@ BENCHMARK(StartWaitStop)
 // ratio of the means, ours to the floor's.
 void StartWaitStopVsFloor(benchmark::State& state) {
   const int n = state.range(0);
-  std::vector<std::unique_ptr<FuncService>> services;
-  std::vector<Service*> pointers;
-  for (int i = 0; i < n; ++i) {
-    services.push_back(Trivial(i));
-    pointers.push_back(services.back().get());
-  }
+  TrivialServices trivial(n);
+  const std::vector<Service*>& pointers = trivial.pointers;
   absl::Duration ours, floor;
   for (auto _ : state) {
     absl::Time began = absl::Now();

@@ -2,11 +2,10 @@
 // still compile and are the new ones. Built with -Wno-deprecated-declarations:
 // a user sees the warning; this test only checks the alias.
 
-#include "lifecycle/testing/test_signal.h"
-
 #include <type_traits>
 
 #include "gtest/gtest.h"
+#include "lifecycle/testing/test_signal.h"
 // Only these two of lifecycle/: what they declared before the split of
 // lifecycle/ into one concept per file must still be there.
 #include "lifecycle/base_service.h"

@@ -24,6 +24,22 @@ bool IsLibraryThread(pid_t tid) {
   return tid == lifecycle::DeadlineTimerThreadId();
 }
 
+// The entries `list()` still returns after up to `grace`: what a test left
+// behind. Threads and processes that end have no signal to wait on here (a
+// joined thread leaves /proc a moment after join() returns), so this polls,
+// bounded by `grace`.
+template <typename List>
+std::vector<std::string> LeftAfter(absl::Duration grace, List list) {
+  absl::Time deadline = absl::Now() + grace;
+  std::vector<std::string> left;
+  lifecycle::Signal never;
+  do {
+    left = list();
+  } while (!left.empty() && !never.WaitFor(absl::Milliseconds(5)) &&
+           absl::Now() < deadline);
+  return left;
+}
+
 }  // namespace
 
 std::map<pid_t, std::string> LiveThreads() {
@@ -52,20 +68,15 @@ LeftoverThreadCheck::LeftoverThreadCheck() {
 
 ::testing::AssertionResult LeftoverThreadCheck::NoNewThreads(
     absl::Duration grace) const {
-  absl::Time deadline = absl::Now() + grace;
-  std::vector<std::string> leftover;
-  // A joined thread vanishes from /proc a moment after join() returns; waiting
-  // for that has no signal to wait on, so this polls, bounded by `grace`.
-  lifecycle::Signal never;
-  do {
-    leftover.clear();
+  std::vector<std::string> leftover = LeftAfter(grace, [this] {
+    std::vector<std::string> left;
     for (const auto& [tid, name] : LiveThreads()) {
       if (before_.count(tid) == 0 && !IsLibraryThread(tid)) {
-        leftover.push_back(absl::StrCat("'", name, "' (tid ", tid, ")"));
+        left.push_back(absl::StrCat("'", name, "' (tid ", tid, ")"));
       }
     }
-  } while (!leftover.empty() && !never.WaitFor(absl::Milliseconds(5)) &&
-           absl::Now() < deadline);
+    return left;
+  });
   if (leftover.empty()) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
          << leftover.size()
@@ -113,19 +124,13 @@ LeftoverProcessCheck::LeftoverProcessCheck() : before_(ChildProcesses()) {}
 
 ::testing::AssertionResult LeftoverProcessCheck::NoNewProcesses(
     absl::Duration grace) const {
-  absl::Time deadline = absl::Now() + grace;
-  std::vector<std::string> leftover;
-  // Another process's end has no signal here: this polls, bounded by `grace`.
-  lifecycle::Signal never;
-  do {
-    leftover.clear();
+  std::vector<std::string> leftover = LeftAfter(grace, [this] {
+    std::vector<std::string> left;
     for (const auto& [pid, what] : ChildProcesses()) {
-      if (before_.count(pid) == 0) {
-        leftover.push_back(absl::StrCat(pid, " ", what));
-      }
+      if (before_.count(pid) == 0) left.push_back(absl::StrCat(pid, " ", what));
     }
-  } while (!leftover.empty() && !never.WaitFor(absl::Milliseconds(5)) &&
-           absl::Now() < deadline);
+    return left;
+  });
   if (leftover.empty()) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
          << leftover.size()
