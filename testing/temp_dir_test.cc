@@ -1,9 +1,9 @@
 #include "lifecycle/testing/temp_dir.h"
 
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -28,26 +28,39 @@ TEST(ShortTempDirTest, NewEmptyDirectoriesShortEnoughForASocket) {
   EXPECT_EQ(a.substr(0, a.rfind('/')), b.substr(0, b.rfind('/')));
 }
 
-TEST(ShortTempDirTest, GoneWhenTheProcessExits) {
-  int pipe_fds[2];
-  ASSERT_EQ(pipe(pipe_fds), 0);
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    std::string dir = ShortTempDir();
-    std::ofstream(dir + "/file") << "data";
-    std::string parent = dir.substr(0, dir.rfind('/'));
-    if (write(pipe_fds[1], parent.data(), parent.size()) < 0) _exit(2);
-    std::exit(0);  // runs the removal
+constexpr char kChildVariable[] = "LIFECYCLE_TEMP_DIR_CHILD";
+
+// Run by the test below in a new process of this binary (a fork of a process
+// with threads must not run exit handlers): makes a directory with a file and
+// prints its parent, then exits normally.
+TEST(ShortTempDirChild, MakesADirectoryAndExits) {
+  if (std::getenv(kChildVariable) == nullptr) {
+    GTEST_SKIP() << "run by GoneWhenTheProcessExits only";
   }
-  close(pipe_fds[1]);
-  char buffer[256];
-  ssize_t got = read(pipe_fds[0], buffer, sizeof(buffer));
-  close(pipe_fds[0]);
-  int status;
-  waitpid(child, &status, 0);
-  ASSERT_GT(got, 0);
-  std::string parent(buffer, static_cast<size_t>(got));
+  std::string dir = ShortTempDir();
+  std::ofstream(dir + "/file") << "data";
+  std::printf("parent=%s\n", dir.substr(0, dir.rfind('/')).c_str());
+}
+
+TEST(ShortTempDirTest, GoneWhenTheProcessExits) {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  ASSERT_GT(n, 0);
+  self[n] = '\0';
+  std::string command = std::string(kChildVariable) + "=1 '" + self +
+                        "' --gtest_filter=ShortTempDirChild.* 2>&1";
+  std::string output;
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char buffer[4096];
+  size_t got;
+  while ((got = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
+    output.append(buffer, got);
+  }
+  ASSERT_EQ(pclose(pipe), 0) << output;
+  size_t at = output.find("parent=");
+  ASSERT_NE(at, std::string::npos) << output;
+  std::string parent = output.substr(at + 7, output.find('\n', at) - at - 7);
   EXPECT_EQ(parent.rfind("/tmp/lifecycle-", 0), 0u) << parent;
   EXPECT_FALSE(IsDirectory(parent)) << parent << " is still there";
 }
