@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -42,12 +41,10 @@ using ::lifecycle_testing::HasFailed;
 using ::lifecycle_testing::IsStarted;
 using ::lifecycle_testing::ShortTempDir;
 using ::lifecycle_testing::WaitOrTimeout;
-using ::lifecycle_testing::WaitSnapshotOrTimeout;
 using ::lifecycle_testing::WaitTimeout;
 using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::HasSubstr;
-using ::testing::Pair;
 using ::testing::Property;
 
 // The fake server: $FAKE_SERVER (Bazel), else beside this test's binary.
@@ -279,6 +276,23 @@ TEST(ProcessServiceTest, ReadyWhenALineOfItsOutputMatches) {
   EXPECT_THAT(
       server.LastOutputLines(2),
       testing::ElementsAre("loading", "* Ready to accept connections tcp"));
+  server.Stop();
+}
+
+TEST(ProcessServiceTest, KeepsItsLast100OutputLines) {
+  std::vector<std::string> args;
+  for (int i = 0; i < 150; ++i) args.push_back(absl::StrCat("--print=line", i));
+  args.push_back("--print=done");
+  ProcessService server("server",
+                        Fake(args, {Readiness::OutputLine("^done$")}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  std::vector<std::string> lines = server.LastOutputLines(1000);
+  ASSERT_EQ(lines.size(), 100u);
+  EXPECT_EQ(lines.front(), "line51");
+  EXPECT_EQ(lines.back(), "done");
+  EXPECT_EQ(server.LastOutputLines(2),
+            (std::vector<std::string>{"line149", "done"}));
   server.Stop();
 }
 

@@ -10,11 +10,9 @@
 #include <poll.h>
 #include <pwd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -41,7 +39,6 @@ namespace {
 using ::lifecycle_testing::IsStarted;
 using ::lifecycle_testing::ShortTempDir;
 using ::lifecycle_testing::StartStopHarness;
-using ::lifecycle_testing::WaitOrTimeout;
 using ::lifecycle_testing::WaitTimeout;
 using ::testing::HasSubstr;
 
