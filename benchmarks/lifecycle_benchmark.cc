@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -473,8 +474,13 @@ class Tree : public lifecycle::CompositeService {
 void SnapshotValue(benchmark::State& state) {
   Tree tree(state.range(0));
   for (auto _ : state) benchmark::DoNotOptimize(tree.Snapshot());
+  state.SetComplexityN(state.range(0));
 }
-BENCHMARK(SnapshotValue)->Arg(1000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(SnapshotValue)
+    ->RangeMultiplier(10)
+    ->Range(100, 10000)
+    ->Complexity(benchmark::oN)
+    ->Unit(benchmark::kMicrosecond);
 
 void SnapshotTable(benchmark::State& state) {
   Tree tree(state.range(0));
@@ -573,13 +579,15 @@ BENCHMARK(StartGraph)
     ->Iterations(30)
     ->Unit(benchmark::kMillisecond);
 
-// Declaring a graph through a composite: `n` children and `n - 1`
-// dependencies, one `AddDependency()` call each, timed (adding the children is
-// not). "chain": each child after the one before; "fan_out": one child after
-// all the others; "fan_in": all after one. Each call costs what its cycle
-// check visits from the nearer end, so every shape is linear in all
-// (Complexity oN); 10,000 children once took minutes (RELIABILITY.md, round 2).
-enum class Shape { kChain, kFanOut, kFanIn };
+// Declaring a graph through a composite: `n` children and their dependencies,
+// one `AddDependency()` call each, timed (adding the children is not).
+// "chain": each child after the one before; "fan_out": one child after all
+// the others; "fan_in": all after one; "random_dag": each child after up to
+// three earlier ones, picked by a fixed seed (about 3n links). Each call costs
+// what its cycle check visits from the nearer end, so every shape is linear
+// in all (Complexity oN); 10,000 children once took minutes (RELIABILITY.md,
+// round 2).
+enum class Shape { kChain, kFanOut, kFanIn, kRandomDag };
 
 // `n` children of `group`, each running until stopped.
 std::vector<std::unique_ptr<lifecycle::FuncService>> AddChildren(
@@ -598,11 +606,23 @@ std::vector<std::unique_ptr<lifecycle::FuncService>> AddChildren(
   return children;
 }
 
-// The `n - 1` links of `shape` among `children`; false if one was refused.
+// The links of `shape` among `children`; false if one was refused.
 bool Link(lifecycle::CompositeService& group,
           const std::vector<std::unique_ptr<lifecycle::FuncService>>& children,
           Shape shape) {
   bool ok = true;
+  if (shape == Shape::kRandomDag) {
+    std::mt19937 random(42);
+    for (size_t i = 1; i < children.size(); ++i) {
+      std::uniform_int_distribution<size_t> earlier(0, i - 1);
+      size_t picked[3] = {earlier(random), earlier(random), earlier(random)};
+      for (size_t k = 0; k < 3; ++k) {
+        if (std::find(picked, picked + k, picked[k]) != picked + k) continue;
+        ok &= group.AddDependency(*children[i], *children[picked[k]]).ok();
+      }
+    }
+    return ok;
+  }
   for (size_t i = 1; i < children.size(); ++i) {
     lifecycle::Service& a = *children[i];
     lifecycle::Service& hub = *children[0];
@@ -640,6 +660,8 @@ BENCHMARK_CAPTURE(DeclareThroughComposite, fan_out, Shape::kFanOut)
     ->Apply(DeclareSizes);
 BENCHMARK_CAPTURE(DeclareThroughComposite, fan_in, Shape::kFanIn)
     ->Apply(DeclareSizes);
+BENCHMARK_CAPTURE(DeclareThroughComposite, random_dag, Shape::kRandomDag)
+    ->Apply(DeclareSizes);
 
 // Starting and stopping a 10,000-child chain or fan-out declared through a
 // composite: the start-up graph through its composite, end to end.
@@ -669,6 +691,107 @@ BENCHMARK_CAPTURE(StartStopThroughComposite, chain, Shape::kChain)
     ->Apply(StartStopSizes);
 BENCHMARK_CAPTURE(StartStopThroughComposite, fan_out, Shape::kFanOut)
     ->Apply(StartStopSizes);
+BENCHMARK_CAPTURE(StartStopThroughComposite, random_dag, Shape::kRandomDag)
+    ->Apply(StartStopSizes);
+
+// A 10,000-service random DAG declared and started through a composite,
+// against `StartAll` + `WaitAllStarted` of as many of the same services, in
+// alternation in one run: `x_flat` is the ratio of the means, the graph's
+// (declaring included) to the flat start's.
+void GraphVsFlatStart(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  TrivialServices flat(n);
+  absl::Duration graph, plain;
+  for (auto _ : state) {
+    {
+      lifecycle::CompositeService group("group");
+      auto children = AddChildren(group, n);  // untimed
+      absl::Time began = absl::Now();
+      if (!Link(group, children, Shape::kRandomDag) ||
+          !group.Start(lifecycle::Context::Background()).ok() ||
+          !group.Started().WaitFor(absl::Minutes(5))) {
+        state.SkipWithError("graph start failed");
+        break;
+      }
+      graph += absl::Now() - began;
+      group.Stop();
+    }
+    absl::Time began = absl::Now();
+    if (!lifecycle::StartAll(flat.pointers, Context::Background()).ok() ||
+        !lifecycle::WaitAllStarted(flat.pointers).ok()) {
+      state.SkipWithError("flat start failed");
+      break;
+    }
+    plain += absl::Now() - began;
+    lifecycle::StopAllParallel(flat.pointers);
+  }
+  const double iterations = static_cast<double>(state.iterations());
+  state.counters["graph_ms"] = absl::ToDoubleMilliseconds(graph) / iterations;
+  state.counters["flat_ms"] = absl::ToDoubleMilliseconds(plain) / iterations;
+  state.counters["x_flat"] =
+      absl::ToDoubleSeconds(graph) / absl::ToDoubleSeconds(plain);
+}
+BENCHMARK(GraphVsFlatStart)
+    ->Arg(10000)
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
+
+// A restart storm: `n` children of one composite, each failing right after
+// it starts until it has been restarted 3 times (no backoff), then staying
+// up. Timed from the composite's start until every child is up for good: 4n
+// runs, so linear in n (Complexity oN).
+void RestartStorm(benchmark::State& state) {
+  constexpr int kRestarts = 3;
+  const int n = static_cast<int>(state.range(0));
+  for (auto _ : state) {
+    lifecycle::CompositeService group("group");
+    std::atomic<int> settled{0};
+    Signal all_settled;
+    std::vector<std::unique_ptr<lifecycle::FuncService>> children;
+    for (int i = 0; i < n; ++i) {
+      children.push_back(std::make_unique<lifecycle::FuncService>(
+          absl::StrCat("s", i),
+          [runs = 0, &group, &settled, &all_settled, n](
+              const Context& ctx, absl::FunctionRef<void()> started) mutable {
+            started();
+            if (++runs <= kRestarts) {
+              // Supervision starts once the composite has started: a child
+              // that fails before fails the composite's start.
+              group.Started().Wait();
+              return absl::UnavailableError("crash");
+            }
+            if (settled.fetch_add(1) + 1 == n) all_settled.Close();
+            ctx.Done().Wait();
+            return ctx.Cause();
+          }));
+      group.AddChildOrDie(*children.back(),
+                          lifecycle::Supervision::Restart(kRestarts + 1)
+                              .WithBackoff(absl::ZeroDuration()));
+    }
+    absl::Time began = absl::Now();
+    Signal ends[] = {all_settled, group.Stopped()};
+    if (!group.Start(Context::Background()).ok() ||
+        WaitAnyUntil(ends, absl::Now() + absl::Minutes(5)) != 0u) {
+      state.SkipWithError("the storm did not settle");
+      group.Stop();
+      break;
+    }
+    state.SetIterationTime(absl::ToDoubleSeconds(absl::Now() - began));
+    if (group.Snapshot().state != lifecycle::ServiceState::kStarted) {
+      state.SkipWithError("the composite did not stay up");
+    }
+    group.Stop();
+  }
+  state.counters["runs"] = (kRestarts + 1) * n;
+  state.SetComplexityN(n);
+}
+BENCHMARK(RestartStorm)
+    ->RangeMultiplier(10)
+    ->Range(100, 10000)
+    ->UseManualTime()
+    ->Iterations(3)
+    ->Complexity(benchmark::oN)
+    ->Unit(benchmark::kMillisecond);
 
 // The demo client (client.h), every part simulating 30ms of start-up: as it
 // ships ("graph": the producers after the elector, maintenance after the

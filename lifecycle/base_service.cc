@@ -28,16 +28,17 @@ using strings_internal::AbslView;
 
 namespace {
 
-// Runs `body`, turning an exception into an InternalError with its message.
-template <typename Body>
-absl::Status CatchExceptions(absl::string_view where, Body&& body) {
+// Runs `body`, turning an exception into an InternalError with its message;
+// `where()` names the place, and is called only then.
+template <typename Where, typename Body>
+absl::Status CatchExceptions(Where&& where, Body&& body) {
   try {
     return body();
   } catch (const std::exception& e) {
     return absl::InternalError(
-        absl::StrCat("uncaught exception in ", where, ": ", e.what()));
+        absl::StrCat("uncaught exception in ", where(), ": ", e.what()));
   } catch (...) {
-    return absl::InternalError(absl::StrCat("uncaught exception in ", where,
+    return absl::InternalError(absl::StrCat("uncaught exception in ", where(),
                                             " (not a std::exception)"));
   }
 }
@@ -74,6 +75,28 @@ class ScopedCurrentRun {
 };
 
 }  // namespace
+
+namespace base_service_internal {
+struct History {
+  int64_t error_count = 0;
+  absl::Status last_error;
+  absl::Time last_error_at = absl::InfinitePast();
+  int64_t failure_count = 0;
+  absl::Status last_failure;
+  absl::Time last_failure_at = absl::InfinitePast();
+  int64_t unasked_end_count = 0;
+  absl::Time last_unasked_end_at = absl::InfinitePast();
+  int64_t restart_count = 0;  // by its parent
+  std::vector<std::pair<std::string, std::string>> details;
+};
+}  // namespace base_service_internal
+
+using base_service_internal::History;
+
+History& BaseService::HistoryLocked() {
+  if (history_ == nullptr) history_ = std::make_unique<History>();
+  return *history_;
+}
 
 absl::Duration DestructionStopTimeout() {
   absl::Duration timeout;
@@ -147,9 +170,8 @@ std::optional<Signal> BaseService::SetStateLocked(ServiceState state) {
 }
 
 std::optional<Signal> BaseService::TakeChangeLocked() {
-  std::optional<Signal> changed = std::move(change_);
-  change_.reset();
-  return changed;
+  if (signal_internal::IsUnmade(change_)) return std::nullopt;
+  return std::exchange(change_, signal_internal::Unmade());
 }
 
 absl::Status BaseService::OnStart(const Context&) { return absl::OkStatus(); }
@@ -168,7 +190,8 @@ absl::Status BaseService::StartRun(const Context& ctx, bool refuse_if_stopped,
   auto run_context = std::make_shared<CancellableContext>(ctx);
   std::shared_ptr<CancellableContext> previous_context;
   Context run_ctx = run_context->context();
-  Signal started, stopped;
+  Signal started = signal_internal::Unmade();
+  Signal stopped = signal_internal::Unmade();
   std::optional<Signal> changed;
   {
     absl::MutexLock lock(&mu_);
@@ -178,14 +201,16 @@ absl::Status BaseService::StartRun(const Context& ctx, bool refuse_if_stopped,
         *refused = true;
         return absl::OkStatus();
       }
-      ++restart_count_;
+      ++HistoryLocked().restart_count;
     }
     running_ = true;
     // Fresh signals for every run but the first, whose signals may have been
     // handed out before it. (Not "if closed": the last run's worker may not
     // have closed its signals yet.)
-    if (signals_used_) {
+    if (signals_used_ || signal_internal::IsUnmade(started_)) {
       started_ = Signal();
+    }
+    if (signals_used_ || signal_internal::IsUnmade(stopped_)) {
       stopped_ = Signal();
     }
     signals_used_ = true;
@@ -212,9 +237,9 @@ absl::Status BaseService::StartRun(const Context& ctx, bool refuse_if_stopped,
   absl::Status status = name_error_;
   if (status.ok()) {
     ScopedCurrentRun in_on_start(this, /*in_on_start=*/true);
-    status =
-        CatchExceptions(absl::StrCat("OnStart() of service '", Path(), "'"),
-                        [&] { return OnStart(run_ctx); });
+    status = CatchExceptions(
+        [&] { return absl::StrCat("OnStart() of service '", Path(), "'"); },
+        [&] { return OnStart(run_ctx); });
   }
   if (!status.ok()) {
     status = AnnotateStartError(std::move(status), Path());
@@ -261,9 +286,9 @@ void BaseService::WorkerMain(Context ctx, Signal started, Signal stopped) {
   absl::Status status;
   {
     ScopedCurrentRun in_worker(this, /*in_on_start=*/false);
-    status = CatchExceptions(absl::StrCat("service '", Path(), "'"), [&] {
-      return Run(ctx, [&] { MarkStarted(started); });
-    });
+    status = CatchExceptions(
+        [&] { return absl::StrCat("service '", Path(), "'"); },
+        [&] { return Run(ctx, [&] { MarkStarted(started); }); });
   }
   // The run is over: from here, callbacks of the signals may re-enter.
   FinishRun(std::move(status), ctx, started, stopped);
@@ -292,22 +317,24 @@ void BaseService::FinishRun(absl::Status status, const Context& ctx,
   // (by Stop() or by the caller's context) ended as asked: a clean stop.
   bool clean = status.ok() || IsStopped(status) ||
                (ctx.IsCancelled() && status == ctx.Cause());
-  std::string path = Path();
+  std::string path = clean ? std::string() : Path();
   std::optional<Signal> changed;
   {
     absl::MutexLock lock(&mu_);
     if (clean) {
       if (!stop_requested_ && !ctx.IsCancelled()) {
-        ++unasked_end_count_;
-        last_unasked_end_at_ = NowLocked();
+        History& history = HistoryLocked();
+        ++history.unasked_end_count;
+        history.last_unasked_end_at = NowLocked();
       }
       changed = SetStateLocked(ServiceState::kStopped);
     } else {
       status_ = started.IsClosed() ? AnnotateRunError(status, path)
                                    : AnnotateStartError(status, path);
-      ++failure_count_;
-      last_failure_ = status_;
-      last_failure_at_ = NowLocked();
+      History& history = HistoryLocked();
+      ++history.failure_count;
+      history.last_failure = status_;
+      history.last_failure_at = NowLocked();
       changed = SetStateLocked(ServiceState::kFailed);
     }
     running_ = false;
@@ -323,7 +350,7 @@ void BaseService::FinishRun(absl::Status status, const Context& ctx,
 }
 
 void BaseService::JoinFinishedWorker() {
-  std::vector<std::thread> ended;
+  base_service_internal::Workers ended;
   TakeEndedWorkers(ended);
   // Outside join_mu_ and every lifeline: the worker being joined may still be
   // running a Stopped() callback that calls Start() or Stop() on this service,
@@ -331,7 +358,7 @@ void BaseService::JoinFinishedWorker() {
   for (std::thread& t : ended) t.join();
 }
 
-void BaseService::TakeEndedWorkers(std::vector<std::thread>& out) {
+void BaseService::TakeEndedWorkers(base_service_internal::Workers& out) {
   {
     absl::MutexLock join_lock(&join_mu_);
     bool running;
@@ -349,8 +376,11 @@ void BaseService::TakeEndedWorkers(std::vector<std::thread>& out) {
     if (!ended_workers_.empty()) {
       std::vector<std::thread> keep;
       for (std::thread& t : ended_workers_) {
-        (t.get_id() == std::this_thread::get_id() ? keep : out)
-            .push_back(std::move(t));
+        if (t.get_id() == std::this_thread::get_id()) {
+          keep.push_back(std::move(t));
+        } else {
+          out.push_back(std::move(t));
+        }
       }
       ended_workers_.swap(keep);
     }
@@ -390,10 +420,12 @@ void BaseService::DieIfStopWouldWaitForItself() const {
                        : "Return from Run() to end the run from inside."));
 }
 
-Signal BaseService::RequestStop(bool will_wait) {
+void BaseService::RequestStop() { BeginStop(/*will_wait=*/false); }
+
+Signal BaseService::BeginStop(bool will_wait) {
   std::optional<Signal> changed;
   std::shared_ptr<CancellableContext> run_context;
-  Signal stopped;
+  Signal stopped = signal_internal::Unmade();
   {
     absl::MutexLock lock(&mu_);
     if (!running_) {
@@ -424,13 +456,13 @@ Signal BaseService::RequestStop(bool will_wait) {
 }
 
 void BaseService::Stop() {
-  RequestStop(/*will_wait=*/true).Wait();
+  BeginStop(/*will_wait=*/true).Wait();
   JoinFinishedWorker();
 }
 
 absl::Status BaseService::StopFor(absl::Duration timeout) {
   bool wait = timeout > absl::ZeroDuration();
-  Signal stopped = RequestStop(/*will_wait=*/wait);
+  Signal stopped = BeginStop(/*will_wait=*/wait);
   if (!wait && !stopped.IsClosed()) {
     // Check only: cheap, so a group stop can request every stop first.
     return absl::DeadlineExceededError(
@@ -445,18 +477,20 @@ absl::Status BaseService::StopFor(absl::Duration timeout) {
 
 Signal BaseService::Started() const {
   absl::MutexLock lock(&mu_);
+  if (signal_internal::IsUnmade(started_)) started_ = Signal();
   return started_;
 }
 
 Signal BaseService::Stopped() const {
   absl::MutexLock lock(&mu_);
+  if (signal_internal::IsUnmade(stopped_)) stopped_ = Signal();
   return stopped_;
 }
 
 Signal BaseService::NextChange() const {
   absl::MutexLock lock(&mu_);
-  if (!change_) change_ = Signal();
-  return *change_;
+  if (signal_internal::IsUnmade(change_)) change_ = Signal();
+  return change_;
 }
 
 ServiceState BaseService::State() const {
@@ -475,9 +509,10 @@ void BaseService::ReportError(absl::Status error) {
   {
     absl::MutexLock lock(&mu_);
     degraded_ = true;
-    ++error_count_;
-    last_error_ = std::move(error);
-    last_error_at_ = NowLocked();
+    History& history = HistoryLocked();
+    ++history.error_count;
+    history.last_error = std::move(error);
+    history.last_error_at = NowLocked();
     changed = TakeChangeLocked();
   }
   CloseIfWatched(changed);
@@ -498,16 +533,18 @@ void BaseService::SetDetail(std::string_view key, std::string value) {
   std::optional<Signal> changed;
   {
     absl::MutexLock lock(&mu_);
-    auto it = std::find_if(details_.begin(), details_.end(),
+    if (history_ == nullptr && value.empty()) return;
+    auto& details = HistoryLocked().details;
+    auto it = std::find_if(details.begin(), details.end(),
                            [&](const auto& d) { return d.first == key; });
     if (value.empty()) {
-      if (it == details_.end()) return;
-      details_.erase(it);
-    } else if (it != details_.end()) {
+      if (it == details.end()) return;
+      details.erase(it);
+    } else if (it != details.end()) {
       if (it->second == value) return;
       it->second = std::move(value);
     } else {
-      details_.emplace_back(std::string(key), std::move(value));
+      details.emplace_back(std::string(key), std::move(value));
     }
     changed = TakeChangeLocked();
   }
@@ -527,21 +564,24 @@ void BaseService::FillSnapshotLocked(ServiceSnapshot& s) const {
   s.since = since_;
   s.status = status_;
   s.degraded = degraded_;
-  s.error_count = error_count_;
-  s.last_error = last_error_;
-  s.last_error_at = last_error_at_;
   s.start_count = start_count_;
-  s.failure_count = failure_count_;
-  s.last_failure = last_failure_;
-  s.last_failure_at = last_failure_at_;
-  s.unasked_end_count = unasked_end_count_;
-  s.last_unasked_end_at = last_unasked_end_at_;
-  s.restart_count = restart_count_;
+  if (history_ != nullptr) {
+    const History& h = *history_;
+    s.error_count = h.error_count;
+    s.last_error = h.last_error;
+    s.last_error_at = h.last_error_at;
+    s.failure_count = h.failure_count;
+    s.last_failure = h.last_failure;
+    s.last_failure_at = h.last_failure_at;
+    s.unasked_end_count = h.unasked_end_count;
+    s.last_unasked_end_at = h.last_unasked_end_at;
+    s.restart_count = h.restart_count;
+    s.details = h.details;
+  }
   s.startup_duration = startup_duration_;
   s.startup_completed = startup_completed_;
   if (start_count_ > 0) s.start_began = start_began_;
   if (worker_tid_ != 0) s.threads.push_back(worker_tid_);
-  s.details = details_;
 }
 
 }  // namespace lifecycle

@@ -91,6 +91,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -111,6 +112,9 @@ namespace base_service_internal {
 struct Lifeline;
 struct Access;
 struct DependencyGraph;
+struct History;
+// Ended worker threads to join: most often one.
+using Workers = absl::InlinedVector<std::thread, 1>;
 class ScopedServiceLockForTesting;
 struct Child {
   Service* service = nullptr;
@@ -140,6 +144,8 @@ class BaseService : public Service {
   // A `timeout` of zero or less requests the stop and checks only: a
   // `DeadlineExceededError` "service 'PATH' has not stopped yet", no stacks.
   absl::Status StopFor(absl::Duration timeout) final;
+  // Cancels the run's context and returns; joins no thread.
+  void RequestStop() final;
   Signal Stopped() const final;
   std::string_view Name() const final { return name_; }
   ServiceSnapshot Snapshot() const final;
@@ -233,12 +239,12 @@ class BaseService : public Service {
   // Moves the ended workers of this service (and, for a composite, of its
   // descendants) but the calling thread into `out`, to be joined outside
   // every lock and lifeline.
-  void TakeEndedWorkers(std::vector<std::thread>& out)
+  void TakeEndedWorkers(base_service_internal::Workers& out)
       ABSL_LOCKS_EXCLUDED(mu_, join_mu_);
   // Requests a stop; returns the signal to wait for (closed if nothing runs).
   // `will_wait`: the caller waits for it, so a stop that would wait for the
   // calling thread itself aborts (see "Stops that would wait for themselves").
-  Signal RequestStop(bool will_wait) ABSL_LOCKS_EXCLUDED(mu_);
+  Signal BeginStop(bool will_wait) ABSL_LOCKS_EXCLUDED(mu_);
   // Aborts if a stop of this service from the calling thread would wait for
   // the calling thread itself.
   void DieIfStopWouldWaitForItself() const;
@@ -267,8 +273,6 @@ class BaseService : public Service {
   // Calls into this service through its parent's tree hold the lifeline;
   // destruction ends it first (see "The tree").
   const std::shared_ptr<base_service_internal::Lifeline> lifeline_;
-  // Set by CompositeService: a stop of this service waits for its children.
-  bool stops_children_ = false;
 
   // Serializes handing the worker over for joining. Acquired before `mu_`.
   absl::Mutex join_mu_ ABSL_ACQUIRED_BEFORE(mu_);
@@ -282,46 +286,47 @@ class BaseService : public Service {
   // Written under `mu_`; atomic so that a report can read it while a hung
   // thread holds `mu_` (SnapshotLiveServices()).
   std::atomic<pid_t> worker_tid_{0};
+  // Set by CompositeService: a stop of this service waits for its children.
+  bool stops_children_ = false;
+  ServiceState state_ ABSL_GUARDED_BY(mu_) = ServiceState::kStopped;
   bool running_ ABSL_GUARDED_BY(mu_) = false;  // a run is in progress
   // A stop was requested for the current (or last) run.
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool signals_used_ ABSL_GUARDED_BY(mu_) = false;  // by a run
+  bool degraded_ ABSL_GUARDED_BY(mu_) = false;
+  // Whether the last start-up that was not a restart (start_began_) has
+  // completed, and whether the current run is a restart by the parent.
+  bool startup_completed_ ABSL_GUARDED_BY(mu_) = false;
+  bool run_is_restart_ ABSL_GUARDED_BY(mu_) = false;
   // Shared so that a stop can cancel it outside `mu_`.
   std::shared_ptr<CancellableContext> run_context_ ABSL_GUARDED_BY(mu_);
   // Now in the time of the current (or last) run's context: virtual time for
   // a service started under it (clock.h).
   absl::Time NowLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  Signal started_ ABSL_GUARDED_BY(mu_);
-  Signal stopped_ ABSL_GUARDED_BY(mu_);
-  bool signals_used_ ABSL_GUARDED_BY(mu_) = false;  // by a run
+  // Each made when first asked for or by the first start: a signal is a heap
+  // allocation, and an idle service needs none.
+  mutable Signal started_ ABSL_GUARDED_BY(mu_) = signal_internal::Unmade();
+  mutable Signal stopped_ ABSL_GUARDED_BY(mu_) = signal_internal::Unmade();
   // Made on the first NextChange() after each change: most services are
-  // never watched, and a signal is a heap allocation.
-  mutable std::optional<Signal> change_ ABSL_GUARDED_BY(mu_);
+  // never watched.
+  mutable Signal change_ ABSL_GUARDED_BY(mu_) = signal_internal::Unmade();
 
-  ServiceState state_ ABSL_GUARDED_BY(mu_) = ServiceState::kStopped;
   absl::Time since_ ABSL_GUARDED_BY(mu_);
   absl::Status status_ ABSL_GUARDED_BY(mu_);
-  bool degraded_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t error_count_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Status last_error_ ABSL_GUARDED_BY(mu_);
-  absl::Time last_error_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int64_t start_count_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t failure_count_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Status last_failure_ ABSL_GUARDED_BY(mu_);
-  absl::Time last_failure_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  int64_t unasked_end_count_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Time last_unasked_end_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  int64_t restart_count_ ABSL_GUARDED_BY(mu_) = 0;  // by its parent
+  // Errors, failures, unasked ends, restarts and details: made by the first
+  // of them (HistoryLocked()), so that a service none of this happened to
+  // carries none of it (docs/PERFORMANCE.md, "Footprint").
+  std::unique_ptr<base_service_internal::History> history_ ABSL_GUARDED_BY(mu_);
+  base_service_internal::History& HistoryLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The last start-up that was not a restart by the parent (see
-  // ServiceSnapshot::start_began), and whether the current run is one.
+  // ServiceSnapshot::start_began), and how long it took.
   absl::Time start_began_ ABSL_GUARDED_BY(mu_);
-  bool startup_completed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration startup_duration_ ABSL_GUARDED_BY(mu_);
-  bool run_is_restart_ ABSL_GUARDED_BY(mu_) = false;
 
   BaseService* parent_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::shared_ptr<base_service_internal::Lifeline> parent_lifeline_
-      ABSL_GUARDED_BY(mu_);
-  std::vector<std::pair<std::string, std::string>> details_
       ABSL_GUARDED_BY(mu_);
   std::vector<base_service_internal::Child> children_ ABSL_GUARDED_BY(mu_);
   // The dependencies among the children (CompositeService::AddDependency),

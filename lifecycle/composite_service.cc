@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
+#include <memory>
+#include <queue>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -51,12 +55,7 @@ absl::Status CompositeService::Add(Service& child, const After& after,
     }
   }
   if (absl::Status s = AddChild(child); !s.ok()) return s;
-  if (supervision) {
-    absl::MutexLock lock(&mu_);
-    for (Child& c : children_) {
-      if (c.service == &child) c.supervision = supervision;
-    }
-  }
+  if (supervision) SetSupervisionOf(child, *supervision);
   // A new child has no dependents yet: these cannot close a cycle.
   for (Service* e : earlier) {
     if (absl::Status s = AddDependency(child, *e); !s.ok()) return s;
@@ -81,7 +80,17 @@ void CompositeService::AddChildOrDie(Service& child) {
 
 void CompositeService::AddChildOrDie(Service& child, Supervision supervision) {
   AddChildOrDie(child);
+  SetSupervisionOf(child, supervision);
+}
+
+void CompositeService::SetSupervisionOf(const Service& child,
+                                        Supervision supervision) {
   absl::MutexLock lock(&mu_);
+  // Most often the child just added: the last one.
+  if (!children_.empty() && children_.back().service == &child) {
+    children_.back().supervision = supervision;
+    return;
+  }
   for (Child& c : children_) {
     if (c.service == &child) c.supervision = supervision;
   }
@@ -143,19 +152,21 @@ void CompositeService::SetSupervision(Supervision supervision) {
   supervision_ = supervision;
 }
 
-Supervision CompositeService::SupervisionOf(const Service* child) const {
+Supervision CompositeService::DefaultSupervision() const {
   absl::MutexLock lock(&mu_);
-  for (const Child& c : children_) {
-    if (c.service == child && c.supervision) return *c.supervision;
-  }
   return supervision_;
 }
 
-void CompositeService::CountRestart(const Service* child, int delta) {
-  absl::MutexLock lock(&mu_);
-  for (Child& c : children_) {
-    if (c.service == child) c.restarts += delta;
+void CompositeService::CountRestartOf(const Service* child) {
+  std::optional<Signal> changed;
+  {
+    absl::MutexLock lock(&mu_);
+    for (Child& c : children_) {
+      if (c.service == child) ++c.restarts;
+    }
+    changed = TakeChangeLocked();  // this snapshot shows the count
   }
+  CloseIfWatched(changed);
 }
 
 absl::Status CompositeService::Run(const Context& ctx,
@@ -228,30 +239,66 @@ namespace {
 // A started child, as the supervision loop watches it.
 struct Watch {
   ChildHandle* child = nullptr;
-  Signal stopped;      // of the run being watched
-  bool active = true;  // false once it left, was stopped, or degraded us
+  Signal stopped = signal_internal::Unmade();  // of the run being watched
+  uint64_t callback = 0;  // on `stopped`: reports its close to `Deaths`
+  bool active = true;     // false once it left, was stopped, or degraded us
   // A restart is due then (`InfiniteFuture()` for an infinite backoff: it
   // never comes).
   std::optional<absl::Time> restart_at;
   std::deque<absl::Time> restarts;  // within the period
 };
 
+// The watched runs that ended, as their stopped signals' callbacks report
+// them: the loop looks only at those, so a death costs the same among 10 or
+// 10,000 children.
+struct Deaths {
+  absl::Mutex mu;
+  std::vector<size_t> ended ABSL_GUARDED_BY(mu);  // indices into the watches
+  Signal any ABSL_GUARDED_BY(mu);  // closed while `ended` is not empty
+};
+
+// Watches `w` (the `index`th) until its current run's stopped signal closes.
+void WatchRun(Watch& w, size_t index, const std::shared_ptr<Deaths>& deaths) {
+  w.callback = w.stopped.OnClose([deaths, index] {
+    Signal wake = signal_internal::Unmade();
+    {
+      absl::MutexLock lock(&deaths->mu);
+      deaths->ended.push_back(index);
+      wake = deaths->any;
+    }
+    wake.Close();
+  });
+}
+
+// Restarts due, soonest first.
+using RestartQueue =
+    std::priority_queue<std::pair<absl::Time, size_t>,
+                        std::vector<std::pair<absl::Time, size_t>>,
+                        std::greater<>>;
+
 }  // namespace
 
 absl::Status CompositeService::Supervise(
     const Context& ctx, const Context& children_ctx,
     std::vector<std::unique_ptr<Service>>& children) {
-  std::vector<Watch> watches;
-  for (auto& child : children) {
-    auto* handle = static_cast<ChildHandle*>(child.get());
-    Watch w;
-    w.child = handle;
-    w.stopped = handle->Stopped();
-    watches.push_back(std::move(w));
+  auto deaths = std::make_shared<Deaths>();
+  std::vector<Watch> watches(children.size());
+  for (size_t i = 0; i < children.size(); ++i) {
+    watches[i].child = static_cast<ChildHandle*>(children[i].get());
+    watches[i].stopped = watches[i].child->Stopped();
+    WatchRun(watches[i], i, deaths);
   }
+  // No callback outlives the loop.
+  absl::Cleanup forget = [&] {
+    for (Watch& w : watches) {
+      if (w.callback != 0) w.stopped.CancelOnClose(w.callback);
+    }
+  };
+  RestartQueue due;
   // What a death means for this composite: OK to go on, or its failure.
-  auto on_death = [&](Watch& w, const absl::Status& error) -> absl::Status {
-    Supervision policy = SupervisionOf(w.child->service());
+  auto on_death = [&](Watch& w, size_t index,
+                      const absl::Status& error) -> absl::Status {
+    Supervision policy = w.child->supervision().value_or(DefaultSupervision());
     switch (policy.policy) {
       case Supervision::Policy::kFailFast:
         return error;
@@ -289,52 +336,64 @@ absl::Status CompositeService::Supervise(
         std::min(backoff, std::max(policy.max_backoff, absl::ZeroDuration()));
     w.restarts.push_back(now);
     w.restart_at = now + backoff;
+    if (*w.restart_at != absl::InfiniteFuture())
+      due.emplace(*w.restart_at, index);
     return absl::OkStatus();
   };
 
+  std::vector<size_t> ended;
   while (true) {
-    std::vector<Signal> waits = {ctx.Done()};
-    absl::Time next_restart = absl::InfiniteFuture();
-    for (const Watch& w : watches) {
-      if (w.restart_at) {
-        next_restart = std::min(next_restart, *w.restart_at);
-      } else if (w.active) {
-        waits.push_back(w.stopped);
-      }
+    Signal any = signal_internal::Unmade();
+    {
+      absl::MutexLock lock(&deaths->mu);
+      ended.swap(deaths->ended);
+      if (!ended.empty() && deaths->any.IsClosed()) deaths->any = Signal();
+      any = deaths->any;
     }
-    WaitAnyUntil(waits, next_restart);
+    if (ended.empty() && (due.empty() || lifecycle::Now() < due.top().first)) {
+      Signal waits[] = {ctx.Done(), any};
+      WaitAnyUntil(waits,
+                   due.empty() ? absl::InfiniteFuture() : due.top().first);
+      if (ctx.IsCancelled()) return absl::OkStatus();
+      continue;
+    }
     if (ctx.IsCancelled()) return absl::OkStatus();
-    for (Watch& w : watches) {
-      if (w.restart_at) {
-        if (*w.restart_at == absl::InfiniteFuture() ||
-            lifecycle::Now() < *w.restart_at) {
-          continue;
-        }
-        if (ctx.IsCancelled()) return absl::OkStatus();
-        w.restart_at.reset();
-        absl::Status started;
-        CountRestart(w.child->service(), 1);
-        // Not restarted if it was stopped on purpose (or destroyed) while
-        // it awaited the restart: a stopped child stays stopped.
-        if (!w.child->Restart(children_ctx, started)) {
-          CountRestart(w.child->service(), -1);
-          w.active = false;
-          continue;
-        }
-        w.stopped = w.child->Stopped();
-        if (!started.ok()) {
-          if (absl::Status s = on_death(w, started); !s.ok()) return s;
-        }
+    // Restarts that are due.
+    while (!due.empty() && due.top().first <= lifecycle::Now()) {
+      auto [at, index] = due.top();
+      due.pop();
+      Watch& w = watches[index];
+      if (!w.restart_at || *w.restart_at != at) continue;  // stale
+      if (ctx.IsCancelled()) return absl::OkStatus();
+      w.restart_at.reset();
+      absl::Status started;
+      // Not restarted if it was stopped on purpose (or destroyed) while
+      // it awaited the restart: a stopped child stays stopped.
+      if (!w.child->Restart(children_ctx, started)) {
+        w.active = false;
         continue;
       }
-      if (!w.active || !w.stopped.IsClosed()) continue;
+      if (!w.child->CountsItsRestarts()) CountRestartOf(w.child->service());
+      w.stopped = w.child->Stopped();
+      WatchRun(w, index, deaths);
+      if (!started.ok()) {
+        if (absl::Status s = on_death(w, index, started); !s.ok()) return s;
+      }
+    }
+    // Runs that ended.
+    for (size_t index : ended) {
+      Watch& w = watches[index];
+      w.callback = 0;  // it ran
+      if (!w.active || w.restart_at) continue;
       // A child ends when this composite is stopped, too: its context is a
       // child of `ctx`, which is cancelled first. Checked after seeing the
       // child stopped, so such an end is never taken for a death.
       if (ctx.IsCancelled()) return absl::OkStatus();
       Signal current = w.child->Stopped();
       if (current != w.stopped) {
-        w.stopped = current;  // someone else started it again: watch that run
+        // Someone else started it again: watch that run.
+        w.stopped = current;
+        WatchRun(w, index, deaths);
         continue;
       }
       if (w.child->StopWasRequested()) {
@@ -350,8 +409,9 @@ absl::Status CompositeService::Supervise(
                     absl::FailedPreconditionError(
                         "its run returned while nobody had asked it to stop"),
                     path);
-      if (absl::Status s = on_death(w, error); !s.ok()) return s;
+      if (absl::Status s = on_death(w, index, error); !s.ok()) return s;
     }
+    ended.clear();
   }
 }
 

@@ -168,9 +168,13 @@ class CompositeService : public BaseService {
   // Restarts are started with `children_ctx`.
   absl::Status Supervise(const Context& ctx, const Context& children_ctx,
                          std::vector<std::unique_ptr<Service>>& children);
-  // The policy for `child`, and counting a restart of it (or taking one back).
-  Supervision SupervisionOf(const Service* child) const;
-  void CountRestart(const Service* child, int delta);
+  // The composite's own policy (`SetSupervision()`), for children without one.
+  Supervision DefaultSupervision() const;
+  // Counts a restart of `child`, a child that is not a `BaseService` (one
+  // that is counts its own).
+  void CountRestartOf(const Service* child);
+  // Gives the child `child` its own policy.
+  void SetSupervisionOf(const Service& child, Supervision supervision);
 
   Supervision supervision_ ABSL_GUARDED_BY(mu_);
 };

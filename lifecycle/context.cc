@@ -15,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -165,7 +166,9 @@ void Cancel(std::shared_ptr<State> root, absl::Status why) {
   if (why.ok()) why = absl::CancelledError("context cancelled");
   // Iterative, so a chain of any depth is cancelled without recursion; each
   // context's own callbacks run as it is cancelled, parents before children.
-  std::vector<std::shared_ptr<State>> pending = {std::move(root)};
+  // Most contexts have no children: no allocation for those.
+  absl::InlinedVector<std::shared_ptr<State>, 1> pending;
+  pending.push_back(std::move(root));
   while (!pending.empty()) {
     std::shared_ptr<State> state = std::move(pending.back());
     pending.pop_back();
@@ -251,6 +254,9 @@ CancellableContext::CancellableContext(const Context& parent,
 }
 
 CancellableContext::~CancellableContext() {
+  // Most often cancelled already (a service's run, by its stop): then there
+  // is nothing to do, and no status to make.
+  if (context_.IsCancelled()) return;
   context_internal::Cancel(context_.state_,
                            absl::CancelledError("context scope ended"));
 }
@@ -291,9 +297,14 @@ constexpr char kStoppedPayloadUrl[] = "lifecycle/service-stopped";
 }  // namespace
 
 absl::Status StoppedError() {
-  absl::Status status = absl::CancelledError("service stopped");
-  status.SetPayload(kStoppedPayloadUrl, absl::Cord("1"));
-  return status;
+  // Made once: a copy of a status only adds a reference, so a stop allocates
+  // nothing for its cause.
+  static const absl::Status* const stopped = [] {
+    auto* status = new absl::Status(absl::CancelledError("service stopped"));
+    status->SetPayload(kStoppedPayloadUrl, absl::Cord("1"));
+    return status;
+  }();
+  return *stopped;
 }
 
 bool IsStopped(const absl::Status& status) {

@@ -88,8 +88,7 @@ absl::Status StartAll(absl::Span<Service* const> services, const Context& ctx) {
 
 void StopAllParallel(absl::Span<Service* const> services) {
   for (Service* service : services) {
-    if (service != nullptr)
-      service->StopFor(absl::ZeroDuration()).IgnoreError();
+    if (service != nullptr) service->RequestStop();
   }
   for (Service* service : services) {
     if (service != nullptr) service->Stop();
@@ -153,24 +152,36 @@ absl::Status StopAllParallelFor(absl::Span<Service* const> services,
                                 absl::Duration timeout) {
   absl::Time deadline =
       lifecycle::Now() + std::max(timeout, absl::ZeroDuration());
-  // Request every stop; those not stopped at once are waited for together.
-  std::vector<Service*> pending;
-  std::vector<Signal> stopped;
+  // Request every stop, then wait for the running ones together. No status
+  // is made for a service that stops in time.
   size_t count = 0;
   for (Service* service : services) {
     if (service == nullptr) continue;
     ++count;
-    if (!service->StopFor(absl::ZeroDuration()).ok()) {
-      pending.push_back(service);
+    service->RequestStop();
+  }
+  std::vector<Signal> stopped;
+  stopped.reserve(count);
+  for (Service* service : services) {
+    if (service == nullptr) continue;
+    ServiceState state = service->State();
+    if (state != ServiceState::kStopped && state != ServiceState::kFailed) {
       stopped.push_back(service->Stopped());
     }
   }
   WaitAllUntil(stopped, deadline);
   std::vector<std::string> stuck;
   std::vector<NotStopped> entries;
-  for (Service* service : pending) {
-    // Stopped by now (this joins its worker), or reported with its stacks.
+  for (Service* service : services) {
+    if (service == nullptr) continue;
+    // Stopped by now (this joins its worker), or reported with its stacks. A
+    // run that had just ended when its state was read closes its signal at
+    // once: it is waited for until the deadline.
     if (service->StopFor(absl::ZeroDuration()).ok()) continue;
+    if (service->Stopped().WaitUntil(deadline) &&
+        service->StopFor(absl::ZeroDuration()).ok()) {
+      continue;
+    }
     absl::Status not_stopped = NotStoppedError(*service, timeout);
     stuck.push_back(std::string(not_stopped.message()));
     for (NotStopped& e : NotStoppedServices(not_stopped)) {

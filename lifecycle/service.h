@@ -26,6 +26,8 @@
 //     `timeout` of zero or less only requests the stop and checks: it never
 //     waits, and its error is cheap ("service 'x' has not stopped yet"), so a
 //     group stop can request every stop before it waits for any.
+//   * `RequestStop()` only asks: it returns at once, makes no status, and may
+//     be called from anywhere, the service's own threads included.
 //   * A run can end without a `Stop()`: an error, or a return nobody asked
 //     for. The service then reports it like a stop (`Stopped()` closes; the
 //     snapshot says kFailed with the error, or kStopped).
@@ -86,6 +88,12 @@ class Service {
   virtual Signal Started() const = 0;
   virtual void Stop() = 0;
   virtual absl::Status StopFor(absl::Duration timeout) = 0;
+  // Requests the stop and returns at once: never waits, never fails, makes
+  // no status. `Stopped()` closes once the service has stopped. May be called
+  // from anywhere, the service's own threads included. The default is
+  // `StopFor(ZeroDuration())` with its answer ignored; `BaseService` does
+  // less. The group stops request every stop with it before they wait.
+  virtual void RequestStop() { StopFor(absl::ZeroDuration()).IgnoreError(); }
   virtual Signal Stopped() const = 0;
   virtual std::string_view Name() const = 0;
   // Where the service sits in its tree: "client/producer/default". A service
@@ -107,9 +115,8 @@ class Service {
 absl::Status StartAll(absl::Span<Service* const> services, const Context& ctx);
 
 // Stops every service at once and returns when all have stopped: requests
-// every stop first (`StopFor(ZeroDuration())`), then waits for each, so the
-// stops run in parallel without a thread of their own. Null entries are
-// skipped.
+// every stop first (`RequestStop()`), then waits for each, so the stops run
+// in parallel without a thread of their own. Null entries are skipped.
 void StopAllParallel(absl::Span<Service* const> services);
 
 // The bounded form: as `StopAllParallel`, but waits at most `timeout` in all.

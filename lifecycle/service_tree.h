@@ -85,11 +85,8 @@ struct Access {
                               bool& refused) {
     return service.StartRun(ctx, /*refuse_if_stopped=*/true, &refused);
   }
-  static void RequestStop(BaseService& service) {
-    service.RequestStop(/*will_wait=*/false);
-  }
   static void TakeEndedWorkers(BaseService& service,
-                               std::vector<std::thread>& out) {
+                               base_service_internal::Workers& out) {
     service.TakeEndedWorkers(out);
   }
   // The process-wide list of live services (live_services.cc): a service
@@ -222,16 +219,11 @@ class ChildHandle final : public Service {
   }
 
   // Requests the child's stop; joins nothing.
-  void RequestStop() {
-    if (child_.base == nullptr) {
-      child_.service->StopFor(absl::ZeroDuration()).IgnoreError();
-    } else if (child_.lifeline->Enter()) {
-      absl::Cleanup exit = [&] { child_.lifeline->Exit(); };
-      Access::RequestStop(*child_.base);
-    }
+  void RequestStop() override {
+    Use([](auto& service) { service.RequestStop(); });
   }
 
-  void TakeEndedWorkers(std::vector<std::thread>& out) {
+  void TakeEndedWorkers(base_service_internal::Workers& out) {
     Use([&](auto& service) {
       if constexpr (std::is_same_v<std::decay_t<decltype(service)>,
                                    BaseService>) {
@@ -242,6 +234,13 @@ class ChildHandle final : public Service {
 
   const Service* service() const { return child_.service; }
   int64_t restarts() const { return child_.restarts; }
+  // The child's own supervision policy, if it was given one.
+  const std::optional<Supervision>& supervision() const {
+    return child_.supervision;
+  }
+  // A `BaseService` counts the restarts its parent makes; for any other
+  // service, the parent counts them (`restarts()`).
+  bool CountsItsRestarts() const { return child_.base != nullptr; }
   const std::vector<std::string>& depends_on() const {
     return child_.depends_on;  // filled by ChildHandles()
   }

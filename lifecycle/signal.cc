@@ -227,6 +227,10 @@ size_t PendingCallbacks(const Signal& signal) {
   absl::MutexLock lock(&signal.state_->mu);
   return signal.state_->callbacks.size() - signal.state_->next_to_run;
 }
+
+Signal Unmade() { return Signal(nullptr); }
+
+bool IsUnmade(const Signal& signal) { return signal.state_ == nullptr; }
 }  // namespace signal_internal
 
 }  // namespace lifecycle

@@ -63,6 +63,11 @@ class Signal;
 namespace signal_internal {
 struct State;
 size_t PendingCallbacks(const Signal& signal);
+// For a holder that makes its signal only when it is first needed (a signal
+// is a heap allocation): a handle that refers to no signal yet. It may only be
+// assigned to and checked with `IsUnmade()`; it never leaves its holder.
+Signal Unmade();
+bool IsUnmade(const Signal& signal);
 }  // namespace signal_internal
 
 class Signal {
@@ -118,6 +123,9 @@ class Signal {
 
  private:
   friend size_t signal_internal::PendingCallbacks(const Signal& signal);
+  friend Signal signal_internal::Unmade();
+  friend bool signal_internal::IsUnmade(const Signal& signal);
+  explicit Signal(std::nullptr_t) {}
   std::shared_ptr<signal_internal::State> state_;
 };
 
@@ -137,6 +145,11 @@ namespace signal_internal {
 // How many `OnClose()` callbacks `signal` holds, not yet run: for tests of
 // code that must not leave callbacks behind.
 size_t PendingCallbacks(const Signal& signal);
+// For a holder that makes its signal only when it is first needed (a signal
+// is a heap allocation): a handle that refers to no signal yet. It may only be
+// assigned to and checked with `IsUnmade()`; it never leaves its holder.
+Signal Unmade();
+bool IsUnmade(const Signal& signal);
 }  // namespace signal_internal
 
 }  // namespace lifecycle

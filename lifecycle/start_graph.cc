@@ -224,9 +224,7 @@ void StopInReverseDependencyOrder(absl::Span<Service* const> services,
                                   RequestStopFunction request_stop) {
   const bool join = request_stop == nullptr;
   if (join) {
-    request_stop = [](Service& service) {
-      service.StopFor(absl::ZeroDuration()).IgnoreError();
-    };
+    request_stop = [](Service& service) { service.RequestStop(); };
   }
   std::vector<Service*> present;
   for (Service* service : services) {

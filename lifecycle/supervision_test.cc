@@ -443,6 +443,52 @@ TEST(SupervisionTest, APlainServiceChildIsNamedByItsPathToo) {
               HasSubstr("failed while running: plain died"));
 }
 
+TEST(SupervisionTest, APlainServiceChildsRestartsAreCountedByItsParent) {
+  Plain plain("plain");
+  Parent parent("parent", {ChildSpec(&plain, FastRestart(3))});
+  ASSERT_TRUE(parent.Start(Context::Background()).ok());
+  ASSERT_TRUE(parent.Started().WaitFor(kWait));
+  for (int restarts = 1; restarts <= 2; ++restarts) {
+    plain.Kill(absl::InternalError("plain died"));
+    // The parent counts the restart (its snapshot changes), and the child
+    // starts again.
+    ASSERT_TRUE(AwaitSnapshot(parent, [&](const ServiceSnapshot& s) {
+      const ServiceSnapshot* p = s.Find("parent/plain");
+      return p != nullptr && p->restart_count == restarts;
+    })) << parent.Snapshot();
+    ASSERT_TRUE(plain.Started().WaitFor(kWait));
+  }
+  EXPECT_EQ(parent.Snapshot().state, ServiceState::kStarted);
+  parent.Stop();
+}
+
+TEST(SupervisionTest, AStormOfDeathsRestartsEachChildOnce) {
+  constexpr int kChildren = 100;
+  std::vector<std::unique_ptr<Mortal>> mortals;
+  std::vector<ChildSpec> specs;
+  for (int i = 0; i < kChildren; ++i) {
+    mortals.push_back(std::make_unique<Mortal>(absl::StrCat("m", i)));
+    specs.push_back(ChildSpec(mortals.back().get(), FastRestart(3)));
+  }
+  Parent parent("parent", specs);
+  ASSERT_TRUE(parent.Start(Context::Background()).ok());
+  ASSERT_TRUE(parent.Started().WaitFor(kWait));
+  for (auto& m : mortals) m->Kill(absl::UnavailableError("storm"));
+  for (auto& m : mortals) {
+    ASSERT_TRUE(AwaitSnapshot(*m, [&](const ServiceSnapshot& s) {
+      return s.restart_count == 1 && s.state == ServiceState::kStarted;
+    })) << m->Snapshot();
+  }
+  EXPECT_EQ(parent.Snapshot().state, ServiceState::kStarted);
+  for (auto& m : mortals) {
+    EXPECT_EQ(m->runs(), 2) << m->Name();
+    // The supervisor watches each run through one callback on its stopped
+    // signal: one on the run now, none piled up from the first.
+    EXPECT_EQ(signal_internal::PendingCallbacks(m->Stopped()), 1u) << m->Name();
+  }
+  parent.Stop();
+}
+
 // --- The bounded stop ------------------------------------------------------
 
 // A child whose run ignores its context until released.

@@ -132,6 +132,18 @@ TEST_P(ServiceConformanceTest, CheckOnlyStopRequestsTheStop) {
   EXPECT_TRUE(service_->StopFor(absl::ZeroDuration()).ok());
 }
 
+TEST_P(ServiceConformanceTest, RequestStopReturnsAtOnceAndTheServiceStops) {
+  service_->RequestStop();  // before any start: nothing to stop
+  service_->RequestStop();
+  ASSERT_TRUE(service_->Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(service_->Started(), Self()));
+  service_->RequestStop();
+  service_->RequestStop();  // twice
+  EXPECT_TRUE(WaitOrTimeout(service_->Stopped(), Self()));
+  EXPECT_TRUE(service_->StopFor(absl::ZeroDuration()).ok());
+  EXPECT_EQ(service_->State(), ServiceState::kStopped);
+}
+
 TEST_P(ServiceConformanceTest, ARunThatEndsOnItsOwnIsObservable) {
   const ServiceFactory& factory = GetParam();
   if (!factory.end_run) GTEST_SKIP() << "the factory has no end_run";
