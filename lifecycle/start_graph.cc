@@ -172,12 +172,12 @@ absl::Status StartInDependencyOrder(absl::Span<Service* const> services,
         continue;
       }
       ++done;
-      ServiceSnapshot s = services[i]->Snapshot();
-      if (s.state == ServiceState::kStarted) {
+      if (services[i]->State() == ServiceState::kStarted) {
         for (size_t j : graph.dependents[i]) {
           if (--waiting_for[j] == 0) ready.push_back(j);
         }
       } else {
+        ServiceSnapshot s = services[i]->Snapshot();
         // Closed without starting: it failed, or its run ended first.
         failed = i;
         failure = s.state == ServiceState::kFailed

@@ -1,12 +1,15 @@
 #include "lifecycle/testing/virtual_time.h"
 
+#include <sched.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -27,9 +30,39 @@ namespace virtual_time_internal {
 // The time source behind a `VirtualTime`. Counts the threads living in it that
 // are not blocked in one of its waits (`running_`); the test advances time
 // only when that count is zero.
+// Keeps a thread on one CPU for its scope, then gives it back the CPUs it
+// had. Does nothing for a negative CPU, or where the thread cannot be pinned.
+class CpuPin {
+ public:
+  explicit CpuPin(int cpu) : tid_(static_cast<pid_t>(syscall(SYS_gettid))) {
+    if (cpu < 0 || sched_getaffinity(tid_, sizeof(saved_), &saved_) != 0) {
+      return;
+    }
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pinned_ = sched_setaffinity(tid_, sizeof(one), &one) == 0;
+  }
+  CpuPin(const CpuPin&) = delete;
+  CpuPin& operator=(const CpuPin&) = delete;
+  // From any thread of the process: the pinned thread is named by its id.
+  ~CpuPin() {
+    if (pinned_) sched_setaffinity(tid_, sizeof(saved_), &saved_);
+  }
+
+ private:
+  const pid_t tid_;
+  cpu_set_t saved_;
+  bool pinned_ = false;
+};
+
 class Clock final : public lifecycle::clock_internal::TimeSource {
  public:
   explicit Clock(absl::Time start) : start_(start), now_(start) {}
+
+  // The CPU the threads of this time run on; negative: wherever they like.
+  int cpu() const { return cpu_.load(std::memory_order_relaxed); }
+  void set_cpu(int cpu) { cpu_.store(cpu, std::memory_order_relaxed); }
 
   absl::Time Now() override {
     absl::MutexLock lock(&mu_);
@@ -75,6 +108,7 @@ class Clock final : public lifecycle::clock_internal::TimeSource {
   std::string Describe(bool stacks) const;
 
  private:
+  std::atomic<int> cpu_{-1};
   // A thread blocked in Wait(): woken by its signal or by its deadline.
   struct Sleeper {
     absl::CondVar cv;
@@ -132,10 +166,13 @@ class Clock final : public lifecycle::clock_internal::TimeSource {
 namespace {
 // The calling thread's entry in the clock it lives in.
 thread_local pid_t current_tid = 0;
+// The calling thread on its clock's CPU, while it lives in that time.
+thread_local std::unique_ptr<CpuPin> current_pin;
 }  // namespace
 
 void Clock::ThreadBegins(std::string label) {
   current_tid = static_cast<pid_t>(syscall(SYS_gettid));
+  current_pin = std::make_unique<CpuPin>(cpu());
   absl::MutexLock lock(&mu_);
   --creating_;
   threads_[current_tid].label = std::move(label);
@@ -148,6 +185,7 @@ std::string Clock::LabelOfCurrentThread() const {
 }
 
 void Clock::ThreadEnds() {
+  current_pin.reset();
   absl::MutexLock lock(&mu_);
   threads_.erase(current_tid);
   --running_;
@@ -313,11 +351,21 @@ std::string Clock::Describe(bool stacks) const {
 VirtualTime::VirtualTime(absl::Duration idle_timeout)
     : clock_(std::make_shared<virtual_time_internal::Clock>(kStart)),
       scope_(lifecycle::context_internal::NewContextInTime(clock_)),
-      idle_timeout_(idle_timeout) {}
+      idle_timeout_(idle_timeout) {
+  clock_->set_cpu(sched_getcpu());
+  test_thread_pin_ =
+      std::make_unique<virtual_time_internal::CpuPin>(clock_->cpu());
+}
+
+void VirtualTime::UseAllCpus() {
+  clock_->set_cpu(-1);
+  test_thread_pin_.reset();
+}
 
 VirtualTime::~VirtualTime() {
   scope_->Cancel(absl::CancelledError("VirtualTime destroyed"));
   clock_->End();
+  test_thread_pin_.reset();
   if (clock_->AwaitNoThreads(idle_timeout_)) return;
   ADD_FAILURE() << "VirtualTime destroyed while threads still live in it, "
                    "after cancelling its context and ending its time, "

@@ -1,5 +1,7 @@
 #include "lifecycle/testing/virtual_time.h"
 
+#include <sched.h>
+
 #include <atomic>
 #include <functional>
 #include <limits>
@@ -95,6 +97,50 @@ TEST(VirtualTimeTest, AnHourOfOneSecondTicksTakesNoRealHour) {
   EXPECT_EQ(ticks, 3600);
   EXPECT_EQ(time.Now(), VirtualTime::kStart + absl::Hours(1));
   ticker.Stop();
+}
+
+// The CPUs the calling thread may run on.
+int AllowedCpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
+  return CPU_COUNT(&set);
+}
+
+// A service that records how many CPUs its worker may run on.
+RunBody RecordCpus(std::atomic<int>* cpus) {
+  return [=](const Context& ctx, absl::FunctionRef<void()> started) {
+    *cpus = AllowedCpus();
+    started();
+    ctx.Done().Wait();
+    return absl::OkStatus();
+  };
+}
+
+TEST(VirtualTimeTest, ItsThreadsShareOneCpuUnlessToldOtherwise) {
+  const int all = AllowedCpus();
+  if (all < 2) GTEST_SKIP() << "one CPU: nothing to pin";
+  {
+    VirtualTime time;
+    EXPECT_EQ(AllowedCpus(), 1) << "the test thread, while time lives";
+    std::atomic<int> cpus{0};
+    Scripted worker("worker", RecordCpus(&cpus));
+    ASSERT_TRUE(worker.Start(time.context()).ok());
+    ASSERT_TRUE(time.AdvanceUntil(worker.Started(), absl::Seconds(1)));
+    EXPECT_EQ(cpus, 1);
+    worker.Stop();
+
+    time.UseAllCpus();
+    EXPECT_EQ(AllowedCpus(), all);
+    ASSERT_TRUE(worker.Start(time.context()).ok());
+    ASSERT_TRUE(time.AdvanceUntil(worker.Started(), absl::Seconds(1)));
+    EXPECT_EQ(cpus, all);
+    worker.Stop();
+  }
+  {
+    VirtualTime time;
+    EXPECT_EQ(AllowedCpus(), 1);
+  }
+  EXPECT_EQ(AllowedCpus(), all) << "given back when the time is destroyed";
 }
 
 TEST(VirtualTimeTest, WorkerThreadsReadVirtualNowAndTheTestThreadDoesNot) {
