@@ -262,6 +262,26 @@ TEST(CompositeServiceTest, ChildNamesAreValidatedAndUnique) {
   EXPECT_EQ(a.Path(), "holder/a");
 }
 
+TEST(CompositeServiceTest,
+     ADestroyedChildFreesItsNameAndTheOthersKeepTheirOrder) {
+  Parent holder("holder");
+  Leaf first("first"), last("last");
+  auto middle = std::make_unique<Leaf>("middle");
+  ASSERT_TRUE(holder.AddChild(first).ok());
+  ASSERT_TRUE(holder.AddChild(*middle).ok());
+  ASSERT_TRUE(holder.AddChild(last).ok());
+  middle.reset();
+  Leaf again("middle");  // the name is free again, and goes last
+  ASSERT_TRUE(holder.AddChild(again).ok());
+  Leaf twice("last");
+  EXPECT_EQ(holder.AddChild(twice).code(), absl::StatusCode::kAlreadyExists);
+  std::vector<std::string> order;
+  for (const ServiceSnapshot& c : holder.Snapshot().children) {
+    order.push_back(c.name);
+  }
+  EXPECT_THAT(order, ::testing::ElementsAre("first", "last", "middle"));
+}
+
 TEST(CompositeServiceTest, ADestroyedChildLeavesTheTree) {
   Parent holder("holder");
   auto child = std::make_unique<Leaf>("short-lived");

@@ -63,6 +63,7 @@ void RequestChildStop(Service& child) {
 
 using base_service_internal::Child;
 using base_service_internal::ChildHandle;
+using base_service_internal::ChildIndex;
 using base_service_internal::NameOf;
 using base_service_internal::TreeMutex;
 using base_service_internal::ValidateName;
@@ -96,24 +97,28 @@ void BaseService::LeaveTree() {
   // The parent forgets this service, the children their parent.
   absl::MutexLock tree(&TreeMutex());
   BaseService* parent;
-  std::vector<Child> children;
+  std::list<Child> children;
   {
     absl::MutexLock lock(&mu_);
     parent = parent_;
     children.swap(children_);
+    child_index_.reset();
     parent_ = nullptr;
     parent_lifeline_.reset();
   }
   if (parent != nullptr) {
     absl::MutexLock lock(&parent->mu_);
-    auto& siblings = parent->children_;
-    auto self = std::find_if(siblings.begin(), siblings.end(),
-                             [this](const Child& c) { return c.base == this; });
-    if (self != siblings.end()) {
+    // The index exists: this service was added as a child.
+    ChildIndex& index = *parent->child_index_;
+    auto self = index.by_service.find(static_cast<const Service*>(this));
+    if (self != index.by_service.end()) {
+      std::list<Child>::iterator child = self->second;
       if (parent->dependencies_ != nullptr) {
-        parent->dependencies_->Remove(self->service);
+        parent->dependencies_->Remove(child->service);
       }
-      siblings.erase(self);
+      index.names.erase(name_);
+      index.by_service.erase(self);
+      parent->children_.erase(child);
     }
   }
   for (const Child& child : children) {
@@ -152,18 +157,18 @@ absl::Status BaseService::AddChild(Service& child) {
   }
   {
     absl::MutexLock lock(&mu_);
-    for (const Child& existing : children_) {
-      if (NameOf(existing) == child.Name()) {
-        return absl::AlreadyExistsError(
-            absl::StrCat("service '", name_, "' already has a child named '",
-                         AbslView(child.Name()), "'"));
-      }
+    if (child_index_ == nullptr) child_index_ = std::make_unique<ChildIndex>();
+    if (!child_index_->names.insert(std::string(child.Name())).second) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("service '", name_, "' already has a child named '",
+                       AbslView(child.Name()), "'"));
     }
     Child entry;
     entry.service = &child;
     entry.base = base;
     if (base != nullptr) entry.lifeline = base->lifeline_;
     children_.push_back(std::move(entry));
+    child_index_->by_service[&child] = std::prev(children_.end());
     if (dependencies_ != nullptr) dependencies_->children.insert(&child);
   }
   if (base != nullptr) {

@@ -21,6 +21,7 @@
 #ifndef LIFECYCLE_SERVICE_TREE_H_
 #define LIFECYCLE_SERVICE_TREE_H_
 
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -109,6 +112,12 @@ absl::Status ValidateName(absl::string_view name);
 // A child's name without a virtual call: a BaseService child may be in its
 // destructor (its name, a BaseService member, is still there).
 std::string_view NameOf(const Child& child);
+
+// A parent's children by service and by name, for `BaseService::children_`.
+struct ChildIndex {
+  absl::flat_hash_map<const Service*, std::list<Child>::iterator> by_service;
+  absl::flat_hash_set<std::string> names;
+};
 
 // Gives `s` the path `path`, and its descendants theirs below it.
 void SetPaths(ServiceSnapshot& s, std::string path);

@@ -23,7 +23,7 @@ FILTER = ("WaitAllStartedAlreadyStarted/10000$|StartWaitStopVsFloor|"
 
 # The cost-grows-linearly table: Google Benchmark's Complexity(oN) fits, one
 # repetition (each size already runs several iterations).
-COMPLEXITY_FILTER = ("StartWaitStop/|SnapshotValue|"
+COMPLEXITY_FILTER = ("StartWaitStop/|SnapshotValue|ChildrenAddAndDestroy|"
                      "DeclareThroughComposite/random_dag|"
                      "StartStopThroughComposite|RestartStorm")
 
