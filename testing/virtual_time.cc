@@ -35,7 +35,8 @@ namespace virtual_time_internal {
 class CpuPin {
  public:
   explicit CpuPin(int cpu) : tid_(static_cast<pid_t>(syscall(SYS_gettid))) {
-    if (cpu < 0 || sched_getaffinity(tid_, sizeof(saved_), &saved_) != 0) {
+    if (cpu < 0 || cpu >= CPU_SETSIZE ||
+        sched_getaffinity(tid_, sizeof(saved_), &saved_) != 0) {
       return;
     }
     cpu_set_t one;
