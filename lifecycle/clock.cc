@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/time/clock.h"
+#include "lifecycle/signal.h"
 
 namespace lifecycle {
 namespace clock_internal {
@@ -33,6 +34,17 @@ ScopedThreadTime::~ScopedThreadTime() {
 
 absl::Time Now() {
   return clock_internal::NowIn(clock_internal::current_time_source);
+}
+
+void SleepFor(absl::Duration duration) {
+  if (duration <= absl::ZeroDuration()) return;
+  clock_internal::TimeSource* time = clock_internal::current_time_source;
+  if (time == nullptr) {
+    absl::SleepFor(duration);
+    return;
+  }
+  Signal never;  // a wait that only its deadline ends
+  time->Wait(never, time->Now() + duration);
 }
 
 }  // namespace lifecycle

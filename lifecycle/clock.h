@@ -35,7 +35,10 @@
 //
 // Cost on the system clock: one thread-local load per `Now()` and per wait.
 //
-// Thread safety: `Now()` is thread-safe. The internal interface below is for
+// Threads of your own join a context's time as `lifecycle::Thread`s
+// (thread.h).
+//
+// Thread safety: `Now()` and `SleepFor()` are thread-safe. The internal interface below is for
 // testing/virtual_time.h.
 
 #ifndef LIFECYCLE_CLOCK_H_
@@ -54,6 +57,13 @@ class Signal;
 // The calling thread's time: virtual time on a thread that lives in it, the
 // system clock (`absl::Now()`) everywhere else.
 absl::Time Now();
+
+// Sleeps for `duration` of the calling thread's time: virtual time on a
+// thread that lives in it (the sleep ends when the test moves time past it),
+// `absl::SleepFor()` everywhere else. Zero or negative: returns at once.
+// Infinite: never returns (in virtual time, a thread blocked for good, which
+// a deadlock report names).
+void SleepFor(absl::Duration duration);
 
 namespace clock_internal {
 

@@ -24,6 +24,7 @@
 #include "lifecycle/start_graph.h"
 #include "lifecycle/test_services.h"
 #include "lifecycle/test_signal.h"
+#include "lifecycle/thread.h"
 #include "lifecycle/thread_stack.h"
 #include "lifecycle/testing/conformance.h"
 #include "lifecycle/testing/fake_service.h"
@@ -367,6 +368,15 @@ TEST(VirtualTimeExample, Cleaner) {
   ASSERT_TRUE(time.AdvanceBy(absl::Hours(3)));
   EXPECT_EQ(cleaner.runs(), 3);
   cleaner.Stop();
+}
+
+TEST(ThreadExample, Poller) {
+  lifecycle_testing::VirtualTime time;
+  lifecycle::Thread poller(time.context(), "poller", [] {
+    lifecycle::SleepFor(absl::Hours(1));  // an hour of virtual time
+  });
+  ASSERT_TRUE(time.AdvanceBy(absl::Hours(1)));
+  poller.Join();
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "lifecycle/startup_report.h"
 #include "lifecycle/testing/harness.h"
 #include "lifecycle/testing/wait.h"
+#include "lifecycle/thread.h"
 
 namespace lifecycle_testing {
 namespace {
@@ -141,6 +142,76 @@ TEST(VirtualTimeTest, ItsThreadsShareOneCpuUnlessToldOtherwise) {
     EXPECT_EQ(AllowedCpus(), 1);
   }
   EXPECT_EQ(AllowedCpus(), all) << "given back when the time is destroyed";
+}
+
+TEST(VirtualTimeTest, AnEnrolledThreadSleepsAnHourOfVirtualTime) {
+  VirtualTime time;
+  absl::Time woke = absl::InfinitePast();
+  lifecycle::Thread sleeper(time.context(), "sleeper", [&] {
+    lifecycle::SleepFor(absl::Hours(1));
+    woke = lifecycle::Now();
+  });
+  ASSERT_TRUE(time.AdvanceBy(absl::Hours(1)));
+  ASSERT_TRUE(WaitOrTimeout(sleeper.Done()));
+  sleeper.Join();
+  EXPECT_EQ(woke, VirtualTime::kStart + absl::Hours(1));
+}
+
+TEST(VirtualTimeTest, EnrolledThreadsWakeInDeadlineOrder) {
+  VirtualTime time;
+  Log log;
+  std::vector<std::unique_ptr<lifecycle::Thread>> pool;
+  for (int seconds : {3, 1, 2}) {
+    std::string name = absl::StrCat("worker-", seconds);
+    pool.push_back(std::make_unique<lifecycle::Thread>(
+        time.context(), name, [&log, name, seconds] {
+          lifecycle::SleepFor(absl::Seconds(seconds));
+          log.Add(name);
+        }));
+  }
+  ASSERT_TRUE(time.AdvanceBy(absl::Seconds(5)));
+  for (auto& thread : pool) thread->Join();
+  EXPECT_THAT(log.Events(),
+              ElementsAre("worker-1@1s", "worker-2@2s", "worker-3@3s"));
+}
+
+TEST(VirtualTimeTest, ADeadlockNamesTheEnrolledThread) {
+  VirtualTime time;
+  Signal release;
+  lifecycle::Thread stuck(time.context(), "stuck-poller",
+                          [&] { release.Wait(); });
+  ::testing::AssertionResult advanced = time.AdvanceToNextDeadline();
+  EXPECT_FALSE(advanced);
+  EXPECT_THAT(advanced.message(), HasSubstr("stuck-poller"));
+  release.Close();
+  stuck.Join();
+}
+
+TEST(VirtualTimeTest, AJoinInVirtualTimeIsALibraryWait) {
+  VirtualTime time;
+  absl::Time joined = absl::InfinitePast();
+  lifecycle::Thread parent(time.context(), "parent", [&] {
+    lifecycle::Thread child(time.context(), "child",
+                            [] { lifecycle::SleepFor(absl::Minutes(1)); });
+    child.Join();  // blocked, not busy: time can move
+    joined = lifecycle::Now();
+  });
+  ASSERT_TRUE(time.AdvanceUntil(parent.Done(), absl::Minutes(2)));
+  parent.Join();
+  EXPECT_EQ(joined, VirtualTime::kStart + absl::Minutes(1));
+}
+
+TEST(SleepForTest, OutsideVirtualTimeItSleepsOnTheSystemClock) {
+  absl::Time before = absl::Now();
+  lifecycle::SleepFor(absl::Milliseconds(2));
+  EXPECT_GE(absl::Now() - before, absl::Milliseconds(2));
+  lifecycle::SleepFor(absl::ZeroDuration());  // returns at once
+  lifecycle::SleepFor(-absl::Seconds(1));
+  bool ran = false;
+  lifecycle::Thread plain(Context::Background(), "plain", [&] { ran = true; });
+  plain.Join();
+  plain.Join();  // twice: nothing
+  EXPECT_TRUE(ran);
 }
 
 TEST(VirtualTimeTest, WorkerThreadsReadVirtualNowAndTheTestThreadDoesNot) {

@@ -32,6 +32,7 @@ HEADER_EXAMPLES = [
     ("lifecycle/start_graph.h", "lifecycle::Dependency deps[] = {{&producer, &elector}};"),
     ("lifecycle/signal.h", "lifecycle::Signal ready;"),
     ("lifecycle/test_signal.h", "// production code"),
+    ("lifecycle/thread.h", 'lifecycle::Thread poller(time.context(), "poller", [] {'),
     ("lifecycle/thread_stack.h", "std::string stack = lifecycle::ThreadStack(service.WorkerThreadId());"),
     ("lifecycle/test_services.h", 'TestService db("db");'),
     ("testing/conformance.h",

@@ -1,0 +1,69 @@
+// -----------------------------------------------------------------------------
+// thread.h
+// -----------------------------------------------------------------------------
+//
+// `lifecycle::Thread`: a thread of your own that lives in a context's time,
+// as a service's worker does (clock.h). Under a `VirtualTime`'s context
+// (testing/virtual_time.h) its `lifecycle::Now()` reads virtual time and its
+// library waits, `lifecycle::SleepFor()` among them, end when the test moves
+// time far enough; under any other context it is an ordinary thread. Use it
+// for the threads a service or a test starts itself (a pool, a poller), so
+// that virtual time sees them: blocked in a library wait, or busy.
+//
+// Example:
+//
+//   lifecycle_testing::VirtualTime time;
+//   lifecycle::Thread poller(time.context(), "poller", [] {
+//     lifecycle::SleepFor(absl::Hours(1));  // an hour of virtual time
+//   });
+//   ASSERT_TRUE(time.AdvanceBy(absl::Hours(1)));
+//   poller.Join();
+//
+// A `std::thread` started by the test or a service is not in virtual time:
+// it reads the system clock, and while it blocks outside this library's waits
+// virtual time counts it as busy only if it is a `Thread` (docs/VIRTUAL_TIME.md).
+//
+// Thread safety: one owner; `Join()` from the owner's thread. The body runs on
+// its own thread.
+
+#ifndef LIFECYCLE_THREAD_H_
+#define LIFECYCLE_THREAD_H_
+
+#include <string>
+#include <thread>
+
+#include "absl/functional/any_invocable.h"
+#include "lifecycle/context.h"
+#include "lifecycle/signal.h"
+
+namespace lifecycle {
+
+class Thread {
+ public:
+  // Starts `body` on a new thread that lives in the time of `ctx` until
+  // `body` returns. `label` names it in virtual time's reports (a blocked or
+  // busy thread, a deadlock). Throws `std::system_error` if no thread can be
+  // made, as `std::thread` does. `body` must not throw.
+  Thread(const Context& ctx, std::string label,
+         absl::AnyInvocable<void() &&> body);
+  Thread(const Thread&) = delete;
+  Thread& operator=(const Thread&) = delete;
+  // Joins, if `Join()` was not called.
+  ~Thread();
+
+  // Waits until `body` has returned, then joins the thread. The wait is a
+  // library wait: a thread in virtual time that joins counts as blocked, not
+  // busy. A second call does nothing.
+  void Join();
+
+  // Closes once `body` has returned.
+  Signal Done() const { return done_; }
+
+ private:
+  Signal done_;
+  std::thread thread_;
+};
+
+}  // namespace lifecycle
+
+#endif  // LIFECYCLE_THREAD_H_
