@@ -50,7 +50,7 @@ StartStopHarness::~StartStopHarness() {
           << "StartStopHarness (stopping on destruction): " << result.message();
     }
   }
-  if (!starter_.joinable()) return;
+  if (starter_ == nullptr) return;
   // A start that timed out may still be inside a Start() (a blocking
   // OnStart()); the stop above cancelled its context. Its thread uses the
   // services, so it must end before they are destroyed.
@@ -64,7 +64,7 @@ StartStopHarness::~StartStopHarness() {
     std::fflush(stderr);
     std::abort();
   }
-  starter_.join();
+  starter_->Join();
 }
 
 std::string StartStopHarness::Report() const {
@@ -168,29 +168,34 @@ HarnessResult StartStopHarness::StartAll(const char* file, int line) {
 }
 
 ::testing::AssertionResult StartStopHarness::Start() {
-  if (starter_.joinable()) {
+  if (starter_ != nullptr) {
     if (!start_returned_.IsClosed()) {
       return ::testing::AssertionFailure()
              << "StartStopHarness: an earlier start has not returned yet\n"
              << DescribeServices(services_);
     }
-    starter_.join();
+    starter_->Join();
+    starter_.reset();
   }
   stopped_ = false;
   if (scope_->context().IsCancelled()) {
     scope_ = std::make_unique<lifecycle::CancellableContext>(options_.context);
   }
-  absl::Time deadline = absl::Now() + options_.start_timeout;
+  absl::Time deadline = lifecycle::Now() + options_.start_timeout;
   // Start() runs on a helper thread, so that a Start() that blocks (in
   // OnStart()) is bounded by the start timeout like everything else.
   auto status_holder = std::make_shared<absl::Status>();
   start_returned_ = Signal();
   try {
-    starter_ = std::thread([services = services_, ctx = scope_->context(),
-                            status_holder, done = start_returned_] {
-      *status_holder = lifecycle::StartAll(services, ctx);
-      done.Close();
-    });
+    // In the services' time: under virtual time, it counts as running until
+    // the starts have returned, so time does not move past them meanwhile.
+    starter_ = std::make_unique<lifecycle::Thread>(
+        scope_->context(), "StartStopHarness::StartAll",
+        [services = services_, ctx = scope_->context(), status_holder,
+         done = start_returned_] {
+          *status_holder = lifecycle::StartAll(services, ctx);
+          done.Close();
+        });
   } catch (const std::system_error&) {
     // Out of threads: start on this thread, unbounded.
     *status_holder = lifecycle::StartAll(services_, scope_->context());
@@ -208,7 +213,7 @@ HarnessResult StartStopHarness::StartAll(const char* file, int line) {
   }
   if (status.ok()) {
     status = lifecycle::WaitAllStartedUntil(
-        services_, absl::Now() + options_.start_timeout);
+        services_, lifecycle::Now() + options_.start_timeout);
   }
   if (status.ok()) {
     // What counts as a death from now on (see UnexpectedDeaths()).

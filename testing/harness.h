@@ -99,6 +99,7 @@
 #include "lifecycle/context.h"
 #include "lifecycle/service.h"
 #include "lifecycle/testing/wait.h"
+#include "lifecycle/thread.h"
 
 namespace lifecycle_testing {
 
@@ -210,7 +211,7 @@ class StartStopHarness {
   std::vector<std::string> expected_failures_;
   // The thread that calls Start() (so a blocking Start() is bounded too) and
   // the signal it closes when Start() has returned.
-  std::thread starter_;
+  std::unique_ptr<lifecycle::Thread> starter_;
   lifecycle::Signal start_returned_ = lifecycle::Signal::Closed();
 };
 

@@ -370,6 +370,19 @@ TEST(VirtualTimeExample, Cleaner) {
   cleaner.Stop();
 }
 
+TEST(VirtualTimeExample, Run) {
+  lifecycle_testing::VirtualTime time;
+  Cleaner cleaner;
+  lifecycle_testing::StartStopHarness::Options options;
+  options.context = time.context();
+  lifecycle_testing::StartStopHarness harness({&cleaner}, options);
+  ASSERT_TRUE(time.Run([&] {
+    ASSERT_TRUE(harness.StartAll());
+    lifecycle::SleepFor(absl::Hours(3));  // three cleanings
+    EXPECT_EQ(cleaner.runs(), 3);
+  }));
+}
+
 TEST(ThreadExample, Poller) {
   lifecycle_testing::VirtualTime time;
   lifecycle::Thread poller(time.context(), "poller", [] {

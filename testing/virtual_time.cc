@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "lifecycle/clock.h"
+#include "lifecycle/thread.h"
 #include "lifecycle/thread_stack.h"
 
 namespace lifecycle_testing {
@@ -473,6 +476,52 @@ std::string VirtualTime::DescribeThreads() const {
     }
     clock_->FireNext(*next);
   }
+}
+
+::testing::AssertionResult VirtualTime::Run(
+    absl::AnyInvocable<void() &&> body) {
+  if (lifecycle::clock_internal::CurrentTimeSource() == clock_.get()) {
+    return ::testing::AssertionFailure()
+           << "VirtualTime::Run: called from a thread that lives in this time ("
+           << clock_->LabelOfCurrentThread()
+           << "): it would wait for itself. Call it from the test's thread.";
+  }
+  lifecycle::Thread thread(context(), "test body", std::move(body));
+  ::testing::AssertionResult result = ::testing::AssertionSuccess();
+  for (int64_t fired = 0;; ++fired) {
+    if (auto idle = WaitUntilIdle(); !idle) {
+      result = idle;
+      break;
+    }
+    if (thread.Done().IsClosed()) break;
+    if (fired == max_deadlines_per_advance_) {
+      result = TooManyDeadlines();
+      break;
+    }
+    std::optional<absl::Time> next = clock_->NextDeadline();
+    if (!next) {
+      result = Deadlock("running the test body");
+      break;
+    }
+    clock_->FireNext(*next);
+  }
+  if (!result) {
+    // Every wait with a deadline returns from now on: the body can finish.
+    clock_->End();
+    if (!thread.Done().WaitFor(idle_timeout_)) {
+      std::fprintf(stderr,
+                   "%s\nVirtualTime::Run: the test body is still blocked %s "
+                   "after the time ended, in a wait without a deadline: it "
+                   "cannot be ended, so the process stops here.\n%s",
+                   std::string(result.message()).c_str(),
+                   absl::FormatDuration(idle_timeout_).c_str(),
+                   clock_->Describe(/*stacks=*/true).c_str());
+      std::fflush(stderr);
+      std::abort();
+    }
+  }
+  thread.Join();
+  return result;
 }
 
 }  // namespace lifecycle_testing

@@ -57,10 +57,22 @@
 //   EXPECT_EQ(cleaner.runs(), 3);
 //   cleaner.Stop();
 //
-// A start that itself takes virtual time (a service that waits before it
-// signals started) needs the test to move time: `Start()` it, then
-// `AdvanceUntil(service.Started(), limit)`. `StartStopHarness::StartAll()`
-// waits in real time, so give it services that start without time passing.
+// Or let the test body itself live in virtual time, and time move on its own
+// whenever every thread is blocked: `Run(body)`, with the harness's context
+// `time.context()`:
+//
+//   ASSERT_TRUE(time.Run([&] {
+//     ASSERT_TRUE(harness.StartAll());
+//     lifecycle::SleepFor(absl::Hours(3));  // three cleanings
+//     EXPECT_EQ(cleaner.runs(), 3);
+//   }));
+//
+// In the body, every wait of this library and of testing/ (`WaitOrTimeout`,
+// the harness's `StartAll()` and `StopAll()`, `lifecycle::SleepFor()`)
+// simply works, its timeout counted in virtual time. Outside `Run()`, a start that itself takes
+// virtual time needs the test to move time: `Start()` it, then
+// `AdvanceUntil(service.Started(), limit)`; the harness waits in real time
+// there.
 //
 // The rule for services: read time with `lifecycle::Now()` and wait with this
 // library's waits. Code that reads `absl::Now()` or sleeps directly runs on
@@ -85,6 +97,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "lifecycle/context.h"
@@ -148,6 +161,25 @@ class VirtualTime {
   // for hours.
   [[nodiscard]] ::testing::AssertionResult AdvanceUntil(
       const lifecycle::Signal& signal, absl::Duration limit);
+
+  // Runs `body` on a thread that lives in this time, labelled "test body",
+  // and moves time itself: whenever every thread in this time is blocked in a
+  // library wait, to the next deadline. In `body`, a blocking wait simply
+  // works, with its timeout in virtual time: `WaitOrTimeout`, the harness's
+  // `StartAll()` and `StopAll()`, `lifecycle::SleepFor()`, a supervisor's
+  // backoff. Returns once `body` has returned (example above).
+  //
+  // Fails on a deadlock (every thread blocked, no deadline pending: the report
+  // names each thread, "test body" among them, with its stack), on a thread
+  // busy for the idle timeout, or after `max_deadlines_per_advance()`
+  // deadlines. It then ends this time, so that the body's waits with a
+  // deadline return at once and it can finish; a body still blocked after the
+  // idle timeout (in a wait without a deadline) cannot be ended, and the
+  // process aborts with the report rather than hang. Assertions in `body`
+  // report as usual; a fatal one returns from `body` only. Called from a
+  // thread in this time, it fails at once.
+  [[nodiscard]] ::testing::AssertionResult Run(
+      absl::AnyInvocable<void() &&> body);
 
   // Every thread in this time, one per line: its service path, thread id and
   // whether it is blocked (until when) or busy.

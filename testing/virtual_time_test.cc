@@ -24,6 +24,7 @@
 #include "lifecycle/signal.h"
 #include "lifecycle/startup_report.h"
 #include "lifecycle/testing/harness.h"
+#include "lifecycle/testing/matchers.h"
 #include "lifecycle/testing/wait.h"
 #include "lifecycle/thread.h"
 
@@ -619,6 +620,87 @@ TEST(VirtualTimeTest, RestartBackoffIsVirtual) {
   EXPECT_EQ(runs, 3);
   EXPECT_EQ(group.Snapshot().children[0].restart_count, 2);
   group.Stop();
+}
+
+}  // namespace
+}  // namespace lifecycle_testing
+
+namespace lifecycle_testing {
+namespace {
+
+// --- VirtualTime::Run: the test body in virtual time -------------------------
+
+TEST(VirtualTimeRunTest, RestartsWithBackoffAndADrainTakeNoAdvanceCall) {
+  VirtualTime time;
+  Group group("group");
+  std::atomic<int> runs{0};
+  // Crashes in each of its first 3 runs once the group is up; restarted
+  // after 30 s each time.
+  Scripted flaky("flaky",
+                 [&](const Context& ctx, absl::FunctionRef<void()> started) {
+                   started();
+                   if (++runs <= 3) {
+                     group.Started().Wait();
+                     return absl::UnavailableError("crash");
+                   }
+                   ctx.Done().Wait();
+                   return absl::OkStatus();
+                 });
+  // Its stop takes a 5 s drain.
+  Scripted drainer("drainer",
+                   [](const Context& ctx, absl::FunctionRef<void()> started) {
+                     started();
+                     ctx.Done().Wait();
+                     lifecycle::SleepFor(absl::Seconds(5));
+                     return absl::OkStatus();
+                   });
+  group.AddChildOrDie(flaky,
+                      lifecycle::Supervision::Restart(5, absl::Minutes(10))
+                          .WithBackoff(absl::Seconds(30), absl::Seconds(30)));
+  StartStopHarness::Options options;
+  options.context = time.context();
+  options.start_timeout = absl::Minutes(1);  // of virtual time
+  options.stop_timeout = absl::Minutes(1);
+  StartStopHarness harness({&group, &drainer}, options);
+  ASSERT_TRUE(time.Run([&] {
+    ASSERT_TRUE(harness.StartAll());
+    EXPECT_TRUE(WaitSnapshotOrTimeout(flaky, HasRestarted(3), absl::Hours(1)));
+    EXPECT_TRUE(harness.StopAll());
+  }));
+  EXPECT_EQ(runs, 4);
+  // Three backoffs of 30 s, then the drain.
+  EXPECT_EQ(time.Elapsed(), absl::Seconds(95));
+}
+
+TEST(VirtualTimeRunTest, AWaitInTheBodyTimesOutInVirtualTime) {
+  VirtualTime time;
+  Signal never;
+  EXPECT_NONFATAL_FAILURE_ON_ALL_THREADS(
+      {
+        ASSERT_TRUE(
+            time.Run([&] { WaitOrTimeout(never, {}, absl::Hours(1)); }));
+      },
+      "signal not closed after 1h");
+  EXPECT_EQ(time.Elapsed(), absl::Hours(1));
+}
+
+TEST(VirtualTimeRunTest, RunFromAThreadInTheTimeFails) {
+  VirtualTime time;
+  ::testing::AssertionResult nested = ::testing::AssertionSuccess();
+  ASSERT_TRUE(time.Run([&] { nested = time.Run([] {}); }));
+  EXPECT_FALSE(nested);
+  EXPECT_THAT(nested.message(), HasSubstr("test body"));
+}
+
+TEST(VirtualTimeRunDeathTest, ABodyBlockedForGoodIsNamedAndStopsTheProcess) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        VirtualTime time(absl::Milliseconds(200));
+        Signal never;
+        (void)time.Run([&] { never.Wait(); });
+      },
+      "test body \\(thread [0-9]+\\): blocked, no deadline");
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/clock.h"
 #include "lifecycle/sanitizers.h"
 #include "lifecycle/snapshot_format.h"
 #include "lifecycle/thread_stack.h"
@@ -52,7 +53,7 @@ std::string TimeoutText(absl::Duration timeout) {
 }
 
 absl::Duration ElapsedSince(absl::Time began) {
-  return absl::Trunc(absl::Now() - began, absl::Milliseconds(1));
+  return absl::Trunc(lifecycle::Now() - began, absl::Milliseconds(1));
 }
 
 }  // namespace
@@ -129,7 +130,7 @@ std::string DescribeServices(absl::Span<Service* const> services) {
 ::testing::AssertionResult SignalClosesWithin(
     const lifecycle::Signal& signal, absl::Span<Service* const> services,
     absl::Duration timeout) {
-  absl::Time began = absl::Now();
+  absl::Time began = lifecycle::Now();
   if (signal.WaitFor(timeout)) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
          << "signal not closed after "
@@ -142,7 +143,7 @@ namespace wait_internal {
 ::testing::AssertionResult SnapshotMatchesWithin(
     const Service& service, const SnapshotMatcher& condition,
     absl::Duration timeout) {
-  absl::Time began = absl::Now();
+  absl::Time began = lifecycle::Now();
   absl::Time deadline = began + std::max(timeout, absl::ZeroDuration());
   const auto* base = dynamic_cast<const lifecycle::BaseService*>(&service);
   absl::Duration backoff = absl::Milliseconds(1);
@@ -153,9 +154,9 @@ namespace wait_internal {
         base != nullptr ? base->NextChange() : lifecycle::Signal();
     last = service.Snapshot();
     if (condition.Matches(last)) return ::testing::AssertionSuccess();
-    if (absl::Now() >= deadline) break;
+    if (lifecycle::Now() >= deadline) break;
     if (base == nullptr) {
-      next.WaitUntil(std::min(absl::Now() + backoff, deadline));
+      next.WaitUntil(std::min(lifecycle::Now() + backoff, deadline));
       backoff = std::min(backoff * 2, absl::Milliseconds(50));
     } else if (!next.WaitUntil(deadline)) {
       last = service.Snapshot();

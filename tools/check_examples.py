@@ -46,6 +46,7 @@ HEADER_EXAMPLES = [
     ("testing/mock_service.h", "lifecycle_testing::MockService db;"),
     ("testing/stress.h", "EXPECT_TRUE(lifecycle_testing::StressStartStop(client));"),
     ("testing/virtual_time.h", "lifecycle_testing::VirtualTime time;"),
+    ("testing/virtual_time.h", "ASSERT_TRUE(time.Run([&] {"),
 ]
 
 
