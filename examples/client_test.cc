@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
+#include "lifecycle/clock.h"
 #include "lifecycle/sanitizers.h"
 #include "lifecycle/testing/conformance.h"
 #include "lifecycle/testing/hang_watchdog.h"
@@ -68,9 +69,9 @@ TEST_F(ClientTest, ElectsALeader) {
 }
 
 // --- Time: hours of the client in milliseconds ------------------------------
-// The production intervals, unshortened: the parts under test run in virtual
-// time (lifecycle/testing/virtual_time.h), which moves only when the test
-// moves it, one deadline at a time.
+// The production intervals, unshortened: each test body runs in virtual time
+// (lifecycle/testing/virtual_time.h), which jumps to the next deadline
+// whenever every thread in it is blocked. The body just waits.
 
 class ClientTimeTest : public ClientTest {
  protected:
@@ -85,12 +86,14 @@ class ClientTimeTest : public ClientTest {
 TEST_F(ClientTimeTest, TheCleanerRunsThreeTimesInThreeHours) {
   Maintenance maintenance(config_);  // every hour, as in production
   StartStopHarness harness({&maintenance}, InVirtualTime());
-  ASSERT_TRUE(harness.StartAll());
-  ASSERT_TRUE(time_.AdvanceBy(absl::Hours(3) - absl::Seconds(1)));
-  EXPECT_EQ(maintenance.cleaner().ticks(), 2);
-  ASSERT_TRUE(time_.AdvanceBy(absl::Seconds(1)));
-  EXPECT_EQ(maintenance.cleaner().ticks(), 3);
-  EXPECT_EQ(maintenance.rescuer().ticks(), 3);
+  ASSERT_TRUE(time_.Run([&] {
+    ASSERT_TRUE(harness.StartAll());
+    lifecycle::SleepFor(absl::Hours(3) - absl::Seconds(1));
+    EXPECT_EQ(maintenance.cleaner().ticks(), 2);
+    lifecycle::SleepFor(absl::Seconds(1));
+    EXPECT_EQ(maintenance.cleaner().ticks(), 3);
+    EXPECT_EQ(maintenance.rescuer().ticks(), 3);
+  }));
 }
 
 TEST_F(ClientTimeTest, ReconnectsBackOffDoublingUpToThirtySeconds) {
@@ -99,52 +102,54 @@ TEST_F(ClientTimeTest, ReconnectsBackOffDoublingUpToThirtySeconds) {
   signals.reconnect_scheduled.Init();
   signals.connected.Init();
   StartStopHarness harness({&notifier}, InVirtualTime());
-  ASSERT_TRUE(harness.StartAll());
-  ASSERT_TRUE(WaitOrTimeout(signals.connected));
+  ASSERT_TRUE(time_.Run([&] {
+    ASSERT_TRUE(harness.StartAll());
+    ASSERT_TRUE(WaitOrTimeout(signals.connected));
 
-  // The database goes away: the notifier retries at once, then backs off.
-  database_.SetAvailable(false);
-  database_.DropConnections();
-  ASSERT_TRUE(time_.WaitUntilIdle());
-  ASSERT_EQ(WaitOrTimeout(signals.reconnect_scheduled), 1);
-  std::vector<absl::Duration> waits;
-  absl::Time last = time_.Now();
-  for (int attempt = 2; attempt <= 8; ++attempt) {
-    ASSERT_TRUE(time_.AdvanceToNextDeadline());  // the notifier's only
-    ASSERT_EQ(WaitOrTimeout(signals.reconnect_scheduled), attempt);
-    waits.push_back(time_.Now() - last);
-    last = time_.Now();
-  }
-  EXPECT_THAT(waits, ::testing::ElementsAre(
-                         absl::Seconds(1), absl::Seconds(2), absl::Seconds(4),
-                         absl::Seconds(8), absl::Seconds(16), absl::Seconds(30),
-                         absl::Seconds(30)));
-  EXPECT_THAT(notifier, IsDegraded());
+    // The database goes away: the notifier retries at once, then backs off.
+    database_.SetAvailable(false);
+    database_.DropConnections();
+    ASSERT_EQ(WaitOrTimeout(signals.reconnect_scheduled), 1);
+    std::vector<absl::Duration> waits;
+    absl::Time last = lifecycle::Now();
+    for (int attempt = 2; attempt <= 8; ++attempt) {
+      ASSERT_EQ(WaitOrTimeout(signals.reconnect_scheduled, absl::Minutes(1)),
+                attempt);
+      waits.push_back(lifecycle::Now() - last);
+      last = lifecycle::Now();
+    }
+    EXPECT_THAT(waits, ::testing::ElementsAre(
+                           absl::Seconds(1), absl::Seconds(2), absl::Seconds(4),
+                           absl::Seconds(8), absl::Seconds(16),
+                           absl::Seconds(30), absl::Seconds(30)));
+    EXPECT_THAT(notifier, IsDegraded());
 
-  // It comes back: the next attempt, 30s later, connects; healthy again.
-  database_.SetAvailable(true);
-  ASSERT_TRUE(time_.AdvanceToNextDeadline());
-  ASSERT_TRUE(WaitOrTimeout(signals.connected));
-  EXPECT_EQ(time_.Now() - last, absl::Seconds(30));
-  EXPECT_THAT(notifier, Not(IsDegraded()));
-  lifecycle::ServiceSnapshot s = notifier.Snapshot();
-  EXPECT_EQ(s.error_count, 8);
-  EXPECT_EQ(s.last_error.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(s.last_error_at, last);  // in virtual time, as every timestamp
+    // It comes back: the next attempt, 30s later, connects; healthy again.
+    database_.SetAvailable(true);
+    ASSERT_TRUE(WaitOrTimeout(signals.connected, absl::Minutes(1)));
+    EXPECT_EQ(lifecycle::Now() - last, absl::Seconds(30));
+    EXPECT_THAT(notifier, Not(IsDegraded()));
+    lifecycle::ServiceSnapshot s = notifier.Snapshot();
+    EXPECT_EQ(s.error_count, 8);
+    EXPECT_EQ(s.last_error.code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(s.last_error_at, last);  // in virtual time, as every timestamp
+  }));
 }
 
 TEST_F(ClientTimeTest, AMinuteOfTheWholeClient) {
   Client client(config_);
   client.elector().test_signals().elected.Init();
   StartStopHarness harness({&client}, InVirtualTime());
-  ASSERT_TRUE(harness.StartAll());
-  ASSERT_TRUE(time_.AdvanceBy(absl::Minutes(1)));
-  EXPECT_TRUE(WaitOrTimeout(client.elector().test_signals().elected));
-  for (const auto& producer : client.producer().producers()) {
-    EXPECT_EQ(producer->ticks(), 60) << producer->Path();  // every second
-  }
-  EXPECT_EQ(client.maintenance().cleaner().ticks(), 0);  // hourly
-  EXPECT_THAT(client, IsStarted());
+  ASSERT_TRUE(time_.Run([&] {
+    ASSERT_TRUE(harness.StartAll());
+    lifecycle::SleepFor(absl::Minutes(1));
+    EXPECT_TRUE(WaitOrTimeout(client.elector().test_signals().elected));
+    for (const auto& producer : client.producer().producers()) {
+      EXPECT_EQ(producer->ticks(), 60) << producer->Path();  // every second
+    }
+    EXPECT_EQ(client.maintenance().cleaner().ticks(), 0);  // hourly
+    EXPECT_THAT(client, IsStarted());
+  }));
 }
 
 // The README's example, verbatim but for the test name: keeps it compiling.

@@ -24,12 +24,16 @@
 //   EXPECT_EQ(lifecycle_testing::WaitOrTimeout(
 //                 notifier.test_signals().reconnect_scheduled), 1);
 //
+// A wait on it is a library wait (lifecycle/clock.h): in a test body that
+// runs in virtual time (`VirtualTime::Run()`) its timeout is virtual time.
+//
 // Thread safety: all members are thread-safe. `Init()` must happen before the
 // code under test can `Signal()` for the value to be seen.
 
 #ifndef LIFECYCLE_TEST_SIGNAL_H_
 #define LIFECYCLE_TEST_SIGNAL_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <deque>
@@ -41,8 +45,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "lifecycle/clock.h"
+#include "lifecycle/signal.h"
 
 namespace lifecycle {
 
@@ -74,12 +79,17 @@ class TestSignal {
   // reported by the next wait.
   void Signal(T value) {
     if (!initialized_.load(std::memory_order_relaxed)) return;
-    absl::MutexLock lock(&mu_);
-    if (values_.size() >= capacity_) {
-      ++overflowed_;
-      return;
+    ::lifecycle::Signal arrived = ::lifecycle::signal_internal::Unmade();
+    {
+      absl::MutexLock lock(&mu_);
+      if (values_.size() >= capacity_) {
+        ++overflowed_;
+      } else {
+        values_.push_back(std::move(value));
+      }
+      arrived = TakeArrivedLocked();
     }
-    values_.push_back(std::move(value));
+    if (!::lifecycle::signal_internal::IsUnmade(arrived)) arrived.Close();
   }
 
   // Takes the next value, waiting up to `timeout`. Errors:
@@ -89,10 +99,10 @@ class TestSignal {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = CheckLocked(); !s.ok()) return s;
     auto has_value = [this] {
-      mu_.AssertReaderHeld();  // absl::Condition runs with mu_ held
+      mu_.AssertReaderHeld();  // called with mu_ held
       return !values_.empty();
     };
-    if (!mu_.AwaitWithTimeout(absl::Condition(&has_value), timeout)) {
+    if (!AwaitLocked(has_value, timeout)) {
       return absl::DeadlineExceededError(absl::StrCat(
           "no value received within ", absl::FormatDuration(timeout)));
     }
@@ -109,10 +119,10 @@ class TestSignal {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = CheckLocked(); !s.ok()) return s;
     auto enough = [this, n] {
-      mu_.AssertReaderHeld();  // absl::Condition runs with mu_ held
+      mu_.AssertReaderHeld();  // called with mu_ held
       return values_.size() >= n || overflowed_ > 0;
     };
-    bool done = mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
+    bool done = AwaitLocked(enough, timeout);
     if (absl::Status s = CheckLocked(); !s.ok()) {
       return absl::ResourceExhaustedError(
           absl::StrCat("received ", values_.size(), " value(s), wanted ", n,
@@ -143,6 +153,36 @@ class TestSignal {
   }
 
  private:
+  // Waits, `mu_` released meanwhile, until `done()` holds or `timeout` has
+  // passed; returns `done()`. The wait is a library wait: in virtual time
+  // (lifecycle/clock.h) its timeout is virtual, and the waiting thread counts
+  // as blocked.
+  template <typename Done>
+  bool AwaitLocked(Done done, absl::Duration timeout)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const absl::Time deadline =
+        timeout == absl::InfiniteDuration()
+            ? absl::InfiniteFuture()
+            : ::lifecycle::Now() + std::max(timeout, absl::ZeroDuration());
+    while (!done()) {
+      if (::lifecycle::signal_internal::IsUnmade(arrived_)) {
+        arrived_ = ::lifecycle::Signal();
+      }
+      ::lifecycle::Signal arrived = arrived_;
+      mu_.Unlock();
+      bool in_time = arrived.WaitUntil(deadline);
+      mu_.Lock();
+      if (!in_time) return done();
+    }
+    return true;
+  }
+
+  // The signal a waiter waits on, to close once `mu_` is released (unmade if
+  // nobody waits).
+  ::lifecycle::Signal TakeArrivedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return std::exchange(arrived_, ::lifecycle::signal_internal::Unmade());
+  }
+
   absl::Status CheckLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!initialized_.load(std::memory_order_relaxed)) {
       return absl::FailedPreconditionError(
@@ -163,6 +203,10 @@ class TestSignal {
   std::deque<T> values_ ABSL_GUARDED_BY(mu_);
   size_t capacity_ ABSL_GUARDED_BY(mu_) = kDefaultCapacity;
   size_t overflowed_ ABSL_GUARDED_BY(mu_) = 0;
+  // Closed (and dropped) by the next value: what a waiter waits on. Made by
+  // the first waiter, so a signal nobody waits on allocates nothing for it.
+  ::lifecycle::Signal arrived_ ABSL_GUARDED_BY(mu_) =
+      ::lifecycle::signal_internal::Unmade();
 };
 
 }  // namespace lifecycle

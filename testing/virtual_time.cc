@@ -506,7 +506,10 @@ std::string VirtualTime::DescribeThreads() const {
     clock_->FireNext(*next);
   }
   if (!result) {
-    // Every wait with a deadline returns from now on: the body can finish.
+    // Ended as its destruction ends it: the services started with its context
+    // are asked to stop, and every wait with a deadline returns from now on,
+    // so the body can finish.
+    scope_->Cancel(absl::CancelledError("VirtualTime::Run failed"));
     clock_->End();
     if (!thread.Done().WaitFor(idle_timeout_)) {
       std::fprintf(stderr,

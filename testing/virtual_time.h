@@ -68,11 +68,11 @@
 //   }));
 //
 // In the body, every wait of this library and of testing/ (`WaitOrTimeout`,
-// the harness's `StartAll()` and `StopAll()`, `lifecycle::SleepFor()`)
-// simply works, its timeout counted in virtual time. Outside `Run()`, a start that itself takes
-// virtual time needs the test to move time: `Start()` it, then
-// `AdvanceUntil(service.Started(), limit)`; the harness waits in real time
-// there.
+// `TestSignal` waits, the harness's `StartAll()` and `StopAll()`,
+// `lifecycle::SleepFor()`) simply works, its timeout counted in virtual time.
+// Outside `Run()`, a start that itself takes virtual time needs the test to
+// move time: `Start()` it, then `AdvanceUntil(service.Started(), limit)`; the
+// harness waits in real time there.
 //
 // The rule for services: read time with `lifecycle::Now()` and wait with this
 // library's waits. Code that reads `absl::Now()` or sleeps directly runs on
@@ -84,8 +84,10 @@
 // passed, so no wait with a deadline blocks any more. It then waits, at most
 // the idle timeout, for its threads to end; a thread still in it after that
 // (one that waits on a signal nobody closes) fails the test, named with its
-// stack, rather than hang it. Stop the services first, or let the harness do
-// it (declare the `VirtualTime` before it).
+// stack, rather than hang it. So either order of declaration is safe: a
+// `VirtualTime` declared before the harness (or the services) outlives them,
+// and they are stopped first; declared after, it goes first, and their runs
+// end on their cancelled context.
 //
 // Thread safety: the members are thread-safe, but advancing is meant for one
 // thread (the test's), which must not itself live in virtual time.
@@ -172,8 +174,9 @@ class VirtualTime {
   // Fails on a deadlock (every thread blocked, no deadline pending: the report
   // names each thread, "test body" among them, with its stack), on a thread
   // busy for the idle timeout, or after `max_deadlines_per_advance()`
-  // deadlines. It then ends this time, so that the body's waits with a
-  // deadline return at once and it can finish; a body still blocked after the
+  // deadlines. It then ends this time as its destruction does (the services
+  // started with its context are asked to stop, and the body's waits with a
+  // deadline return at once, so it can finish); a body still blocked after the
   // idle timeout (in a wait without a deadline) cannot be ended, and the
   // process aborts with the report rather than hang. Assertions in `body`
   // report as usual; a fatal one returns from `body` only. Called from a

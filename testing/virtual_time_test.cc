@@ -684,6 +684,23 @@ TEST(VirtualTimeRunTest, AWaitInTheBodyTimesOutInVirtualTime) {
   EXPECT_EQ(time.Elapsed(), absl::Hours(1));
 }
 
+TEST(VirtualTimeRunTest, APeriodicServiceCannotKeepItRunningForever) {
+  VirtualTime time;
+  time.set_max_deadlines_per_advance(100);
+  std::atomic<int> ticks{0};
+  Scripted ticker("ticker", Ticker(absl::Seconds(1), &ticks));
+  ASSERT_TRUE(ticker.Start(time.context()).ok());
+  Signal never;
+  ::testing::AssertionResult ran = ::testing::AssertionSuccess();
+  EXPECT_NONFATAL_FAILURE_ON_ALL_THREADS(
+      ran = time.Run([&] { WaitOrTimeout(never, {}, absl::Hours(1)); }),
+      "signal not closed");
+  EXPECT_FALSE(ran);
+  EXPECT_THAT(ran.message(), HasSubstr("fired 100 deadlines"));
+  EXPECT_LT(ticks, 200);
+  ticker.Stop();
+}
+
 TEST(VirtualTimeRunTest, RunFromAThreadInTheTimeFails) {
   VirtualTime time;
   ::testing::AssertionResult nested = ::testing::AssertionSuccess();
