@@ -19,9 +19,11 @@
 //   ASSERT_TRUE(time.AdvanceBy(absl::Hours(1)));
 //   poller.Join();
 //
-// A `std::thread` started by the test or a service is not in virtual time:
-// it reads the system clock, and while it blocks outside this library's waits
-// virtual time counts it as busy only if it is a `Thread` (docs/VIRTUAL_TIME.md).
+// A plain `std::thread` is not in virtual time: it reads the system clock,
+// and virtual time does not see it, so time may move on while it works, as if
+// it were blocked. A `Thread` that blocks outside this library's waits (a
+// `std::mutex`, I/O) counts as busy, and time waits for it, at most the idle
+// timeout, then fails naming it (docs/VIRTUAL_TIME.md).
 //
 // Thread safety: one owner; `Join()` from the owner's thread. The body runs on
 // its own thread.
