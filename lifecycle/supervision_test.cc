@@ -483,8 +483,9 @@ TEST(SupervisionTest, AStormOfDeathsRestartsEachChildOnce) {
   for (auto& m : mortals) {
     EXPECT_EQ(m->runs(), 2) << m->Name();
     // The supervisor watches each run through one callback on its stopped
-    // signal: one on the run now, none piled up from the first.
-    EXPECT_EQ(signal_internal::PendingCallbacks(m->Stopped()), 1u) << m->Name();
+    // signal: none piled up from the first run. (Zero for a moment: the child
+    // may be up before the supervisor registers its watch of the new run.)
+    EXPECT_LE(signal_internal::PendingCallbacks(m->Stopped()), 1u) << m->Name();
   }
   parent.Stop();
 }
