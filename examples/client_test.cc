@@ -88,9 +88,9 @@ TEST_F(ClientTimeTest, TheCleanerRunsThreeTimesInThreeHours) {
   StartStopHarness harness({&maintenance}, InVirtualTime());
   ASSERT_TRUE(time_.Run([&] {
     ASSERT_TRUE(harness.StartAll());
-    lifecycle::SleepFor(absl::Hours(3) - absl::Seconds(1));
+    lifecycle::SleepFor(absl::Hours(3) - absl::Seconds(1));  // virtual time
     EXPECT_EQ(maintenance.cleaner().ticks(), 2);
-    lifecycle::SleepFor(absl::Seconds(1));
+    lifecycle::SleepFor(absl::Seconds(1));  // the third hour is up
     EXPECT_EQ(maintenance.cleaner().ticks(), 3);
     EXPECT_EQ(maintenance.rescuer().ticks(), 3);
   }));
@@ -142,7 +142,7 @@ TEST_F(ClientTimeTest, AMinuteOfTheWholeClient) {
   StartStopHarness harness({&client}, InVirtualTime());
   ASSERT_TRUE(time_.Run([&] {
     ASSERT_TRUE(harness.StartAll());
-    lifecycle::SleepFor(absl::Minutes(1));
+    lifecycle::SleepFor(absl::Minutes(1));  // the minute under test, virtual
     EXPECT_TRUE(WaitOrTimeout(client.elector().test_signals().elected));
     for (const auto& producer : client.producer().producers()) {
       EXPECT_EQ(producer->ticks(), 60) << producer->Path();  // every second
