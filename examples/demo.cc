@@ -10,16 +10,22 @@
 // start-up as Trace Event JSON to FILE (open it in ui.perfetto.dev or
 // chrome://tracing) and as an SVG waterfall to FILE.svg.
 //
-// Flags are abseil's (`--help` lists them; an unknown flag or a value of the
-// wrong type is abseil's error, exit status 1).
+// Flags are abseil's (`--help` lists them). A relative --trace path is taken
+// from the directory `bazel run` was called in (BUILD_WORKING_DIRECTORY), not
+// from the runfiles tree the binary runs in.
 //
 // `--die=PATH` kills a leaf once the client has started, and shows what the
 // client's supervision does about it (client.h): restart, degrade, or fail.
 //
-// Exit status: 0 after a clean start and stop (also when a killed part was
-// restarted or the client degraded); 1 with a report naming the service that
-// failed or hung, or the part whose death failed the client; 2 for a flag
-// value out of range.
+// Exit status (kExitStatuses, printed by --help and copied in the README):
+//   0  a clean start and stop (also when a killed part was restarted, or the
+//      client degraded)
+//   1  a service failed or hung: the report names it, or the part whose
+//      death failed the client
+//   2  a usage error of the demo's own: an unknown service path, a value
+//      out of range, an argument that is not a flag, an unwritable --trace
+//   1  abseil's own flag errors (an unknown flag, a value of the wrong
+//      type) and --help, as for any program using abseil's flags
 
 #include <algorithm>
 #include <cstdio>
@@ -125,15 +131,34 @@ void Show(const lifecycle::Service& service, bool json, std::string_view phase,
   }
 }
 
+constexpr char kExitStatuses[] =
+    "Exit status:\n"
+    "  0  a clean start and stop (also when a killed part was restarted, or "
+    "the client degraded)\n"
+    "  1  a service failed or hung: the report names it, or the part whose "
+    "death failed the client\n"
+    "  2  a usage error of the demo's own: an unknown service path, a value "
+    "out of range, an argument that is not a flag, an unwritable --trace\n"
+    "  1  abseil's own flag errors (an unknown flag, a value of the wrong "
+    "type) and --help, as for any program using abseil's flags\n";
+
+// A relative path as the user meant it: under `bazel run`, from the directory
+// the command was run in, not the runfiles tree the binary runs in.
+std::string UserPath(const std::string& path) {
+  const char* dir = std::getenv("BUILD_WORKING_DIRECTORY");
+  if (path.empty() || path[0] == '/' || dir == nullptr || *dir == '\0') {
+    return path;
+  }
+  return absl::StrCat(dir, "/", path);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  absl::SetProgramUsageMessage(absl::StrCat(
       "starts the example client (examples/client.h), shows its health while "
-      "it starts and once started, then stops it. Exit status: 0 after a clean "
-      "start and stop; 1 with a report naming the service that failed or hung "
-      "(or whose death failed the client); 2 for a flag value out of range; "
-      "abseil's own flag errors and --help exit 1.");
+      "it starts and once started, then stops it.\n",
+      kExitStatuses));
   std::vector<char*> arguments = absl::ParseCommandLine(argc, argv);
   if (arguments.size() > 1) {
     std::cerr << "demo: unexpected argument '" << arguments[1]
@@ -200,7 +225,8 @@ int main(int argc, char** argv) {
   *human << "== critical path\n"
          << lifecycle::CriticalPathText(at_start) << "\n"
          << lifecycle::SlowestStarts(at_start) << "\n";
-  if (std::string trace = absl::GetFlag(FLAGS_trace); !trace.empty()) {
+  if (std::string trace = UserPath(absl::GetFlag(FLAGS_trace));
+      !trace.empty()) {
     std::ofstream json(trace), svg(trace + ".svg");
     json << lifecycle::ToTraceEventJson({at_start});
     svg << lifecycle::ToStartupSvg({at_start});

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the demo as a user would and checks its exit status and reports.
 set -u
-demo=${1:-examples/demo}  # the binary: Bazel runs it from the runfiles, CMake passes its path
+demo=$(realpath "${1:-examples/demo}")  # Bazel runs it from the runfiles, CMake passes its path
 failures=0
 check() {  # check NAME EXPECTED_STATUS PATTERN -- ARGS...
   local name=$1 want=$2 pattern=$3
@@ -35,6 +35,17 @@ else
   echo "FAIL trace-files: $trace_dir/start.json or its .svg"
   failures=$((failures + 1))
 fi
+# Under `bazel run`, a relative path is the user's, from the directory they ran it in.
+if (cd / && BUILD_WORKING_DIRECTORY="$trace_dir" "$demo" --trace=rel.json >"$trace_dir/out" 2>&1) &&
+  grep -q "trace: $trace_dir/rel.json" "$trace_dir/out" && [ -s "$trace_dir/rel.json" ] &&
+  [ -s "$trace_dir/rel.json.svg" ]; then
+  echo "ok   trace-relative-to-working-directory"
+else
+  echo "FAIL trace-relative-to-working-directory: no $trace_dir/rel.json(.svg):"
+  cat "$trace_dir/out"
+  failures=$((failures + 1))
+fi
+check trace-unwritable 2 "demo: could not write /nonexistent/t.json" -- --trace=/nonexistent/t.json
 rm -rf "$trace_dir"
 check clean-table 0 'client/producer/default +started' --
 check queues 0 'client/producer/queue3 +started' -- --queues=4
@@ -69,4 +80,5 @@ check unknown-path 2 "unknown service path 'client/nope'. Valid paths: client, c
 check bad-queues 2 "--queues wants a number from 1 to 20" -- --queues=0
 check bad-timeout 2 "--timeout wants a positive duration" -- --timeout=-1s
 check help 1 'Flags from .*demo.cc' -- --help
+check help-exit-statuses 1 '2  a usage error of the demo' -- --help
 [ "$failures" -eq 0 ]

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Uses the library as a new user would, from a Bazel workspace outside this repository:
+# Uses the library as a new user would: from a Bazel workspace outside this repository that
+# pins a release archive, following only the README.
 #
+#   - tools/release.sh makes the archive of this checkout (its uncommitted changes to
+#     tracked files included) and prints the http_archive stanza with its sha256; the
+#     workspace takes it through a file:// URL, as it would take a downloaded release;
+#   - its WORKSPACE and .bazelrc are the README's blocks marked
+#     "<!-- consumer-check: FILE -->", with the README's placeholder http_archive replaced
+#     by the printed stanza (same name and strip_prefix, or the check fails), and the
+#     release's lifecycle.bazelrc imported as the README says;
+#   - the README's first test and its virtual-time test are the README's marked blocks,
+#     compiled as they stand (nothing added);
 #   - the workspace has its own testing/wait.h and testing/BUILD.bazel, so an include that
 #     is not under the library's own prefix would find the user's file instead;
-#   - its .bazelrc and WORKSPACE are the blocks the README marks with
-#     "<!-- consumer-check: ... -->", taken from the README itself so the two cannot drift;
-#   - its test uses a FakeService, a StartStopHarness, a matcher and WaitOrTimeout;
-#   - it runs in the default configuration and under the user's own ThreadSanitizer flags
-#     (a plain -fsanitize=thread, nothing from this repository's .bazelrc).
+#   - the tests run in the default configuration and with --config=tsan from the imported
+#     lifecycle.bazelrc.
 #
 # Needs tools/setup.sh to have run. Prints one "ok"/"FAIL" line per check and ends with
 # "N passed, N failed"; exits non-zero on any failure.
@@ -16,8 +23,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$(mktemp -d)
 trap 'cd /; bazel --output_user_root="$work/.bazel" shutdown >/dev/null 2>&1; rm -rf "$work"' EXIT
 ws="$work/consumer"
-mkdir -p "$ws/third_party" "$ws/testing" "$ws/app"
-ln -s "$repo" "$ws/third_party/lifecycle"
+mkdir -p "$ws/testing" "$ws/app"
 
 . "$repo/tools/checks.sh"
 
@@ -29,88 +35,80 @@ readme_block() {
     inside { print }
   ' "$repo/README.md"
 }
+
+# The release: this checkout as a commit (git stash create records the working tree's
+# tracked files without touching anything), or HEAD when nothing has changed.
+ref=$(git -C "$repo" stash create 2>/dev/null)
+[ -n "$ref" ] || ref=HEAD
+check "tools/release.sh makes the archive" \
+  bash -c 'bash "$0/tools/release.sh" --ref "$1" --out "$2/dist" >"$2/release.txt"' \
+  "$repo" "$ref" "$work" || finish
+stanza=$(sed -n '/^http_archive(/,/^)/p' "$work/release.txt")
+
+readme_block WORKSPACE >"$work/WORKSPACE.readme"
 readme_block .bazelrc >"$ws/.bazelrc"
-readme_block WORKSPACE >"$ws/WORKSPACE"
+cp "$work/dist/lifecycle.bazelrc" "$ws/lifecycle.bazelrc"
 # Shared with this repository's own builds, so that a second run is fast. A user's cache is
 # their own business; this one changes nothing about what is built.
 echo "build --disk_cache=~/.cache/lifecycle/bazel-disk-cache" >>"$ws/.bazelrc"
-check "README blocks found (.bazelrc, WORKSPACE)" \
-  bash -c 'grep -q -- -std=c++ "$0/.bazelrc" && grep -q "^lifecycle_deps()" "$0/WORKSPACE"' "$ws"
+# The README's http_archive, with the release's sha256 and URL.
+python3 - "$work/WORKSPACE.readme" "$ws/WORKSPACE" "$stanza" <<'PY' || failed=$((failed + 1))
+import re, sys
+readme, out, stanza = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
+block = re.search(r"^http_archive\(\n.*?^\)\n", readme, re.S | re.M)
+if not block:
+    sys.exit("FAIL the README's WORKSPACE block has no http_archive(...) stanza")
+prefix = lambda text: re.search(r'strip_prefix = "([^"]*)"', text).group(1)
+if prefix(block.group(0)) != prefix(stanza):
+    sys.exit(f"FAIL the README pins {prefix(block.group(0))}, the release is {prefix(stanza)}")
+open(out, "w").write(readme.replace(block.group(0), stanza + "\n"))
+PY
+check "README blocks found (.bazelrc importing lifecycle.bazelrc, WORKSPACE)" \
+  bash -c 'grep -qx "import %workspace%/lifecycle.bazelrc" "$0/.bazelrc" &&
+    grep -q "^lifecycle_deps()" "$0/WORKSPACE" && grep -q "file://" "$0/WORKSPACE"' "$ws"
 
 # A user package named like ours, with a header named like ours.
-cat >"$ws/testing/wait.h" <<'EOF'
+cat >"$ws/testing/wait.h" <<'CC'
 // The user's own testing/wait.h: if the library's headers found this file, the
 // consumer test would not compile.
 #error "the user's testing/wait.h was included instead of the library's"
-EOF
-cat >"$ws/testing/BUILD.bazel" <<'EOF'
+CC
+cat >"$ws/testing/BUILD.bazel" <<'BZL'
 cc_library(
     name = "testing",
     hdrs = ["wait.h"],
     visibility = ["//visibility:public"],
 )
-EOF
+BZL
 
-cat >"$ws/app/BUILD.bazel" <<'EOF'
+readme_block app/BUILD.bazel >"$ws/app/BUILD.bazel"
+readme_block app/cache_test.cc >"$ws/app/cache_test.cc"
+readme_block app/cache_time_test.cc >"$ws/app/cache_time_test.cc"
+cat >>"$ws/app/BUILD.bazel" <<'BZL'
+
+# Not in the README: the user's own testing/ package, beside the library's.
 cc_test(
-    name = "consumer_test",
-    srcs = ["consumer_test.cc"],
+    name = "shadow_test",
+    srcs = ["cache_test.cc"],
     deps = [
         "//testing",
-        "@lifecycle//lifecycle:service",
         "@lifecycle//testing",
         "@com_google_googletest//:gtest_main",
     ],
 )
-EOF
-cat >"$ws/app/consumer_test.cc" <<'EOF'
-#include <vector>
-
-#include "absl/status/status.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
-#include "lifecycle/base_service.h"
-#include "lifecycle/testing/fake_service.h"
-#include "lifecycle/testing/harness.h"
-#include "lifecycle/testing/matchers.h"
-#include "lifecycle/testing/wait.h"
-
-namespace {
-
-using ::lifecycle_testing::FakeService;
-using ::lifecycle_testing::StartStopHarness;
-
-TEST(ConsumerTest, StartsWaitsAndStops) {
-  FakeService db("db");
-  FakeService cache("cache");
-  StartStopHarness harness({&db, &cache});
-  ASSERT_TRUE(harness.StartAll());
-  EXPECT_THAT(db, lifecycle_testing::IsStarted());
-  EXPECT_TRUE(lifecycle_testing::WaitOrTimeout(cache.Started()));
-}
-
-TEST(ConsumerTest, NamesTheServiceThatFailed) {
-  FakeService db("db");
-  db.FailStartWith(absl::UnavailableError("no route"));
-  std::vector<lifecycle::Service*> services = {&db};
-  absl::Status status =
-      lifecycle::StartAll(services, lifecycle::Context::Background());
-  EXPECT_THAT(status.message(), ::testing::HasSubstr("service 'db'"));
-  EXPECT_THAT(db, lifecycle_testing::FailedToStart(absl::StatusCode::kUnavailable));
-}
-
-}  // namespace
-EOF
+BZL
+check "README's test files found" \
+  bash -c 'grep -q "^TEST" "$0/app/cache_test.cc" && grep -q "^TEST" "$0/app/cache_time_test.cc" &&
+    grep -q cc_test "$0/app/BUILD.bazel"' "$ws"
 
 cd "$ws" || exit 1
 bazel_ws() { bazel --output_user_root="$work/.bazel" "$@"; }
-check "consumer test, default configuration" \
-  bazel_ws test --test_output=errors //app:consumer_test
-check "consumer test, the user's own -fsanitize=thread" \
-  bazel_ws test --test_output=errors --copt=-fsanitize=thread --linkopt=-fsanitize=thread \
-  //app:consumer_test
+check "consumer tests, default configuration" \
+  bazel_ws test //app/...
+check "consumer tests, --config=tsan from the imported lifecycle.bazelrc" \
+  bazel_ws test --config=tsan //app/...
 check "calling lifecycle_deps() twice is harmless" \
-  bash -c 'echo "lifecycle_deps()" >>WORKSPACE && bazel --output_user_root="$0/.bazel" build //app:consumer_test' \
+  bash -c 'echo "lifecycle_deps()" >>WORKSPACE && bazel --output_user_root="$0/.bazel" build //app/...' \
   "$work"
 
 finish

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Makes a release of the library: the source archive a WORKSPACE pins with http_archive,
+# the lifecycle.bazelrc a user imports, and the lines to paste.
+#
+#   bash tools/release.sh [--ref REF] [--out DIR] [--url URL]
+#
+#   --ref  the commit to release (default: the tag v<version> if it exists, else HEAD);
+#   --out  where to write (default: dist/);
+#   --url  where the archive will be downloaded from, for the printed stanza (default: the
+#          file:// URL of the archive written, which is how tools/consumer_check.sh uses it).
+#
+# The version is MODULE.bazel's; tags are v<version> (v0.2.0), made on the commit whose
+# CHANGELOG.md section for that version is complete. The archive is `git archive` of the
+# ref under the prefix lifecycle-<version>/, gzip'ed without a timestamp, so the same
+# commit always gives the same sha256. Prints the archive's path, its sha256 and the
+# http_archive stanza (last lines of the output).
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ref="" out="$repo/dist" url=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --ref) ref=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --url) url=$2; shift 2 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "release.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+version=$(git -C "$repo" show "${ref:-HEAD}:MODULE.bazel" |
+  sed -nE 's/^ *version = "([0-9]+\.[0-9]+\.[0-9]+)",$/\1/p' | head -n 1)
+if [ -z "$version" ]; then
+  echo "release.sh: no version = \"X.Y.Z\" in MODULE.bazel at ${ref:-HEAD}" >&2
+  exit 1
+fi
+if [ -z "$ref" ]; then
+  ref=HEAD
+  git -C "$repo" rev-parse -q --verify "refs/tags/v$version" >/dev/null && ref="v$version"
+fi
+commit=$(git -C "$repo" rev-parse --verify "$ref^{commit}")
+# The versions the build systems and the changelog announce must be the release's.
+for file in CMakeLists.txt CHANGELOG.md; do
+  if ! git -C "$repo" show "$commit:$file" | grep -qE "VERSION $version |^## $version( |$)"; then
+    echo "release.sh: $file at $ref does not announce version $version" >&2
+    exit 1
+  fi
+done
+
+name="lifecycle-$version"
+mkdir -p "$out"
+archive="$out/$name.tar.gz"
+git -C "$repo" archive --format=tar --prefix="$name/" "$commit" | gzip -n -9 >"$archive"
+git -C "$repo" show "$commit:lifecycle.bazelrc" >"$out/lifecycle.bazelrc"
+sha256=$(sha256sum "$archive" | awk '{print $1}')
+[ -n "$url" ] || url="file://$(cd "$out" && pwd)/$name.tar.gz"
+
+echo "archive: $archive (commit $commit)"
+echo "bazelrc: $out/lifecycle.bazelrc"
+echo "sha256:  $sha256"
+echo
+cat <<STANZA
+http_archive(
+    name = "lifecycle",
+    sha256 = "$sha256",
+    strip_prefix = "$name",
+    urls = ["$url"],
+)
+STANZA
