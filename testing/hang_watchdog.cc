@@ -448,6 +448,24 @@ class Watchdog {
     return {"(unknown phase)", "unknown"};
   }
 
+  // " (shard K of N)" in a sharded run (Bazel's TEST_* or GoogleTest's
+  // GTEST_* variables), else "".
+  static std::string ShardText() {
+    for (auto [total_name, index_name] :
+         {std::pair{"TEST_TOTAL_SHARDS", "TEST_SHARD_INDEX"},
+          std::pair{"GTEST_TOTAL_SHARDS", "GTEST_SHARD_INDEX"}}) {
+      const char* total_text = getenv(total_name);
+      const char* index_text = getenv(index_name);
+      int total = 0, index = 0;
+      if (total_text != nullptr && index_text != nullptr &&
+          absl::SimpleAtoi(total_text, &total) &&
+          absl::SimpleAtoi(index_text, &index) && total > 1) {
+        return absl::StrCat(" (shard ", index + 1, " of ", total, ")");
+      }
+    }
+    return "";
+  }
+
   [[noreturn]] void Report(absl::Time now, absl::Time deadline,
                            const Watched& w) {
     GuardTheReport(absl::Nanoseconds(report_limit_nanos_.load()));
@@ -460,8 +478,8 @@ class Watchdog {
     };
     const bool cut = ToNanos(deadline) < w.deadline_nanos.load();
     std::string out = absl::StrCat(
-        "\n[ HANGING  ] ", name, " has run for ", ms(now - started),
-        "; its budget is ", ms(budget),
+        "\n[ HANGING  ] ", name, ShardText(), " has run for ",
+        ms(now - started), "; its budget is ", ms(budget),
         budget_from > started
             ? absl::StrCat(" from SetTestBudget(), called at ",
                            ms(budget_from - started))
@@ -546,7 +564,8 @@ class Watchdog {
     if (fd >= 0) {
       WriteAll(fd, report);
       close(fd);
-      where = absl::StrCat("[ HANGING  ] Report: ", path, "\n");
+      where =
+          absl::StrCat("[ HANGING  ] Report: ", DescribeTestOutput(path), "\n");
     } else {
       where = absl::StrCat("[ HANGING  ] (could not write the report to ", path,
                            ": ", std::strerror(errno), ")\n");

@@ -72,10 +72,14 @@
 // test when installed so) with one warning on stderr.
 //
 // The file: `hang_report_SUITE.TEST.txt` in `TestOutputDirectory()`, where
-// the harness writes its snapshot (harness.h): `$LIFECYCLE_SNAPSHOT_DIR` if
-// set, else `$TEST_UNDECLARED_OUTPUTS_DIR` (under Bazel: the test's
-// outputs.zip), else GoogleTest's `TempDir()`. The report's last line says
-// where it is.
+// the harness writes its files (harness.h): under Bazel the test's outputs
+// (each shard's own), elsewhere a folder for the run. The report's last line
+// says where it is.
+//
+// Sharded suites (Bazel's `shard_count`, or GoogleTest's `GTEST_TOTAL_SHARDS`
+// and `GTEST_SHARD_INDEX`): each shard is its own process with its own
+// budget, cut to its own `TEST_TIMEOUT`, and the report's first line names the
+// shard ("[ HANGING  ] Suite.Test (shard 2 of 4) has run for ...").
 //
 // Reporting while something hangs. The hung thread may hold any lock, the
 // library's included, so the report path never blocks on one: the list of

@@ -457,15 +457,21 @@ struct Finished {
 // holds for every phase of the child, not only the one that hangs: on a loaded
 // machine the child's start-up alone once took longer than 300ms and was
 // reported as the hang "before the first test".
+// The child is not sharded unless `shards` says so ("GTEST_TOTAL_SHARDS=4
+// ..."): a sharded parent's variables would filter its one test away.
 Finished RunHangingIn(const std::string& where, const std::string& filter,
-                      const std::string& pid_file = "") {
+                      const std::string& pid_file = "",
+                      const std::string& shards = "") {
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return {};
   self[n] = '\0';
   std::string command = absl::StrCat(
-      kHangIn, "=", where, " ", kTestBudgetVariable, "=2s ", kPidFile, "='",
-      pid_file, "' '", self, "' --gtest_filter='", filter, "' 2>&1");
+      "env -u GTEST_TOTAL_SHARDS -u GTEST_SHARD_INDEX -u TEST_TOTAL_SHARDS "
+      "-u TEST_SHARD_INDEX ",
+      shards, " ", kHangIn, "=", where, " ", kTestBudgetVariable, "=2s ",
+      kPidFile, "='", pid_file, "' '", self, "' --gtest_filter='", filter,
+      "' 2>&1");
   Finished run;
   std::FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return run;
@@ -487,6 +493,20 @@ TEST(HangOutsideTestBodiesTest, InTheGlobalEnvironmentsSetUp) {
                               "SetUp()) has run for "),
                     HasSubstr(StackShows("HangingEnvironment::SetUp")),
                     HasSubstr("hang_report_environments_SetUp.txt")));
+}
+
+// Bazel's shard_count runs a suite as N processes; the report says which one
+// hung (the one filtered test is the first shard's).
+TEST(HangOutsideTestBodiesTest, AReportNamesItsShard) {
+  for (const char* shards :
+       {"TEST_TOTAL_SHARDS=4 TEST_SHARD_INDEX=0 GTEST_TOTAL_SHARDS=4 "
+        "GTEST_SHARD_INDEX=0",
+        "GTEST_TOTAL_SHARDS=4 GTEST_SHARD_INDEX=0"}) {
+    Finished run =
+        RunHangingIn("tear_down", "HangingPhasesTest.Body", "", shards);
+    EXPECT_EQ(run.exit_code, kHangExitCode) << run.output;
+    EXPECT_THAT(run.output, HasSubstr("(shard 1 of 4) has run for ")) << shards;
+  }
 }
 
 TEST(HangOutsideTestBodiesTest, InASuitesSetUp) {

@@ -1,5 +1,8 @@
 #include "lifecycle/testing/harness.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -10,10 +13,15 @@
 #include <thread>
 #include <utility>
 
+#include "absl/base/const_init.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "lifecycle/clock.h"
 #include "lifecycle/context.h"
@@ -41,6 +49,12 @@ StartStopHarness::StartStopHarness(std::vector<Service*> services,
 }
 
 StartStopHarness::~StartStopHarness() {
+  // A test that failed keeps the start-up trace of its services, for a look
+  // at what its start did; a passing test writes nothing (unless asked).
+  if (starter_ != nullptr && !trace_written_ && ::testing::Test::HasFailure()) {
+    std::fprintf(stderr, "StartStopHarness: the test failed. %s\n",
+                 WriteStartupTrace().c_str());
+  }
   if (!stopped_) {
     ::testing::AssertionResult result = StopServices();
     // Reported at the test's StartAll(): the destructor has no line of its own
@@ -71,13 +85,40 @@ std::string StartStopHarness::Report() const {
   return lifecycle::ToTable(lifecycle::SnapshotAll(services_));
 }
 
+namespace {
+
+// The folder of this run's outputs outside Bazel: one per process, under
+// $TMPDIR (or /tmp), made when the first file is written.
+std::string PerRunOutputDirectory() {
+  static const std::string* const dir = [] {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string base = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+    if (base.back() == '/') base.pop_back();
+    std::string binary = "test";
+    if (std::ifstream comm("/proc/self/comm"); comm) {
+      std::getline(comm, binary);
+    }
+    return new std::string(absl::StrCat(base, "/lifecycle-outputs-", binary,
+                                        "-", static_cast<long>(getpid())));
+  }();
+  return *dir;
+}
+
+const char* NonEmptyEnv(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : nullptr;
+}
+
+}  // namespace
+
 std::string TestOutputDirectory() {
-  for (const char* name :
-       {"LIFECYCLE_SNAPSHOT_DIR", "TEST_UNDECLARED_OUTPUTS_DIR"}) {
-    const char* dir = std::getenv(name);
-    if (dir != nullptr && *dir != '\0') return dir;
+  for (const char* name : {"LIFECYCLE_OUTPUT_DIR", "LIFECYCLE_SNAPSHOT_DIR",
+                           "TEST_UNDECLARED_OUTPUTS_DIR"}) {
+    if (const char* dir = NonEmptyEnv(name)) return dir;
   }
-  return ::testing::TempDir();
+  std::string dir = PerRunOutputDirectory();
+  mkdir(dir.c_str(), 0755);  // EEXIST after the first file: fine
+  return dir;
 }
 
 std::string TestOutputPath(std::string_view file_name) {
@@ -89,22 +130,74 @@ std::string TestOutputPath(std::string_view file_name) {
                           {{"/", "_"}}));
 }
 
+std::string TestOutputFileName(std::string_view kind) {
+  const ::testing::TestInfo* test =
+      ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string base = test == nullptr ? std::string("lifecycle")
+                                     : absl::StrCat(test->test_suite_name(),
+                                                    ".", test->name());
+  std::string kind_text(kind);
+  // How many files of this kind this test has written in this process: a
+  // second harness in the test, or a run of --gtest_repeat.
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* written = new absl::flat_hash_map<std::string, int>();
+  int n;
+  {
+    absl::MutexLock lock(&mu);
+    n = ++(*written)[absl::StrCat(base, ".", kind_text)];
+  }
+  return n == 1 ? absl::StrCat(base, ".", kind_text)
+                : absl::StrCat(base, ".", n, ".", kind_text);
+}
+
+std::string DescribeTestOutput(std::string_view path) {
+  const char* outputs = NonEmptyEnv("TEST_UNDECLARED_OUTPUTS_DIR");
+  if (NonEmptyEnv("LIFECYCLE_OUTPUT_DIR") != nullptr ||
+      NonEmptyEnv("LIFECYCLE_SNAPSHOT_DIR") != nullptr || outputs == nullptr ||
+      !absl::StartsWith(absl::string_view(path.data(), path.size()),
+                        absl::string_view(outputs))) {
+    return std::string(path);
+  }
+  std::string file(path.substr(path.rfind('/') + 1));
+  // bazel-testlogs/PACKAGE/NAME[/shard_K_of_N]/test.outputs: TEST_BINARY is
+  // the test's path in its workspace ("testing/harness_test").
+  std::string where = "bazel-testlogs/";
+  if (const char* binary = NonEmptyEnv("TEST_BINARY")) {
+    absl::string_view b(binary);
+    absl::ConsumePrefix(&b, "./");
+    absl::StrAppend(&where, b);
+  } else {
+    absl::StrAppend(&where, "...");
+  }
+  const char* shards = NonEmptyEnv("TEST_TOTAL_SHARDS");
+  const char* shard = NonEmptyEnv("TEST_SHARD_INDEX");
+  int total = 0, index = 0;
+  if (shards != nullptr && shard != nullptr &&
+      absl::SimpleAtoi(shards, &total) && absl::SimpleAtoi(shard, &index) &&
+      total > 1) {
+    absl::StrAppend(&where, "/shard_", index + 1, "_of_", total);
+  }
+  return absl::StrCat(file, " in this test's outputs (", where,
+                      "/test.outputs, zipped as outputs.zip)");
+}
+
+bool WritesEveryOutput() {
+  const char* outputs = NonEmptyEnv("LIFECYCLE_OUTPUTS");
+  return outputs != nullptr && absl::string_view(outputs) == "all";
+}
+
 std::string StartStopHarness::WriteSnapshotOutput() const {
-  std::string path = TestOutputPath("lifecycle_snapshot.json");
+  std::string path = TestOutputPath(TestOutputFileName("snapshot.json"));
   std::ofstream out(path);
   out << lifecycle::ToJson(lifecycle::SnapshotAll(services_), 2) << "\n";
   out.close();
   if (!out) return absl::StrCat("(could not write the snapshot to ", path, ")");
-  return absl::StrCat("Snapshot (JSON): ", path);
+  return absl::StrCat("Snapshot (JSON): ", DescribeTestOutput(path));
 }
 
-std::string StartStopHarness::WriteStartupTrace() const {
-  const ::testing::TestInfo* test =
-      ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string path = TestOutputPath(
-      test == nullptr ? std::string("lifecycle.startup.json")
-                      : absl::StrCat(test->test_suite_name(), ".", test->name(),
-                                     ".startup.json"));
+std::string StartStopHarness::WriteStartupTrace() {
+  trace_written_ = true;
+  std::string path = TestOutputPath(TestOutputFileName("startup.json"));
   std::vector<lifecycle::ServiceSnapshot> snapshots =
       lifecycle::SnapshotAll(services_);
   std::ofstream json(path), svg(path + ".svg");
@@ -115,7 +208,8 @@ std::string StartStopHarness::WriteStartupTrace() const {
   if (!json || !svg) {
     return absl::StrCat("(could not write the start-up trace to ", path, ")");
   }
-  return absl::StrCat("Start-up trace: ", path, " (and ", path, ".svg)");
+  return absl::StrCat("Start-up trace: ", DescribeTestOutput(path), " (and ",
+                      path.substr(path.rfind('/') + 1), ".svg)");
 }
 
 struct HarnessResult::State {
@@ -229,7 +323,7 @@ HarnessResult StartStopHarness::StartAll(const char* file, int line) {
         deaths[s->path] = matchers_internal::Deaths(*s);
       }
     }
-    WriteStartupTrace();
+    if (WritesEveryOutput()) WriteStartupTrace();
     return ::testing::AssertionSuccess();
   }
   start_status_ = status;

@@ -58,14 +58,15 @@
 // matcher (`HasFailed`, `HasRestarted`, `FailedToStart`; matchers.h). A test
 // that expected a failure which did not happen fails too.
 //
-// The snapshot of a failed start or stop is also written as JSON to
-// `lifecycle_snapshot.json` in `$LIFECYCLE_SNAPSHOT_DIR` if set, else in
-// `$TEST_UNDECLARED_OUTPUTS_DIR` (under Bazel: the test's outputs.zip), else
-// in GoogleTest's temporary folder (`testing::TempDir()`), and the failure
-// message ends with "Snapshot (JSON): PATH". Every start, failed or not, also
-// writes its timeline there (startup_report.h): `SUITE.TEST.startup.json`,
-// Trace Event JSON to open in ui.perfetto.dev or chrome://tracing, and
-// `SUITE.TEST.startup.json.svg`, a waterfall to open in a browser.
+// A failed start or stop also writes files, in `TestOutputDirectory()` (below),
+// named after the test: the snapshot as JSON (`SUITE.TEST.snapshot.json`) and
+// the start-up's timeline (startup_report.h): `SUITE.TEST.startup.json`, Trace
+// Event JSON to open in ui.perfetto.dev or chrome://tracing, and
+// `SUITE.TEST.startup.json.svg`, a waterfall to open in a browser. The failure
+// message says where ("Snapshot (JSON): ... in this test's outputs
+// (bazel-testlogs/...)"). A test that fails otherwise gets the timeline when
+// its harness is destroyed. A passing test writes nothing, unless
+// `LIFECYCLE_OUTPUTS=all`, which writes the timeline of every start.
 //
 // Starting is bounded by `Options::start_timeout` as a whole, including a
 // `Start()` that blocks (a slow `OnStart()`): `Start()` runs on a helper
@@ -185,7 +186,7 @@ class StartStopHarness {
   std::string WriteSnapshotOutput() const;
   // Writes the start-up as Trace Event JSON and SVG (see above); returns the
   // line that says where.
-  std::string WriteStartupTrace() const;
+  std::string WriteStartupTrace();
   // The deaths since the start, not expected nor examined, and the expected
   // deaths that did not happen; empty if none.
   std::string UnexpectedDeaths() const;
@@ -213,16 +214,32 @@ class StartStopHarness {
   // the signal it closes when Start() has returned.
   std::unique_ptr<lifecycle::Thread> starter_;
   lifecycle::Signal start_returned_ = lifecycle::Signal::Closed();
+  bool trace_written_ = false;
 };
 
 // Where the harness and the hang watchdog (hang_watchdog.h) write their
-// files: `$LIFECYCLE_SNAPSHOT_DIR` if set, else `$TEST_UNDECLARED_OUTPUTS_DIR`,
-// else `testing::TempDir()`.
+// files: `$LIFECYCLE_OUTPUT_DIR` if set (`$LIFECYCLE_SNAPSHOT_DIR`, its
+// deprecated name, too), else `$TEST_UNDECLARED_OUTPUTS_DIR` (under Bazel:
+// each test's, and each shard's, own), else one folder for this run,
+// `$TMPDIR/lifecycle-outputs-BINARY-PID` (`/tmp` without `TMPDIR`), made here
+// on the first call. Only a failure writes files, so a passing run makes none.
 std::string TestOutputDirectory();
 
 // The path of `file_name` in `TestOutputDirectory()`, each '/' of the name
 // made '_' (parameterized tests' names have them).
 std::string TestOutputPath(std::string_view file_name);
+
+// The name of the running test's file of a kind ("snapshot.json"):
+// `SUITE.TEST.snapshot.json` the first time, then `SUITE.TEST.2.snapshot.json`
+// and on, when the test writes another (a second harness) or runs again
+// (`--gtest_repeat`). Outside a test, `lifecycle.KIND`. Thread-safe.
+std::string TestOutputFileName(std::string_view kind);
+
+// How a failure message names a written file: under Bazel, "FILE in this
+// test's outputs (bazel-testlogs/PACKAGE/TEST[/shard_K_of_N]/test.outputs,
+// zipped as outputs.zip)", since the sandbox path is gone when the test ends;
+// elsewhere the path itself.
+std::string DescribeTestOutput(std::string_view path);
 
 }  // namespace lifecycle_testing
 

@@ -1,5 +1,8 @@
 #include "lifecycle/testing/harness.h"
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -7,13 +10,18 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"
+#include "lifecycle/clock.h"
 #include "lifecycle/composite_service.h"
+#include "lifecycle/func_service.h"
+#include "lifecycle/startup_report.h"
 #include "lifecycle/testing/fake_service.h"
 #include "lifecycle/testing/matchers.h"
+#include "lifecycle/testing/temp_dir.h"
 #include "lifecycle/testing/virtual_time.h"
 #include "nlohmann/json.hpp"
 
@@ -87,26 +95,158 @@ TEST(StartStopHarnessTest, StartsAndStopsEverything) {
   EXPECT_THAT(client.producer_.bulk_, HasState(ServiceState::kStopped));
 }
 
-TEST(StartStopHarnessTest, WritesEachStartsTimeline) {
+std::vector<std::string> FilesIn(const std::string& dir) {
+  std::vector<std::string> files;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") files.push_back(name);
+    }
+    closedir(d);
+  }
+  return files;
+}
+
+// The files a run of this binary wrote into `dir`, running only `filter`
+// (tests of HarnessOutputsChild, which run only when asked).
+std::vector<std::string> FilesWrittenBy(const std::string& filter,
+                                        const std::string& dir,
+                                        const std::string& env = "") {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return {"(no /proc/self/exe)"};
+  self[n] = '\0';
+  // The child is not the test Bazel runs: none of its result files.
+  std::string command = absl::StrCat(
+      "env -u TEST_PREMATURE_EXIT_FILE -u XML_OUTPUT_FILE -u GTEST_OUTPUT ",
+      env, " LIFECYCLE_HARNESS_OUTPUTS_CHILD=1 LIFECYCLE_OUTPUT_DIR='", dir,
+      "' '", self, "' --gtest_filter='", filter, "' >/dev/null 2>&1");
+  std::system(command.c_str());
+  return FilesIn(dir);
+}
+
+class HarnessOutputsChild : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::getenv("LIFECYCLE_HARNESS_OUTPUTS_CHILD") == nullptr) {
+      GTEST_SKIP() << "run by HarnessOutputsTest only";
+    }
+  }
+};
+
+TEST_F(HarnessOutputsChild, Passes) {
   FakeService db("db");
-  FakeService cache("cache");
-  StartStopHarness harness({&db, &cache});
+  StartStopHarness harness({&db});
   ASSERT_TRUE(harness.StartAll());
-  std::string path =
-      TestOutputDirectory() +
-      "/StartStopHarnessTest.WritesEachStartsTimeline.startup.json";
-  std::ifstream in(path);
-  ASSERT_TRUE(in) << path;
+}
+
+TEST_F(HarnessOutputsChild, FailsAfterItsStart) {
+  FakeService db("db");
+  StartStopHarness harness({&db});
+  ASSERT_TRUE(harness.StartAll());
+  ADD_FAILURE() << "the test's own failure";
+}
+
+TEST_F(HarnessOutputsChild, FailsToStartTwice) {
+  for (int i = 0; i < 2; ++i) {
+    FakeService db("db");
+    db.FailStartWith(absl::InternalError("boom"));
+    StartStopHarness harness({&db}, Short());
+    EXPECT_FALSE(harness.StartAll());
+  }
+}
+
+TEST(HarnessOutputsTest, APassingTestWritesNothing) {
+  std::string dir = ShortTempDir();
+  EXPECT_THAT(FilesWrittenBy("HarnessOutputsChild.Passes", dir),
+              ::testing::IsEmpty());
+}
+
+TEST(HarnessOutputsTest, AFailedTestKeepsItsStartupTimeline) {
+  std::string dir = ShortTempDir();
+  EXPECT_THAT(FilesWrittenBy("HarnessOutputsChild.FailsAfterItsStart", dir),
+              ::testing::UnorderedElementsAre(
+                  "HarnessOutputsChild.FailsAfterItsStart.startup.json",
+                  "HarnessOutputsChild.FailsAfterItsStart.startup.json.svg"));
+}
+
+TEST(HarnessOutputsTest, EachFailedStartHasItsOwnFiles) {
+  std::string dir = ShortTempDir();
+  EXPECT_THAT(FilesWrittenBy("HarnessOutputsChild.FailsToStartTwice", dir),
+              ::testing::UnorderedElementsAre(
+                  "HarnessOutputsChild.FailsToStartTwice.snapshot.json",
+                  "HarnessOutputsChild.FailsToStartTwice.startup.json",
+                  "HarnessOutputsChild.FailsToStartTwice.startup.json.svg",
+                  "HarnessOutputsChild.FailsToStartTwice.2.snapshot.json",
+                  "HarnessOutputsChild.FailsToStartTwice.2.startup.json",
+                  "HarnessOutputsChild.FailsToStartTwice.2.startup.json.svg"));
+}
+
+TEST(HarnessOutputsTest, RepeatsAreCounted) {
+  std::string dir = ShortTempDir();
+  EXPECT_THAT(FilesWrittenBy("HarnessOutputsChild.FailsAfterItsStart", dir,
+                             "GTEST_REPEAT=2"),
+              ::testing::UnorderedElementsAre(
+                  "HarnessOutputsChild.FailsAfterItsStart.startup.json",
+                  "HarnessOutputsChild.FailsAfterItsStart.startup.json.svg",
+                  "HarnessOutputsChild.FailsAfterItsStart.2.startup.json",
+                  "HarnessOutputsChild.FailsAfterItsStart.2.startup.json.svg"));
+}
+
+TEST(HarnessOutputsTest, EveryTimelineWhenAsked) {
+  std::string dir = ShortTempDir();
+  std::vector<std::string> files = FilesWrittenBy("HarnessOutputsChild.Passes",
+                                                  dir, "LIFECYCLE_OUTPUTS=all");
+  ASSERT_THAT(files,
+              ::testing::Contains("HarnessOutputsChild.Passes.startup.json"));
+  std::ifstream in(dir + "/HarnessOutputsChild.Passes.startup.json");
   nlohmann::json trace = nlohmann::json::parse(in);
   std::vector<std::string> slices;
   for (const auto& event : trace["traceEvents"]) {
     if (event["ph"] == "X") slices.push_back(event["name"]);
   }
-  EXPECT_THAT(slices, ::testing::UnorderedElementsAre("db", "cache"));
-  std::ifstream svg(path + ".svg");
-  std::stringstream text;
-  text << svg.rdbuf();
-  EXPECT_THAT(text.str(), HasSubstr("<svg"));
+  EXPECT_THAT(slices, ::testing::ElementsAre("db"));
+}
+
+// Outside Bazel (no TEST_UNDECLARED_OUTPUTS_DIR, no LIFECYCLE_OUTPUT_DIR),
+// one folder for the run, under $TMPDIR, never the shared folder itself.
+TEST(HarnessOutputsTest, OutsideBazelOneFolderPerRun) {
+  std::string dir = ShortTempDir();
+  std::vector<std::string> files = FilesWrittenBy(
+      "HarnessOutputsChild.FailsAfterItsStart", "",
+      absl::StrCat("-u TEST_UNDECLARED_OUTPUTS_DIR -u LIFECYCLE_SNAPSHOT_DIR "
+                   "TMPDIR='",
+                   dir, "'"));
+  EXPECT_THAT(files, ::testing::IsEmpty());  // LIFECYCLE_OUTPUT_DIR was empty
+  std::vector<std::string> in_tmp = FilesIn(dir);
+  ASSERT_THAT(in_tmp, ::testing::ElementsAre(::testing::StartsWith(
+                          "lifecycle-outputs-harness_test-")));
+  EXPECT_THAT(FilesIn(dir + "/" + in_tmp[0]),
+              ::testing::Contains(
+                  "HarnessOutputsChild.FailsAfterItsStart.startup.json"));
+}
+
+// The virtual-time start's timeline has the virtual durations.
+TEST(HarnessOutputsTest, AVirtualTimeStartHasItsTimeline) {
+  VirtualTime time;
+  lifecycle::FuncService slow("slow", [](const lifecycle::Context& ctx,
+                                         absl::FunctionRef<void()> started) {
+    lifecycle::SleepFor(absl::Seconds(2));  // two virtual seconds
+    started();
+    ctx.Done().Wait();
+    return absl::OkStatus();
+  });
+  StartStopHarness::Options options;
+  options.context = time.context();
+  StartStopHarness harness({&slow}, options);
+  ASSERT_TRUE(time.Run([&] { ASSERT_TRUE(harness.StartAll()); }));
+  nlohmann::json trace =
+      nlohmann::json::parse(lifecycle::ToTraceEventJson({slow.Snapshot()}));
+  std::vector<double> durations;
+  for (const auto& event : trace["traceEvents"]) {
+    if (event["ph"] == "X") durations.push_back(event["dur"]);
+  }
+  EXPECT_THAT(durations, ::testing::ElementsAre(2e6));
 }
 
 TEST(StartStopHarnessTest, NamesTheServiceThatFailedToStart) {
@@ -276,21 +416,22 @@ TEST(StartStopHarnessTest, ReportsAServiceThatWouldNotStop) {
   slow.Stop();
 }
 
-// Under Bazel into the test's undeclared outputs, elsewhere into gtest's
-// temporary folder (or $LIFECYCLE_SNAPSHOT_DIR), and the message says where.
+// Under Bazel into the test's undeclared outputs, and the message says where
+// to find them once the test has ended; elsewhere, the path.
 TEST(StartStopHarnessTest, WritesTheSnapshotAndSaysWhere) {
-  const char* dir = std::getenv("LIFECYCLE_SNAPSHOT_DIR");
-  if (dir == nullptr) dir = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR");
-  std::string expected_dir = dir != nullptr ? dir : ::testing::TempDir();
-  if (!expected_dir.empty() && expected_dir.back() == '/') {
-    expected_dir.pop_back();
-  }
-  std::string path = expected_dir + "/lifecycle_snapshot.json";
   FakeService db("db");
   db.FailStartWith(absl::InternalError("boom"));
   StartStopHarness harness({&db}, Short());
-  EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(harness.StartAll()),
-                          "Snapshot (JSON): " + path);
+  const std::string file =
+      "StartStopHarnessTest.WritesTheSnapshotAndSaysWhere.snapshot.json";
+  std::string path = TestOutputPath(file);
+  const char* bazel = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR");
+  EXPECT_NONFATAL_FAILURE(
+      EXPECT_TRUE(harness.StartAll()),
+      bazel != nullptr && std::getenv("LIFECYCLE_OUTPUT_DIR") == nullptr
+          ? "Snapshot (JSON): " + file +
+                " in this test's outputs (bazel-testlogs/testing/harness_test"
+          : "Snapshot (JSON): " + path);
   std::ifstream in(path);
   std::stringstream json;
   json << in.rdbuf();

@@ -7,10 +7,16 @@ is examples/client_test.cc's ReadmeTest, its dependency lines the client's const
 examples/client.cc, the watchdog's main testing/hang_watchdog_main.cc). A line that elides with "..." is skipped.
 Prints one "ok"/"FAIL" line per example and "N passed, N failed"; exits 1 on a
 mismatch. `--self-test` also checks that a changed line is caught.
+
+The README's whole files marked "<!-- consumer-check: FILE -->" are compiled and
+run by tools/consumer_check.sh instead. With `--demo=BINARY`, the README's demo
+samples ("<!-- demo-output: ARGS -->") are checked against runs of the demo,
+times aside (and with `--self-test`, that a stale sample is caught).
 """
 
 import pathlib
 import re
+import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -75,11 +81,59 @@ def header_example(text, first):
 
 
 def readme_examples(text):
-    """The README's C++ blocks, as (line number, lines)."""
+    """The README's C++ blocks, as (line number, lines), but for the whole files
+    marked "<!-- consumer-check: FILE -->", which tools/consumer_check.sh compiles
+    and runs in a workspace of their own."""
     out = []
-    for m in re.finditer(r"```cpp\n(.*?)```", text, re.S):
-        out.append((text[: m.start()].count("\n") + 1, m.group(1).split("\n")))
+    for m in re.finditer(r"(<!-- consumer-check: [^>]* -->\n)?```cpp\n(.*?)```", text, re.S):
+        if m.group(1):
+            continue
+        out.append((text[: m.start()].count("\n") + 1, m.group(2).split("\n")))
     return out
+
+
+TIME = re.compile(r"\b\d+(\.\d+)?(ns|us|µs|ms|s|m|h)\b")
+
+
+def demo_sections(text):
+    """{header: [lines]} of a demo output, each section from its "== " line,
+    times made "T" and runs of spaces one; in the sections whose content varies
+    from run to run (the snapshot while starting, the critical path), only each
+    line's first word."""
+    sections, header = {}, None
+    for line in text.split("\n"):
+        line = re.sub(r"\s+", " ", TIME.sub("T", line)).strip()
+        if line.startswith("== "):
+            header = line
+            sections[header] = []
+        elif header and line:
+            if header in ("== starting", "== critical path"):
+                line = line.split(" ")[0]
+            sections[header].append(line)
+    return sections
+
+
+def check_demo(readme, demo):
+    """Every README block marked "<!-- demo-output: ARGS -->" against a run of
+    the demo with ARGS: each of its sections must be in the output, line for line,
+    times aside."""
+    results = []
+    for m in re.finditer(r"<!-- demo-output:(.*?)-->\n```\n(.*?)```", readme, re.S):
+        args = m.group(1).split()
+        where = f"README.md:{readme[: m.start()].count(chr(10)) + 1}: demo {' '.join(args)}"
+        run = subprocess.run([demo] + args, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, timeout=120)
+        got = demo_sections(run.stdout)
+        for header, lines in demo_sections(m.group(2)).items():
+            if got.get(header) != lines:
+                results.append((False, f"{where}: the sample's '{header}' is stale; "
+                                f"the demo prints {got.get(header)}, the README {lines}"))
+                break
+        else:
+            results.append((True, f"{where}: the sample matches a run"))
+    if not results:
+        results.append((False, "README.md has no <!-- demo-output: --> sample"))
+    return results
 
 
 def missing(block, compiled):
@@ -109,6 +163,14 @@ def main(argv):
     def read(path):
         return (ROOT / path).read_text()
     results = run(read)
+    demo = next((a.split("=", 1)[1] for a in argv if a.startswith("--demo=")), None)
+    if demo:
+        results += check_demo(read("README.md"), demo)
+        if "--self-test" in argv:
+            stale = read("README.md").replace("client/producer/queue1      started",
+                                              "client/producer/queue9      started", 1)
+            caught = not all(ok for ok, _ in check_demo(stale, demo))
+            results.append((caught, "self-test: a stale demo sample is reported"))
     if "--self-test" in argv:
         def changed(path):
             text = read(path)

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# The CMake build, as a new user runs it (README, "Build with CMake"), against Debian's
-# prebuilt abseil (whose absl::string_view is its own type, not std::string_view):
+# The CMake build, as a new user runs it (README), against Debian's prebuilt abseil (whose
+# absl::string_view is its own type, not std::string_view):
 #
 #   1. configure, build and ctest this repository (every test of the Bazel build);
-#   2. install it into a temporary prefix;
-#   3. build and run a small consumer project that finds it with find_package(lifecycle)
-#      and links lifecycle::testing (a test using the harness and a fake).
+#   2. configure with LIFECYCLE_BUILD_TESTS=OFF, as the README's install does: no test target
+#      is built; install it into a temporary prefix;
+#   3. a consumer project that finds it with find_package(lifecycle) and links
+#      lifecycle::testing, lifecycle::conformance and GTest::gmock_main with no
+#      find_package(GTest) of its own;
+#   4. a consumer program built with pkg-config alone (lifecycle_testing, gmock_main);
+#   5. a consumer project that takes the release archive (tools/release.sh) with
+#      FetchContent from a file:// URL and its sha256: the library builds inside it with no
+#      test target, and the consumer's test passes.
 #
 # Needs tools/setup.sh to have run. Prints "ok"/"FAIL" per step and ends with
 # "N passed, N failed", where N counts the ctest tests and the steps; exits non-zero on any
@@ -46,7 +52,27 @@ else
   fi
 fi
 
-check "install into a temporary prefix" cmake --install "$build" || finish
+install_build="$work/install-build"
+check "configure for install, LIFECYCLE_BUILD_TESTS=OFF" \
+  cmake -S "$repo" -B "$install_build" -DCMAKE_BUILD_TYPE=Release -DLIFECYCLE_BUILD_TESTS=OFF \
+  -DCMAKE_INSTALL_PREFIX="$prefix" || finish
+check "build for install" cmake --build "$install_build" -j "$jobs" || finish
+check "no test target built with LIFECYCLE_BUILD_TESTS=OFF" \
+  bash -c '! find "$0" -name "*_test" -type f -perm -u+x | grep .' "$install_build"
+check "install into a temporary prefix" cmake --install "$install_build" || finish
+
+# The consumer test, shared by the three consumers: a harness and a fake.
+consumer_test='#include "gtest/gtest.h"
+#include "lifecycle/testing/fake_service.h"
+#include "lifecycle/testing/harness.h"
+#include "lifecycle/testing/matchers.h"
+
+TEST(ConsumerTest, HarnessStartsAFake) {
+  lifecycle_testing::FakeService db("db");
+  lifecycle_testing::StartStopHarness harness({&db});
+  ASSERT_TRUE(harness.StartAll());
+  EXPECT_THAT(db, lifecycle_testing::IsStarted());
+}'
 
 consumer="$work/consumer"
 mkdir -p "$consumer"
@@ -57,25 +83,72 @@ set(CMAKE_CXX_STANDARD 17)
 find_package(lifecycle 0.2 REQUIRED)
 enable_testing()
 add_executable(consumer_test consumer_test.cc)
+target_link_libraries(consumer_test PRIVATE lifecycle::testing lifecycle::conformance
+  GTest::gmock_main)
+add_test(NAME consumer_test COMMAND consumer_test)
+EOF
+{
+  echo "$consumer_test"
+  cat <<'EOF'
+
+#include <memory>
+
+#include "lifecycle/testing/conformance.h"
+
+using lifecycle_testing::ServiceConformanceTest;
+INSTANTIATE_TEST_SUITE_P(
+    Fake, ServiceConformanceTest,
+    ::testing::Values(lifecycle_testing::ServiceFactory{
+        "FakeService",
+        [] { return std::make_unique<lifecycle_testing::FakeService>("fake"); }}),
+    lifecycle_testing::ServiceFactoryName);
+EOF
+} >"$consumer/consumer_test.cc"
+check "find_package consumer: configure with CMAKE_PREFIX_PATH, build" \
+  bash -c 'cmake -S "$0" -B "$0/build" -DCMAKE_PREFIX_PATH="$1" && cmake --build "$0/build"' \
+  "$consumer" "$prefix"
+check "find_package consumer: its test passes, and lifecycle::conformance links" \
+  bash -c 'cd "$0/build" && ctest --output-on-failure' "$consumer"
+
+pc="$work/pkg-config"
+mkdir -p "$pc"
+echo "$consumer_test" >"$pc/consumer_test.cc"
+check "pkg-config consumer: builds with pkg-config's flags alone, and passes" \
+  bash -c 'export PKG_CONFIG_PATH="$1/lib/pkgconfig:$1/lib/x86_64-linux-gnu/pkgconfig"
+    pkg-config --modversion lifecycle | grep -qE "^[0-9]+\.[0-9]+\.[0-9]+$" &&
+    c++ -std=c++17 "$0/consumer_test.cc" -o "$0/consumer_test" \
+      $(pkg-config --cflags --libs lifecycle_testing gmock_main) && "$0/consumer_test"' \
+  "$pc" "$prefix"
+
+fetch="$work/fetchcontent"
+mkdir -p "$fetch"
+ref=$(git -C "$repo" stash create 2>/dev/null)
+[ -n "$ref" ] || ref=HEAD
+check "tools/release.sh makes the archive" \
+  bash -c 'bash "$0/tools/release.sh" --ref "$1" --out "$2/dist" >"$2/release.txt"' \
+  "$repo" "$ref" "$work"
+archive=$(sed -n 's/^archive: \([^ ]*\) .*/\1/p' "$work/release.txt")
+sha256=$(sed -n 's/^sha256: *//p' "$work/release.txt")
+cat >"$fetch/CMakeLists.txt" <<EOF
+cmake_minimum_required(VERSION 3.16)
+project(consumer LANGUAGES CXX)
+set(CMAKE_CXX_STANDARD 17)
+include(FetchContent)
+FetchContent_Declare(lifecycle
+  URL "file://$archive"
+  URL_HASH SHA256=$sha256)
+FetchContent_MakeAvailable(lifecycle)
+enable_testing()
+add_executable(consumer_test consumer_test.cc)
 target_link_libraries(consumer_test PRIVATE lifecycle::testing GTest::gmock_main)
 add_test(NAME consumer_test COMMAND consumer_test)
 EOF
-cat >"$consumer/consumer_test.cc" <<'EOF'
-#include "gtest/gtest.h"
-#include "lifecycle/testing/fake_service.h"
-#include "lifecycle/testing/harness.h"
-#include "lifecycle/testing/matchers.h"
-
-TEST(ConsumerTest, HarnessStartsAFake) {
-  lifecycle_testing::FakeService db("db");
-  lifecycle_testing::StartStopHarness harness({&db});
-  ASSERT_TRUE(harness.StartAll());
-  EXPECT_THAT(db, lifecycle_testing::IsStarted());
-}
-EOF
-check "consumer: find_package(lifecycle) and build" \
-  bash -c 'cmake -S "$0" -B "$0/build" -DCMAKE_PREFIX_PATH="$1" && cmake --build "$0/build"' \
-  "$consumer" "$prefix" || finish
-check "consumer: its test passes" bash -c 'cd "$0/build" && ctest --output-on-failure' \
-  "$consumer"
+echo "$consumer_test" >"$fetch/consumer_test.cc"
+check "FetchContent consumer: the release archive by URL and sha256, built inside it" \
+  bash -c 'cmake -S "$0" -B "$0/build" && cmake --build "$0/build" -j "$1"' "$fetch" "$jobs" ||
+  finish
+check "FetchContent consumer: no test target of the library built; its own test passes" \
+  bash -c '[ -d "$0/build/_deps/lifecycle-build" ] &&
+    ! find "$0/build/_deps" -name "*_test" -type f -perm -u+x | grep . &&
+    cd "$0/build" && ctest --output-on-failure | grep -q "100% tests passed"' "$fetch"
 finish

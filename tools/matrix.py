@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs the test suite many times across build configurations.
 
-    tools/matrix.py [--configs=fastbuild,opt,asan,tsan,clang] [--runs=N]
+    tools/matrix.py [--configs=fastbuild,opt,asan,tsan,clang] [--runs=N] [--dry-run]
+                    [--remote_executor=URL] [--remote_cache=URL] [--jobs=N] ...
                     [--budget=MINUTES] [--logs=DIR] [TARGET ...] [-- BAZEL_ARG ...]
 
 For each configuration it runs one `bazel test --runs_per_test=N --keep_going`
@@ -13,10 +14,19 @@ paths printed. The last line is "N passed, N failed" over all runs; the exit
 status is non-zero if any run failed or a configuration could not build.
 
 Everything goes through Bazel's --runs_per_test and test results, so the same
-command fans out unchanged on a remote-execution cluster.
+command fans out on a remote-execution cluster given its flags, which are passed
+to every `bazel test`:
+
+    tools/matrix.py --remote_executor=grpcs://CLUSTER --remote_cache=grpcs://CLUSTER \
+        --remote_header=x-buildbuddy-api-key=KEY --jobs=200 --runs=50 //your/...
+
+(--remote_instance_name, --remote_timeout and --disk_cache too; any other Bazel
+flag goes after "--"). Sharded targets (shard_count) count a run failed when any
+shard of it failed. --dry-run prints the commands.
 """
 
 import argparse
+import glob
 import os
 import re
 import shutil
@@ -26,6 +36,8 @@ import tempfile
 import time
 
 CONFIGS = ["fastbuild", "opt", "asan", "tsan", "clang"]
+REMOTE_FLAGS = ["remote_executor", "remote_cache", "remote_instance_name",
+                "remote_header", "remote_timeout", "jobs", "disk_cache"]
 
 
 def parse_args(argv):
@@ -42,6 +54,13 @@ def parse_args(argv):
                    help="minutes; no new configuration starts after it (0: none)")
     p.add_argument("--logs", default="",
                    help="where failed runs' logs go (default: a new temp dir)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the Bazel commands, run nothing")
+    # A cluster's flags, passed to every `bazel test` (and `bazel info`) as given:
+    # the same matrix on Buildbarn, BuildBuddy or EngFlow instead of this machine.
+    for flag in REMOTE_FLAGS:
+        p.add_argument("--" + flag, action="append", default=[],
+                       help="passed to Bazel as --%s=VALUE (may repeat)" % flag)
     p.add_argument("targets", nargs="*", default=["//..."])
     args = p.parse_args(argv)
     configs = [c for c in args.configs.split(",") if c]
@@ -54,26 +73,37 @@ def parse_args(argv):
     if args.budget < 0:
         p.error("--budget must not be negative")
     args.configs = configs
-    args.bazel_args = bazel_args
+    remote = ["--%s=%s" % (flag, value) for flag in REMOTE_FLAGS
+              for value in getattr(args, flag)]
+    args.bazel_args = remote + bazel_args
     return args
 
 
 def run_results(testlogs, target, runs):
-    """[(run_number, passed, log_path)] for one test target."""
+    """[(run_number, passed, log_path)] for one test target.
+
+    A sharded target (shard_count) has one folder per shard and run
+    (shard_K_of_S_run_R_of_N, or shard_K_of_S with one run); a run passed when
+    every shard of it did, and its log is the first failed shard's."""
     package, _, name = target[2:].partition(":")
     base = os.path.join(testlogs, package, name)
-    dirs = ([os.path.join(base, "run_%d_of_%d" % (k, runs))
-             for k in range(1, runs + 1)] if runs > 1 else [base])
     results = []
-    for k, d in enumerate(dirs, 1):
-        xml = os.path.join(d, "test.xml")
-        if not os.path.exists(xml):
-            results.append((k, False, os.path.join(d, "test.log")))
-            continue
-        with open(xml, errors="replace") as f:
-            text = f.read()
-        failed = re.search(r"<(failure|error)\b", text) is not None
-        results.append((k, not failed, os.path.join(d, "test.log")))
+    for k in range(1, runs + 1):
+        run = "run_%d_of_%d" % (k, runs) if runs > 1 else ""
+        shards = sorted(glob.glob(os.path.join(
+            base, "shard_*_of_*" + ("_" + run if run else ""))),
+            key=lambda d: int(re.search(r"shard_(\d+)_", d).group(1)))
+        dirs = shards or [os.path.join(base, run) if run else base]
+        passed, log = True, os.path.join(dirs[0], "test.log")
+        for d in dirs:
+            xml = os.path.join(d, "test.xml")
+            failed = True
+            if os.path.exists(xml):
+                with open(xml, errors="replace") as f:
+                    failed = re.search(r"<(failure|error)\b", f.read()) is not None
+            if failed and passed:
+                passed, log = False, os.path.join(d, "test.log")
+        results.append((k, passed, log))
     return results
 
 
@@ -96,6 +126,8 @@ def main(argv):
             cmd.append("--config=" + config)
         cmd += args.bazel_args + ["--"] + args.targets
         print("=== " + " ".join(cmd), flush=True)
+        if args.dry_run:
+            continue
         proc = subprocess.run(cmd, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
         out = proc.stdout

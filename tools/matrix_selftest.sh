@@ -14,6 +14,11 @@ out=$(python3 tools/matrix.py --runs=0 2>&1); rc=$?
 out=$(python3 tools/matrix.py --configs=fastbuild,bogus 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -q "unknown configuration(s) bogus" <<<"$out"; expect "rejects an unknown config" $?
 
+out=$(python3 tools/matrix.py --configs=tsan --dry-run --remote_executor=grpcs://cluster.invalid \
+  --remote_cache=grpcs://cluster.invalid --remote_header=x-key=k --jobs=64 //x:y -- --keep_going 2>&1)
+grep -qE -- "^=== bazel test .*--config=tsan --remote_executor=grpcs://cluster.invalid --remote_cache=grpcs://cluster.invalid --remote_header=x-key=k --jobs=64 --keep_going -- //x:y$" <<<"$out"
+expect "a cluster's flags reach bazel test" $?
+
 dir=$(mktemp -d /tmp/matrix-fixture.XXXXXX)
 out=$(python3 tools/matrix.py --configs=fastbuild --runs=4 --logs="$dir/logs" \
   //tools/matrix_fixtures:passing //tools/matrix_fixtures:flaky //tools/matrix_fixtures:failing -- --test_env=MATRIX_FIXTURE_DIR="$dir" 2>&1); rc=$?
@@ -26,5 +31,10 @@ grep -q "failed run log: $dir/logs/fastbuild/tools/matrix_fixtures/failing/run_1
   grep -q "always fails" "$dir/logs/fastbuild/tools/matrix_fixtures/failing/run_1.log"
 expect "failed runs' logs are kept" $?
 [ "$(tail -n 1 <<<"$out")" = "6 passed, 6 failed" ]; expect "final count line" $?
+out=$(python3 tools/matrix.py --configs=fastbuild --runs=2 --logs="$dir/logs" \
+  //tools/matrix_fixtures:sharded 2>&1); rc=$?
+grep -qE '^//tools/matrix_fixtures:sharded +fastbuild +2 +2 +no' <<<"$out" &&
+  grep -q "failed run log: $dir/logs/fastbuild/tools/matrix_fixtures/sharded/run_1.log" <<<"$out"
+expect "a run fails when one of its shards fails" $?
 rm -rf "$dir"
 [ $failures -eq 0 ]

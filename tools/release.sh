@@ -12,8 +12,8 @@
 # The version is MODULE.bazel's; tags are v<version> (v0.2.0), made on the commit whose
 # CHANGELOG.md section for that version is complete. The archive is `git archive` of the
 # ref under the prefix lifecycle-<version>/, gzip'ed without a timestamp, so the same
-# commit always gives the same sha256. Prints the archive's path, its sha256 and the
-# http_archive stanza (last lines of the output).
+# commit always gives the same sha256. Prints the archive's path, its sha256, the bzlmod
+# integrity and the http_archive stanza (last lines of the output).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ref="" out="$repo/dist" url=""
@@ -52,11 +52,13 @@ archive="$out/$name.tar.gz"
 git -C "$repo" archive --format=tar --prefix="$name/" "$commit" | gzip -n -9 >"$archive"
 git -C "$repo" show "$commit:lifecycle.bazelrc" >"$out/lifecycle.bazelrc"
 sha256=$(sha256sum "$archive" | awk '{print $1}')
+integrity="sha256-$(python3 -c 'import base64,sys; print(base64.b64encode(bytes.fromhex(sys.argv[1])).decode())' "$sha256")"
 [ -n "$url" ] || url="file://$(cd "$out" && pwd)/$name.tar.gz"
 
 echo "archive: $archive (commit $commit)"
 echo "bazelrc: $out/lifecycle.bazelrc"
 echo "sha256:  $sha256"
+echo "integrity (MODULE.bazel's archive_override): $integrity"
 echo
 cat <<STANZA
 http_archive(
