@@ -82,14 +82,14 @@ cc_library(
 BZL
 
 readme_block app/BUILD.bazel >"$ws/app/BUILD.bazel"
-readme_block app/cache_test.cc >"$ws/app/cache_test.cc"
-readme_block app/cache_time_test.cc >"$ws/app/cache_time_test.cc"
+readme_block app/refresher_test.cc >"$ws/app/refresher_test.cc"
+readme_block app/refresher_time_test.cc >"$ws/app/refresher_time_test.cc"
 cat >>"$ws/app/BUILD.bazel" <<'BZL'
 
 # Not in the README: the user's own testing/ package, beside the library's.
 cc_test(
     name = "shadow_test",
-    srcs = ["cache_test.cc"],
+    srcs = ["refresher_test.cc"],
     deps = [
         "//testing",
         "@lifecycle//testing",
@@ -98,7 +98,7 @@ cc_test(
 )
 BZL
 check "README's test files found" \
-  bash -c 'grep -q "^TEST" "$0/app/cache_test.cc" && grep -q "^TEST" "$0/app/cache_time_test.cc" &&
+  bash -c 'grep -q "^TEST" "$0/app/refresher_test.cc" && grep -q "^TEST" "$0/app/refresher_time_test.cc" &&
     grep -q cc_test "$0/app/BUILD.bazel"' "$ws"
 
 cd "$ws" || exit 1
