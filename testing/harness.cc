@@ -112,11 +112,14 @@ const char* NonEmptyEnv(const char* name) {
 }  // namespace
 
 std::string TestOutputDirectory() {
+  std::string dir = PerRunOutputDirectory();
   for (const char* name : {"LIFECYCLE_OUTPUT_DIR", "LIFECYCLE_SNAPSHOT_DIR",
                            "TEST_UNDECLARED_OUTPUTS_DIR"}) {
-    if (const char* dir = NonEmptyEnv(name)) return dir;
+    if (const char* chosen = NonEmptyEnv(name)) {
+      dir = chosen;
+      break;
+    }
   }
-  std::string dir = PerRunOutputDirectory();
   mkdir(dir.c_str(), 0755);  // EEXIST after the first file: fine
   return dir;
 }

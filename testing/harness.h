@@ -222,7 +222,8 @@ class StartStopHarness {
 // deprecated name, too), else `$TEST_UNDECLARED_OUTPUTS_DIR` (under Bazel:
 // each test's, and each shard's, own), else one folder for this run,
 // `$TMPDIR/lifecycle-outputs-BINARY-PID` (`/tmp` without `TMPDIR`), made here
-// on the first call. Only a failure writes files, so a passing run makes none.
+// on the first call (as is the folder a variable names, if missing). Only a
+// failure writes files, so a passing run makes none.
 std::string TestOutputDirectory();
 
 // The path of `file_name` in `TestOutputDirectory()`, each '/' of the name
