@@ -228,6 +228,17 @@ TEST(HarnessOutputsTest, OutsideBazelOneFolderPerRun) {
                   "HarnessOutputsChild.FailsAfterItsStart.startup.json"));
 }
 
+// LIFECYCLE_SNAPSHOT_DIR, LIFECYCLE_OUTPUT_DIR's old name, works for one more
+// release.
+TEST(HarnessOutputsTest, TheDeprecatedVariableStillChoosesTheFolder) {
+  std::string dir = ShortTempDir();
+  FilesWrittenBy("HarnessOutputsChild.FailsAfterItsStart", "",
+                 absl::StrCat("LIFECYCLE_SNAPSHOT_DIR='", dir, "'"));
+  EXPECT_THAT(FilesIn(dir),
+              ::testing::Contains(
+                  "HarnessOutputsChild.FailsAfterItsStart.startup.json"));
+}
+
 // The virtual-time start's timeline has the virtual durations.
 TEST(HarnessOutputsTest, AVirtualTimeStartHasItsTimeline) {
   VirtualTime time;
