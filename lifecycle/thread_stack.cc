@@ -199,6 +199,12 @@ std::string CaptureLocked(pid_t tid, absl::Duration timeout, std::string out)
     int expected = kRequested;
     if (g_state.compare_exchange_strong(expected, kAbandoned)) {
       g_target.store(0);
+      // A thread that was exiting as the signal was sent (a joined thread
+      // can linger in the kernel for a moment) takes it but never runs the
+      // handler: by now it is gone, and that is the answer.
+      if (syscall(SYS_tgkill, getpid(), tid, 0) != 0 && errno == ESRCH) {
+        return unavailable("the thread has exited");
+      }
       return unavailable(absl::StrCat("the thread did not answer within ",
                                       absl::FormatDuration(timeout),
                                       " (it may block signals)"));
