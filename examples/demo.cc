@@ -17,15 +17,8 @@
 // `--die=PATH` kills a leaf once the client has started, and shows what the
 // client's supervision does about it (client.h): restart, degrade, or fail.
 //
-// Exit status (kExitStatuses, printed by --help and copied in the README):
-//   0  a clean start and stop (also when a killed part was restarted, or the
-//      client degraded)
-//   1  a service failed or hung: the report names it, or the part whose
-//      death failed the client
-//   2  a usage error of the demo's own: an unknown service path, a value
-//      out of range, an argument that is not a flag, an unwritable --trace
-//   1  abseil's own flag errors (an unknown flag, a value of the wrong
-//      type) and --help, as for any program using abseil's flags
+// Exit status: 0, 1 or 2, as kExitStatuses below says (--help prints it, and
+// the README copies it).
 
 #include <algorithm>
 #include <cstdio>

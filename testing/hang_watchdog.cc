@@ -448,22 +448,12 @@ class Watchdog {
     return {"(unknown phase)", "unknown"};
   }
 
-  // " (shard K of N)" in a sharded run (Bazel's TEST_* or GoogleTest's
-  // GTEST_* variables), else "".
+  // " (shard K of N)" in a sharded run, else "".
   static std::string ShardText() {
-    for (auto [total_name, index_name] :
-         {std::pair{"TEST_TOTAL_SHARDS", "TEST_SHARD_INDEX"},
-          std::pair{"GTEST_TOTAL_SHARDS", "GTEST_SHARD_INDEX"}}) {
-      const char* total_text = getenv(total_name);
-      const char* index_text = getenv(index_name);
-      int total = 0, index = 0;
-      if (total_text != nullptr && index_text != nullptr &&
-          absl::SimpleAtoi(total_text, &total) &&
-          absl::SimpleAtoi(index_text, &index) && total > 1) {
-        return absl::StrCat(" (shard ", index + 1, " of ", total, ")");
-      }
-    }
-    return "";
+    auto shard = outputs_internal::CurrentShard();
+    return shard ? absl::StrCat(" (shard ", shard->index + 1, " of ",
+                                shard->total, ")")
+                 : "";
   }
 
   [[noreturn]] void Report(absl::Time now, absl::Time deadline,

@@ -109,10 +109,36 @@ const char* NonEmptyEnv(const char* name) {
   return value != nullptr && *value != '\0' ? value : nullptr;
 }
 
+// LIFECYCLE_OUTPUTS=all: the timeline of every start, passing or not.
+bool WritesEveryOutput() {
+  const char* outputs = NonEmptyEnv("LIFECYCLE_OUTPUTS");
+  return outputs != nullptr && absl::string_view(outputs) == "all";
+}
+
 }  // namespace
 
+namespace outputs_internal {
+
+std::optional<Shard> CurrentShard() {
+  for (auto [total_name, index_name] :
+       {std::pair{"TEST_TOTAL_SHARDS", "TEST_SHARD_INDEX"},
+        std::pair{"GTEST_TOTAL_SHARDS", "GTEST_SHARD_INDEX"}}) {
+    const char* total_text = NonEmptyEnv(total_name);
+    const char* index_text = NonEmptyEnv(index_name);
+    Shard shard{0, 0};
+    if (total_text != nullptr && index_text != nullptr &&
+        absl::SimpleAtoi(total_text, &shard.total) &&
+        absl::SimpleAtoi(index_text, &shard.index) && shard.total > 1) {
+      return shard;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace outputs_internal
+
 std::string TestOutputDirectory() {
-  std::string dir = PerRunOutputDirectory();
+  std::string dir;
   for (const char* name : {"LIFECYCLE_OUTPUT_DIR", "LIFECYCLE_SNAPSHOT_DIR",
                            "TEST_UNDECLARED_OUTPUTS_DIR"}) {
     if (const char* chosen = NonEmptyEnv(name)) {
@@ -120,6 +146,7 @@ std::string TestOutputDirectory() {
       break;
     }
   }
+  if (dir.empty()) dir = PerRunOutputDirectory();
   mkdir(dir.c_str(), 0755);  // EEXIST after the first file: fine
   return dir;
 }
@@ -172,21 +199,11 @@ std::string DescribeTestOutput(std::string_view path) {
   } else {
     absl::StrAppend(&where, "...");
   }
-  const char* shards = NonEmptyEnv("TEST_TOTAL_SHARDS");
-  const char* shard = NonEmptyEnv("TEST_SHARD_INDEX");
-  int total = 0, index = 0;
-  if (shards != nullptr && shard != nullptr &&
-      absl::SimpleAtoi(shards, &total) && absl::SimpleAtoi(shard, &index) &&
-      total > 1) {
-    absl::StrAppend(&where, "/shard_", index + 1, "_of_", total);
+  if (auto shard = outputs_internal::CurrentShard()) {
+    absl::StrAppend(&where, "/shard_", shard->index + 1, "_of_", shard->total);
   }
   return absl::StrCat(file, " in this test's outputs (", where,
                       "/test.outputs, zipped as outputs.zip)");
-}
-
-bool WritesEveryOutput() {
-  const char* outputs = NonEmptyEnv("LIFECYCLE_OUTPUTS");
-  return outputs != nullptr && absl::string_view(outputs) == "all";
 }
 
 std::string StartStopHarness::WriteSnapshotOutput() const {

@@ -89,6 +89,7 @@
 #define LIFECYCLE_TESTING_HARNESS_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -241,6 +242,20 @@ std::string TestOutputFileName(std::string_view kind);
 // zipped as outputs.zip)", since the sandbox path is gone when the test ends;
 // elsewhere the path itself.
 std::string DescribeTestOutput(std::string_view path);
+
+namespace outputs_internal {
+
+// The shard this process runs of a sharded suite (Bazel's `shard_count` sets
+// TEST_TOTAL_SHARDS and TEST_SHARD_INDEX; GoogleTest's own are GTEST_*), with
+// `index` counted from 0; nullopt when the suite runs in one process. The
+// hang watchdog names it in its report.
+struct Shard {
+  int index;
+  int total;
+};
+std::optional<Shard> CurrentShard();
+
+}  // namespace outputs_internal
 
 }  // namespace lifecycle_testing
 

@@ -19,6 +19,21 @@ check() {
   fi
 }
 
+# make_release REPO: tools/release.sh of the checkout as it stands (git stash create records
+# its tracked files, changes included, without touching anything; HEAD when nothing
+# changed) into $work/dist, as a check; sets $release_archive and $release_sha256, and
+# leaves the printed lines (the http_archive stanza among them) in $work/release.txt.
+make_release() {
+  local ref
+  ref=$(git -C "$1" stash create 2>/dev/null)
+  [ -n "$ref" ] || ref=HEAD
+  check "tools/release.sh makes the archive" \
+    bash -c 'bash "$0/tools/release.sh" --ref "$1" --out "$2/dist" >"$2/release.txt"' \
+    "$1" "$ref" "$work" || return 1
+  release_archive=$(sed -n 's/^archive: \([^ ]*\) .*/\1/p' "$work/release.txt")
+  release_sha256=$(sed -n 's/^sha256: *//p' "$work/release.txt")
+}
+
 # Prints "N passed, N failed" and exits, non-zero on any failure.
 finish() {
   echo "$passed passed, $failed failed"

@@ -122,21 +122,15 @@ check "pkg-config consumer: builds with pkg-config's flags alone, and passes" \
 
 fetch="$work/fetchcontent"
 mkdir -p "$fetch"
-ref=$(git -C "$repo" stash create 2>/dev/null)
-[ -n "$ref" ] || ref=HEAD
-check "tools/release.sh makes the archive" \
-  bash -c 'bash "$0/tools/release.sh" --ref "$1" --out "$2/dist" >"$2/release.txt"' \
-  "$repo" "$ref" "$work"
-archive=$(sed -n 's/^archive: \([^ ]*\) .*/\1/p' "$work/release.txt")
-sha256=$(sed -n 's/^sha256: *//p' "$work/release.txt")
+make_release "$repo" || finish
 cat >"$fetch/CMakeLists.txt" <<EOF
 cmake_minimum_required(VERSION 3.16)
 project(consumer LANGUAGES CXX)
 set(CMAKE_CXX_STANDARD 17)
 include(FetchContent)
 FetchContent_Declare(lifecycle
-  URL "file://$archive"
-  URL_HASH SHA256=$sha256)
+  URL "file://$release_archive"
+  URL_HASH SHA256=$release_sha256)
 FetchContent_MakeAvailable(lifecycle)
 enable_testing()
 add_executable(consumer_test consumer_test.cc)

@@ -36,13 +36,7 @@ readme_block() {
   ' "$repo/README.md"
 }
 
-# The release: this checkout as a commit (git stash create records the working tree's
-# tracked files without touching anything), or HEAD when nothing has changed.
-ref=$(git -C "$repo" stash create 2>/dev/null)
-[ -n "$ref" ] || ref=HEAD
-check "tools/release.sh makes the archive" \
-  bash -c 'bash "$0/tools/release.sh" --ref "$1" --out "$2/dist" >"$2/release.txt"' \
-  "$repo" "$ref" "$work" || finish
+make_release "$repo" || finish
 stanza=$(sed -n '/^http_archive(/,/^)/p' "$work/release.txt")
 
 readme_block WORKSPACE >"$work/WORKSPACE.readme"
