@@ -1,5 +1,9 @@
 #include "lifecycle/clock.h"
 
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <utility>
 
 #include "absl/time/clock.h"
@@ -9,7 +13,39 @@ namespace lifecycle {
 namespace clock_internal {
 namespace {
 thread_local TimeSource* current_time_source = nullptr;
+
+// The CPUs of the process as it was loaded, before any thread was pinned.
+struct ProcessCpus {
+  ProcessCpus() { known = sched_getaffinity(0, sizeof(set), &set) == 0; }
+  cpu_set_t set;
+  bool known = false;
+};
+const ProcessCpus process_cpus;
 }  // namespace
+
+void UseProcessCpus() {
+  if (process_cpus.known) {
+    sched_setaffinity(0, sizeof(process_cpus.set), &process_cpus.set);
+  }
+}
+
+OutsideWait::OutsideWait()
+    : source_(current_time_source),
+      thread_(source_ == nullptr ? 0 : syscall(SYS_gettid)) {}
+
+OutsideWait::~OutsideWait() { Leave(); }
+
+void OutsideWait::Enter() {
+  if (source_ != nullptr) source_->EnterOutsideWait(thread_);
+}
+
+void OutsideWait::Leave() {
+  if (source_ != nullptr) source_->LeaveOutsideWait(thread_);
+}
+
+void OutsideWait::Wake() {
+  if (source_ != nullptr) source_->WakeOutsideWait(thread_);
+}
 
 TimeSource* CurrentTimeSource() { return current_time_source; }
 

@@ -95,6 +95,12 @@ class TimeSource {
   virtual void ThreadBegins(std::string label) = 0;
   virtual void ThreadEnds() = 0;
 
+  // Waits outside this time (`OutsideWait` below), for the thread `thread`
+  // (its kernel thread id), which lives in this time.
+  virtual void EnterOutsideWait(int64_t thread) = 0;
+  virtual void LeaveOutsideWait(int64_t thread) = 0;
+  virtual void WakeOutsideWait(int64_t thread) = 0;
+
  protected:
   ~TimeSource() = default;
 };
@@ -118,6 +124,37 @@ class ScopedThreadTime {
 
 // `source->Now()`, or the system clock's for null.
 absl::Time NowIn(TimeSource* source);
+
+// A thread of a time that waits on something outside it — a program that
+// runs in real time (process_service.cc) — without holding that time still.
+// Between `Enter()` and `Leave()` the time counts the thread blocked, with no
+// deadline, so virtual time moves meanwhile. Whoever makes the thread return
+// for a reason of the time's (a stop) calls `Wake()` first, from its own
+// thread: the waiting thread counts as busy again at once, so the time cannot
+// move between that wake and the thread running. A `Wake()` that comes before
+// `Enter()` makes that `Enter()` count nothing. On the system clock all three
+// do nothing.
+class OutsideWait {
+ public:
+  OutsideWait();  // for the calling thread
+  OutsideWait(const OutsideWait&) = delete;
+  OutsideWait& operator=(const OutsideWait&) = delete;
+  ~OutsideWait();  // leaves, if entered
+
+  void Enter();
+  void Leave();
+  void Wake();  // thread-safe
+
+ private:
+  TimeSource* const source_;
+  const int64_t thread_;
+};
+
+// Puts the calling thread back on the CPUs the process could use when it
+// began (before a `VirtualTime` pinned a thread to one CPU): for threads and
+// programs that must not inherit such a pin. Async-signal-safe: a child may
+// call it between fork and exec.
+void UseProcessCpus();
 
 }  // namespace clock_internal
 }  // namespace lifecycle

@@ -137,6 +137,9 @@ void DeadlineTimer::Loop() {
 #ifdef __linux__
   pthread_setname_np(pthread_self(), "lifecycle-timer");
 #endif
+  // It lives as long as the process: not on the one CPU of a VirtualTime that
+  // the thread that made it may be pinned to.
+  clock_internal::UseProcessCpus();
   tid_.store(static_cast<pid_t>(syscall(SYS_gettid)),
              std::memory_order_release);
   absl::MutexLock lock(&mu_);

@@ -6,6 +6,7 @@
 //   fake_server --print=booting --sleep-ms=50 --notify=READY=1 --wait
 //
 //   --print=TEXT         a line on stdout       --stderr=TEXT  a line on stderr
+//   --print-bytes=N      N bytes of 'x' on stdout, no newline
 //   --sleep-ms=N         sleep N milliseconds
 //   --notify=MESSAGE     send MESSAGE (e.g. READY=1, STATUS=x, ERRNO=2) to
 //                        $NOTIFY_SOCKET
@@ -27,6 +28,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -114,6 +116,15 @@ int main(int argc, char** argv) {
         std::perror("fake_server: listen-tcp");
         return 3;
       }
+    } else if (Flag(arg, "print-bytes", &value)) {
+      std::string chunk(65536, 'x');
+      for (long left = std::atol(value.c_str()); left > 0;) {
+        size_t n = static_cast<size_t>(
+            std::min(left, static_cast<long>(chunk.size())));
+        std::fwrite(chunk.data(), 1, n, stdout);
+        left -= static_cast<long>(n);
+      }
+      std::fflush(stdout);
     } else if (Flag(arg, "http", &value)) {
       http_code = value;
     } else if (arg == "--ignore-sigterm") {

@@ -37,6 +37,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "lifecycle/clock.h"
 
 extern char** environ;
 
@@ -99,6 +100,11 @@ namespace {
 
 constexpr size_t kKeptLines = 100;
 constexpr size_t kLinesInErrors = 10;
+// The longest output line kept (the log file has every byte).
+constexpr size_t kMaxLineKept = 64 * 1024;
+// How long the guard of a program whose starting process died gives the
+// program's group to end after SIGTERM, before SIGKILL.
+constexpr int kGuardGraceMs = 1000;
 constexpr absl::Duration kFirstBackoff = absl::Milliseconds(5);
 constexpr absl::Duration kMostBackoff = absl::Milliseconds(250);
 
@@ -194,9 +200,18 @@ bool UnixConnects(const std::string& path) {
          connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
 }
 
-// Whether `GET path` answers 2xx within `timeout`.
+// Waits at most `timeout` for `fd` to be readable, or for `stop` to be
+// written (a stop ends a probe at once); whether `fd` is.
+bool ReadableUnlessStopped(int fd, int stop, absl::Duration timeout) {
+  pollfd p[2] = {{fd, POLLIN, 0}, {stop, POLLIN, 0}};
+  int ms = static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(
+      std::max(timeout, absl::ZeroDuration()), absl::Milliseconds(1))));
+  return poll(p, 2, ms) > 0 && p[1].revents == 0 && p[0].revents != 0;
+}
+
+// Whether `GET path` answers 2xx within `timeout`; false at once on a stop.
 bool HttpAnswers2xx(const std::string& host, int port, const std::string& path,
-                    absl::Duration timeout) {
+                    absl::Duration timeout, int stop) {
   Fd fd;
   if (!TcpConnects(host, port, &fd)) return false;
   std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", host,
@@ -208,10 +223,9 @@ bool HttpAnswers2xx(const std::string& host, int port, const std::string& path,
   std::string answer;
   absl::Time deadline = absl::Now() + timeout;
   while (answer.find("\r\n") == std::string::npos && answer.size() < 512) {
-    pollfd p{fd.get(), POLLIN, 0};
-    int ms = static_cast<int>(absl::ToInt64Milliseconds(
-        std::max(deadline - absl::Now(), absl::ZeroDuration())));
-    if (poll(&p, 1, ms) <= 0) return false;
+    if (!ReadableUnlessStopped(fd.get(), stop, deadline - absl::Now())) {
+      return false;
+    }
     char buffer[256];
     ssize_t got = recv(fd.get(), buffer, sizeof(buffer), 0);
     if (got <= 0) break;
@@ -226,9 +240,9 @@ bool HttpAnswers2xx(const std::string& host, int port, const std::string& path,
 }
 
 // Runs `argv` with its output discarded; whether it exits 0 within `timeout`
-// (it is killed otherwise).
+// (it is killed otherwise, and at once on a stop).
 bool CommandExitsZero(const std::vector<std::string>& argv,
-                      absl::Duration timeout) {
+                      absl::Duration timeout, int stop) {
   std::vector<char*> args;
   for (const std::string& a : argv)
     args.push_back(const_cast<char*>(a.c_str()));
@@ -243,13 +257,13 @@ bool CommandExitsZero(const std::vector<std::string>& argv,
       dup2(null, 2);
     }
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    lifecycle::clock_internal::UseProcessCpus();
     execvp(args[0], args.data());
     _exit(127);
   }
   int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (fd >= 0) {
-    pollfd p{fd, POLLIN, 0};
-    poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+    ReadableUnlessStopped(fd, stop, timeout);
     close(fd);
   }
   int status = 0;
@@ -326,6 +340,31 @@ std::string NotifySocketName() {
   return absl::StrCat("lifecycle-notify/", getpid(), "/", next++);
 }
 
+// Whether process `pid` has ended: gone, or a zombie nobody reaped yet.
+// Async-signal-safe (for the guard, after a fork).
+bool Ended(pid_t pid) {
+  if (kill(pid, 0) != 0) return true;
+  char path[32] = "/proc/";
+  char digits[16];
+  int n = 0;
+  for (pid_t rest = pid; rest > 0 && n < 15; rest /= 10) {
+    digits[n++] = static_cast<char>('0' + rest % 10);
+  }
+  size_t at = 6;
+  while (n > 0) path[at++] = digits[--n];
+  std::memcpy(path + at, "/stat", 6);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;
+  char stat[512];
+  ssize_t got = read(fd, stat, sizeof(stat));
+  close(fd);
+  // "pid (comm) S ...": the state follows the last ')'.
+  for (ssize_t i = got - 1; i >= 0; --i) {
+    if (stat[i] == ')') return i + 2 < got && stat[i + 2] == 'Z';
+  }
+  return false;
+}
+
 // Kills the process group of `pgid` when the process that made it dies:
 // forked with the write end of `guard` held by the parent only, it waits for
 // EOF. Async-signal-safe after the fork.
@@ -338,6 +377,15 @@ pid_t ForkGuard(pid_t pgid, int read_end) {
   }
   char c;
   while (read(read_end, &c, 1) < 0 && errno == EINTR) {
+  }
+  // A chance to clean up first (PostgreSQL removes its shared memory on
+  // SIGTERM; SIGKILL would leave it in /dev/shm), then whatever is left goes.
+  // Once the program itself has ended, the rest of its group goes at once,
+  // as in a stop.
+  kill(-pgid, SIGTERM);
+  for (int waited_ms = 0; waited_ms < kGuardGraceMs && !Ended(pgid);
+       waited_ms += 5) {
+    usleep(5000);
   }
   kill(-pgid, SIGKILL);
   _exit(0);
@@ -624,8 +672,11 @@ absl::Status ProcessService::Run(const Context& ctx,
         die(2);
       }
     }
-    // After the change of user, which clears it.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // After the change of user, which clears it. SIGTERM, so that the
+    // program can clean up; the guard sends SIGKILL after a grace.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    // Not the one CPU of a VirtualTime that the starting thread may be on.
+    clock_internal::UseProcessCpus();
     if (getppid() != parent) _exit(127);  // the parent died already
     if (dir != nullptr && chdir(dir) != 0) die(3);
     sigset_t all;
@@ -683,7 +734,12 @@ absl::Status ProcessService::Run(const Context& ctx,
   fds.exited.Reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
   fds.stop.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   const int stop_fd = fds.stop.get();
-  uint64_t on_stop = ctx.Done().OnClose([stop_fd] {
+  // Once the program is ready, this thread only waits on it, in real time:
+  // under virtual time, the time moves meanwhile. A stop wakes it first, so
+  // the time stands still again until the program has ended.
+  clock_internal::OutsideWait outside;
+  uint64_t on_stop = ctx.Done().OnClose([stop_fd, &outside] {
+    outside.Wake();
     uint64_t one = 1;
     if (write(stop_fd, &one, sizeof(one)) < 0) {
     }
@@ -714,34 +770,49 @@ absl::Status ProcessService::Run(const Context& ctx,
   };
   check_ready();
 
-  std::string partial;  // an output line not ended yet
+  // An output line not ended yet: its first kMaxLineKept bytes, and how many
+  // more there were (the log file has them all).
+  std::string partial;
+  size_t partial_dropped = 0;
+  auto end_line = [&] {
+    std::string line = std::exchange(partial, "");
+    for (size_t i = 0; i < pending.size();) {
+      if (pending[i].pattern && pending[i].pattern->Matches(line)) {
+        pending.erase(pending.begin() + static_cast<long>(i));
+      } else {
+        ++i;
+      }
+    }
+    if (partial_dropped > 0) {
+      absl::StrAppend(&line, " [", std::exchange(partial_dropped, 0),
+                      " more bytes in the log]");
+    }
+    AddOutputLine(std::move(line));
+  };
+  auto add_text = [&](absl::string_view text) {
+    size_t room = kMaxLineKept - std::min(partial.size(), kMaxLineKept);
+    partial.append(text.substr(0, room));
+    partial_dropped += text.size() - std::min(text.size(), room);
+  };
   auto take_output = [&](bool all) {
     char buffer[4096];
     while (true) {
       ssize_t got = read(fds.output.get(), buffer, sizeof(buffer));
       if (got < 0 && errno == EINTR) continue;
       if (got <= 0) {
-        if (got == 0 && !partial.empty()) {
-          AddOutputLine(std::exchange(partial, ""));
-        }
+        if (got == 0 && (!partial.empty() || partial_dropped > 0)) end_line();
         return got == 0;  // EOF
       }
       if (write(log.get(), buffer, static_cast<size_t>(got)) < 0) {
       }
-      partial.append(buffer, static_cast<size_t>(got));
-      size_t newline;
-      while ((newline = partial.find('\n')) != std::string::npos) {
-        std::string line = partial.substr(0, newline);
-        partial.erase(0, newline + 1);
-        for (size_t i = 0; i < pending.size();) {
-          if (pending[i].pattern && pending[i].pattern->Matches(line)) {
-            pending.erase(pending.begin() + static_cast<long>(i));
-          } else {
-            ++i;
-          }
-        }
-        AddOutputLine(std::move(line));
+      // Only what was read now is searched for the end of a line.
+      absl::string_view rest(buffer, static_cast<size_t>(got));
+      for (size_t newline; (newline = rest.find('\n')) != rest.npos;) {
+        add_text(rest.substr(0, newline));
+        end_line();
+        rest.remove_prefix(newline + 1);
       }
+      add_text(rest);
       if (!all) return false;
     }
   };
@@ -765,9 +836,18 @@ absl::Status ProcessService::Run(const Context& ctx,
         } else if (absl::ConsumePrefix(&line, "ERRNO=")) {
           int number = 0;
           if (!absl::SimpleAtoi(line, &number)) number = 0;
-          notified_error = error(absl::StatusCode::kUnavailable,
-                                 absl::StrCat("notified ERRNO=", number, " (",
-                                              ErrnoText(number), ")"));
+          std::string what = absl::StrCat("notified ERRNO=", number, " (",
+                                          ErrnoText(number), ")");
+          SetDetail("errno",
+                    absl::StrCat(number, " (", ErrnoText(number), ")"));
+          if (!ready) {
+            // Before ready: the start fails.
+            notified_error = error(absl::StatusCode::kUnavailable, what);
+          } else {
+            // After ready, as systemd has it: recorded, the program left be.
+            ReportError(absl::UnavailableError(absl::StrCat(
+                "program '", executable, "' ", what, " while running")));
+          }
         }
       }
     }
@@ -835,11 +915,11 @@ absl::Status ProcessService::Run(const Context& ctx,
             break;
           case Readiness::Kind::kHttpGet:
             ok = HttpAnswers2xx(p.rule->host_, p.rule->port_, p.rule->path_,
-                                std::min(limit, absl::Seconds(5)));
+                                std::min(limit, absl::Seconds(5)), stop_fd);
             break;
           case Readiness::Kind::kCommand:
             ok = CommandExitsZero(p.rule->argv_,
-                                  std::min(limit, absl::Seconds(10)));
+                                  std::min(limit, absl::Seconds(10)), stop_fd);
             break;
           case Readiness::Kind::kProbe:
             ok = p.rule->probe_();
@@ -875,7 +955,10 @@ absl::Status ProcessService::Run(const Context& ctx,
     if (!fds.exited.valid()) wait = std::min(wait, absl::Milliseconds(10));
     int ms = static_cast<int>(absl::ToInt64Milliseconds(
         absl::Ceil(std::min(wait, absl::Seconds(1)), absl::Milliseconds(1))));
+    const bool waits_outside = ready && !stopping;
+    if (waits_outside) outside.Enter();
     int n = poll(polled, count, ms);
+    if (waits_outside) outside.Leave();
     if (n < 0 && errno != EINTR) break;
     for (nfds_t i = 0; i < count && n > 0; ++i) {
       if (polled[i].revents == 0) continue;
@@ -902,7 +985,7 @@ absl::Status ProcessService::Run(const Context& ctx,
     pollfd p{fds.output.get(), POLLIN, 0};
     if (poll(&p, 1, 20) > 0 && take_output(/*all=*/true)) output_open = false;
   }
-  if (!partial.empty()) AddOutputLine(std::exchange(partial, ""));
+  if (!partial.empty() || partial_dropped > 0) end_line();
   std::string how = DescribeExit(status);
   SetDetail("exit", how);
   if (killed) {

@@ -44,8 +44,12 @@
 //   * Never orphaned: the program dies with the process that started it, even
 //     one killed with SIGKILL. The program gets `PR_SET_PDEATHSIG` (it fires
 //     when the service's worker thread ends, which outlives the program), and
-//     a small guard process per program, in a group of its own, kills the
-//     program's whole process group when the starting process is gone.
+//     a small guard process per program, in a group of its own, ends the
+//     program's whole process group when the starting process is gone: SIGTERM
+//     first (and as the death signal), so that a server can clean up after
+//     itself (PostgreSQL's shared memory in /dev/shm), then SIGKILL a second
+//     later. Programs run on every CPU of the process, also when started from a
+//     thread that virtual time pinned to one.
 //     A program that daemonises itself (forks and leaves its process group)
 //     escapes this; run servers in the foreground (the "exited with status 0
 //     before it was ready" error suggests it).
@@ -53,7 +57,13 @@
 //     the last "STATUS=" it notified and how it exited.
 //
 // Readiness is in real time, also under virtual time: programs do not run in
-// it.
+// it. Under virtual time the start holds the time still (the program's start
+// counts as work); once the program is ready, the service's thread waits on it
+// outside the time, so the time moves while the program runs, and a stop holds
+// it still again until the program has ended. A stop is bounded by
+// `stop_grace` whatever the start is doing: a readiness probe in progress (an
+// HTTP GET, a command) ends at once. Output lines are kept up to 64 KiB each
+// (the rest counted in the kept line; the log has every byte).
 //
 // Thread safety: all public members are thread-safe.
 
@@ -99,7 +109,10 @@ class Readiness {
   // (`sd_notify(3)`, as `Type=notify` units use it): the service hands it a
   // datagram socket in `NOTIFY_SOCKET`; "READY=1" makes it ready, each
   // "STATUS=..." shows in the snapshot's details, and "ERRNO=N" fails the
-  // start with that error. Pushed: no polling. Debian's `redis-server
+  // start with that error. An "ERRNO=N" after "READY=1" does not stop the
+  // program (systemd does not stop a running service for it either): it is
+  // the "errno" detail and the service's reported error (`ReportError`,
+  // health.h), and the program runs on. Pushed: no polling. Debian's `redis-server
   // --supervised systemd` and PostgreSQL's `postgres` speak it.
   static Readiness Notification();
   // A connection to `host`:`port` succeeds.

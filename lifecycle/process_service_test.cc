@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -21,17 +22,21 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lifecycle/clock.h"
 #include "lifecycle/composite_service.h"
 #include "lifecycle/live_services.h"
 #include "lifecycle/sanitizers.h"
 #include "lifecycle/snapshot_format.h"
+#include "lifecycle/testing/harness.h"
 #include "lifecycle/testing/leftover_threads.h"
 #include "lifecycle/testing/matchers.h"
 #include "lifecycle/testing/temp_dir.h"
+#include "lifecycle/testing/virtual_time.h"
 #include "lifecycle/testing/wait.h"
 
 namespace lifecycle {
@@ -439,6 +444,145 @@ TEST(ProcessServiceTest, TheEnvironmentAndDirectoryAreTheProgramsOwn) {
       ReadFile(absl::StrCat("/proc/", server.pid(), "/environ"));
   EXPECT_THAT(environ_of, HasSubstr("NOTIFY_SOCKET=@not-for-it"));
   server.Stop();
+}
+
+// --- Round 3: a stop during a probe, long lines, ERRNO after ready -------------
+
+// A stop is bounded by its grace whatever the start is doing. The bound here
+// is far below the probes' own limits (10 s for a command, 5 s for an HTTP
+// GET), which a stop used to wait out.
+constexpr absl::Duration kStopWellBeforeTheProbesLimit = absl::Seconds(3);
+
+TEST(ProcessServiceTest, AStopDuringACommandProbeDoesNotWaitForTheProbe) {
+  std::string dir = ShortTempDir();
+  ProcessOptions o =
+      Fake({"--wait"},
+           {Readiness::CommandSucceeds(
+               {"sh", "-c",
+                absl::StrCat("echo $$ > ", dir, "/probe; exec sleep 600")})});
+  o.start_timeout = absl::Hours(1);
+  o.stop_grace = absl::Milliseconds(100);
+  ProcessService server("server", o);
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  // The probe runs: its command wrote its pid.
+  absl::Time deadline = absl::Now() + WaitTimeout();
+  while (PidIn(dir + "/probe") <= 0 && absl::Now() < deadline) {
+    Signal().WaitFor(absl::Milliseconds(2));  // another process: no signal
+  }
+  pid_t probe = PidIn(dir + "/probe");
+  ASSERT_GT(probe, 0);
+  EXPECT_TRUE(server.StopFor(kStopWellBeforeTheProbesLimit).ok());
+  EXPECT_TRUE(EndsSoon(probe)) << "the probe's command outlived the stop";
+}
+
+TEST(ProcessServiceTest, AStopDuringAnHttpProbeDoesNotWaitForTheProbe) {
+  int port = FreePort();
+  // Listens, and never answers: the probe waits for an answer.
+  ProcessOptions o = Fake({absl::StrCat("--listen-tcp=", port), "--wait"},
+                          {Readiness::HttpGet(port, "/health")});
+  o.start_timeout = absl::Hours(1);
+  o.stop_grace = absl::Milliseconds(100);
+  ProcessService server("server", o);
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  absl::Time deadline = absl::Now() + WaitTimeout();
+  while (server.ListeningTcpPorts().empty() && absl::Now() < deadline) {
+    Signal().WaitFor(absl::Milliseconds(2));  // another process: no signal
+  }
+  ASSERT_FALSE(server.ListeningTcpPorts().empty());
+  Signal().WaitFor(absl::Milliseconds(300));  // the delay under test: past
+                                              // the probe's longest backoff
+  EXPECT_TRUE(server.StopFor(kStopWellBeforeTheProbesLimit).ok());
+}
+
+TEST(ProcessServiceTest, ALongLineIsKeptBoundedWithTheRestCounted) {
+  constexpr long kBytes = 16 << 20;  // 16 MiB without a newline, then one
+  ProcessService server("server", Fake({absl::StrCat("--print-bytes=", kBytes),
+                                        "--print=", "--print=ready", "--wait"},
+                                       {Readiness::OutputLine("^ready$")}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  std::vector<std::string> lines = server.LastOutputLines(2);
+  ASSERT_EQ(lines.size(), 2u);
+  // (Only its size and its end are printed on a failure, not 16 MiB.)
+  EXPECT_LT(lines[0].size(), 65536u + 100u);
+  EXPECT_EQ(
+      lines[0].substr(lines[0].size() - std::min<size_t>(lines[0].size(), 40)),
+      absl::StrCat(" [", kBytes - 65536, " more bytes in the log]"));
+  server.Stop();
+  struct stat st;
+  ASSERT_EQ(stat(server.log_path().c_str(), &st), 0);
+  EXPECT_GT(st.st_size, kBytes);  // every byte, with the run's header
+}
+
+TEST(ProcessServiceTest, AnErrnoAfterReadyIsRecordedAndTheProgramRunsOn) {
+  ProcessService server("server", Fake({"--notify=READY=1", "--sleep-ms=20",
+                                        "--notify=ERRNO=5", "--wait"},
+                                       {Readiness::Notification()}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  ASSERT_TRUE(lifecycle_testing::WaitSnapshotOrTimeout(
+      server, [](const ServiceSnapshot& s) { return s.degraded; }));
+  ServiceSnapshot snapshot = server.Snapshot();
+  EXPECT_EQ(Detail(snapshot, "errno"), "5 (Input/output error)");
+  EXPECT_THAT(snapshot.last_error.message(),
+              HasSubstr("notified ERRNO=5 (Input/output error) while running"));
+  EXPECT_THAT(server, IsStarted());
+  EXPECT_GT(server.pid(), 0);
+  server.Stop();
+  EXPECT_TRUE(server.Snapshot().last_failure.ok());
+}
+
+// --- Programs and virtual time ---------------------------------------------------
+
+TEST(ProcessServiceTest, VirtualTimeMovesWhileAProgramRuns) {
+  lifecycle_testing::VirtualTime time;
+  ProcessService server("server", Fake({"--notify=READY=1", "--wait"},
+                                       {Readiness::Notification()}));
+  lifecycle_testing::StartStopHarness::Options options;
+  options.context = time.context();
+  lifecycle_testing::StartStopHarness harness({&server}, options);
+  ASSERT_TRUE(time.Run([&] {
+    ASSERT_TRUE(harness.StartAll());
+    lifecycle::SleepFor(absl::Minutes(30));  // the delay under test
+    EXPECT_THAT(server, IsStarted());
+    EXPECT_TRUE(harness.StopAll());
+  }));
+  EXPECT_EQ(time.Elapsed(), absl::Minutes(30));
+  EXPECT_EQ(server.pid(), 0);
+}
+
+// The CPUs this thread may run on, as /proc shows them.
+std::string CpusAllowed(const std::string& status) {
+  for (absl::string_view line : absl::StrSplit(status, '\n')) {
+    if (absl::ConsumePrefix(&line, "Cpus_allowed_list:")) {
+      return std::string(absl::StripAsciiWhitespace(line));
+    }
+  }
+  return "";
+}
+
+TEST(ProcessServiceTest, AProgramStartedInVirtualTimeKeepsTheProcessCpus) {
+  const std::string before = CpusAllowed(ReadFile("/proc/thread-self/status"));
+  std::string cpus;
+  {
+    lifecycle_testing::VirtualTime time;
+    // The program prints its own CPUs, then waits.
+    ProcessOptions o;
+    o.executable = "/bin/sh";
+    o.args = {"-c", "grep Cpus_allowed_list /proc/self/status; exec sleep 600"};
+    o.ready_when = {Readiness::OutputLine("^Cpus_allowed_list")};
+    o.start_timeout = WaitTimeout();
+    ProcessService shell("shell", o);
+    ASSERT_TRUE(shell.Start(time.context()).ok());
+    ASSERT_TRUE(WaitOrTimeout(shell.Started(), {&shell}));
+    std::vector<std::string> lines = shell.LastOutputLines(1);
+    ASSERT_EQ(lines.size(), 1u);
+    cpus = CpusAllowed(lines[0] + "\n");
+    shell.Stop();
+  }
+  EXPECT_EQ(cpus, before);
+  // The pin of the test thread ended with the time.
+  EXPECT_EQ(CpusAllowed(ReadFile("/proc/thread-self/status")), before);
 }
 
 // --- Never orphaned -------------------------------------------------------------

@@ -24,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lifecycle/clock.h"
 #include "lifecycle/composite_service.h"
 #include "lifecycle/func_service.h"
 #include "lifecycle/process_service.h"
@@ -31,6 +32,7 @@
 #include "lifecycle/testing/harness.h"
 #include "lifecycle/testing/matchers.h"
 #include "lifecycle/testing/temp_dir.h"
+#include "lifecycle/testing/virtual_time.h"
 #include "lifecycle/testing/wait.h"
 
 namespace lifecycle {
@@ -121,6 +123,37 @@ TEST(RealServersTest, RedisIsReadyWhenItSaysSoAndAnswers) {
   EXPECT_EQ(AskUnixSocket(socket, "GET greeting\r\n", "hello\r\n"),
             "$5\r\nhello\r\n");
   ASSERT_TRUE(harness.StopAll());
+  EXPECT_EQ(redis.pid(), 0);
+}
+
+// A real server under virtual time: the program runs in real time, and the
+// time of the test body moves while it runs. A client that pings Redis every
+// 30 s, retrying until it answers, is checked over 90 s of virtual time.
+TEST(RealServersTest, ARedisUnderVirtualTimeLetsAThirtySecondRetryRun) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/redis-server", "redis-server");
+  lifecycle_testing::VirtualTime time;
+  std::string dir = ShortTempDir();
+  ProcessService redis("redis", Redis(dir));
+  std::vector<std::string> answers;  // written by the pinger, read after
+  FuncService pinger("pinger", [&](const Context& ctx,
+                                   absl::FunctionRef<void()> started) {
+    started();
+    while (!ctx.Done().WaitFor(absl::Seconds(30))) {
+      answers.push_back(AskUnixSocket(dir + "/redis.sock", "PING\r\n", "\r\n"));
+    }
+    return absl::OkStatus();
+  });
+  StartStopHarness::Options options;
+  options.context = time.context();
+  StartStopHarness harness({&redis, &pinger}, options);
+  ASSERT_TRUE(time.Run([&] {
+    ASSERT_TRUE(harness.StartAll());
+    lifecycle::SleepFor(absl::Seconds(90));  // the delay under test
+    EXPECT_TRUE(harness.StopAll());
+  }));
+  EXPECT_EQ(time.Elapsed(), absl::Seconds(90));
+  EXPECT_THAT(answers,
+              ::testing::ElementsAre("+PONG\r\n", "+PONG\r\n", "+PONG\r\n"));
   EXPECT_EQ(redis.pid(), 0);
 }
 

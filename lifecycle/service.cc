@@ -368,14 +368,17 @@ absl::Status WaitAllStartedUntil(absl::Span<Service* const> services,
 }
 
 std::ostream& operator<<(std::ostream& os, const Service& service) {
+  // Text, as test failures print it: a path or an error with bytes that are
+  // not UTF-8 has them replaced.
   ServiceSnapshot s = service.Snapshot();
-  os << "service '" << s.path << "' (" << s.StateLabel();
+  std::string text =
+      absl::StrCat("service '", s.path, "' (", AbslView(s.StateLabel()));
   if (s.state == ServiceState::kFailed) {
-    os << ": " << StatusText(s.status);
+    absl::StrAppend(&text, ": ", StatusText(s.status));
   } else if (s.degraded) {
-    os << ": " << StatusText(s.last_error);
+    absl::StrAppend(&text, ": ", StatusText(s.last_error));
   }
-  return os << ")";
+  return os << strings_internal::ValidUtf8(text) << ")";
 }
 
 std::vector<ServiceSnapshot> SnapshotAll(absl::Span<Service* const> services) {

@@ -72,6 +72,10 @@ std::string TableOf(const std::vector<const ServiceSnapshot*>& rows) {
          absl::StrCat(s->error_count), last_error});
     if (with_details) cells.back().push_back(DetailsText(*s));
   }
+  // Paths and errors are bytes; the table is text (failure messages carry it).
+  for (auto& row : cells) {
+    for (std::string& cell : row) cell = strings_internal::ValidUtf8(cell);
+  }
   std::vector<size_t> widths(cells[0].size(), 0);
   for (const auto& row : cells) {
     for (size_t i = 0; i < row.size(); ++i) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,52 +12,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "lifecycle/strings_internal.h"
 
 namespace lifecycle {
 namespace {
 
+using strings_internal::ValidUtf8;
+
 bool HasSpan(const ServiceSnapshot& s) {
   return s.start_began != absl::InfinitePast() && s.startup_completed;
-}
-
-// The length of the valid UTF-8 sequence at the start of `text`, or 0.
-size_t Utf8Length(std::string_view text) {
-  auto byte = [&](size_t i) {
-    return i < text.size() ? static_cast<unsigned char>(text[i]) : 0;
-  };
-  auto cont = [&](size_t i) { return (byte(i) & 0xC0) == 0x80; };
-  const unsigned char b = byte(0);
-  if (b < 0x80) return 1;
-  if (b >= 0xC2 && b <= 0xDF) return cont(1) ? 2 : 0;
-  if (b >= 0xE0 && b <= 0xEF) {
-    const unsigned char lo = b == 0xE0 ? 0xA0 : 0x80;
-    const unsigned char hi = b == 0xED ? 0x9F : 0xBF;
-    return byte(1) >= lo && byte(1) <= hi && cont(2) ? 3 : 0;
-  }
-  if (b >= 0xF0 && b <= 0xF4) {
-    const unsigned char lo = b == 0xF0 ? 0x90 : 0x80;
-    const unsigned char hi = b == 0xF4 ? 0x8F : 0xBF;
-    return byte(1) >= lo && byte(1) <= hi && cont(2) && cont(3) ? 4 : 0;
-  }
-  return 0;
-}
-
-// `text` with every byte that is not part of valid UTF-8 replaced by U+FFFD,
-// as the snapshot's JSON does: names are bytes, reports are text.
-std::string ValidUtf8(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size();) {
-    size_t n = Utf8Length(text.substr(i));
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      out.append(text.data() + i, n);
-      i += n;
-    }
-  }
-  return out;
 }
 
 absl::Time EndOf(const ServiceSnapshot& s) {
@@ -102,6 +66,48 @@ void Explain(const ServiceSnapshot& node, absl::Time origin,
   for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
     Explain(**it, origin, hops);
   }
+}
+
+// The first cycle among the dependencies of the children of a composite in
+// `root`'s tree (a hand-made snapshot, or one read back from JSON: the library
+// refuses cycles), as paths, its first service again at the end; empty if none.
+std::vector<std::string> DependencyCycle(const ServiceSnapshot& root) {
+  for (const ServiceSnapshot* node : root.Flatten()) {
+    const std::vector<ServiceSnapshot>& children = node->children;
+    auto by_name = [&](const std::string& name) -> const ServiceSnapshot* {
+      for (const ServiceSnapshot& c : children) {
+        if (c.name == name) return &c;
+      }
+      return nullptr;
+    };
+    // Depth first from each child; `on_path` is the chain being followed.
+    absl::flat_hash_set<const ServiceSnapshot*> done;
+    std::vector<const ServiceSnapshot*> on_path;
+    std::vector<std::string> cycle;
+    std::function<bool(const ServiceSnapshot*)> visit =
+        [&](const ServiceSnapshot* s) {
+          auto again = std::find(on_path.begin(), on_path.end(), s);
+          if (again != on_path.end()) {
+            for (auto it = again; it != on_path.end(); ++it) {
+              cycle.push_back((*it)->path);
+            }
+            cycle.push_back(s->path);
+            return true;
+          }
+          if (!done.insert(s).second) return false;
+          on_path.push_back(s);
+          for (const std::string& name : s->depends_on) {
+            const ServiceSnapshot* dependency = by_name(name);
+            if (dependency != nullptr && visit(dependency)) return true;
+          }
+          on_path.pop_back();
+          return false;
+        };
+    for (const ServiceSnapshot& c : children) {
+      if (visit(&c)) return cycle;
+    }
+  }
+  return {};
 }
 
 void Collect(const ServiceSnapshot& s,
@@ -183,8 +189,14 @@ std::string CriticalPathText(const ServiceSnapshot& root) {
         hop.path, " @", hop.at == absl::ZeroDuration() ? "0" : Ms(hop.at), " +",
         Ms(hop.took)));
   }
-  return absl::StrCat(root.path, " ", Ms(root.startup_duration), ": ",
-                      absl::StrJoin(parts, " → "));
+  std::string text = absl::StrCat(root.path, " ", Ms(root.startup_duration),
+                                  ": ", absl::StrJoin(parts, " → "));
+  if (std::vector<std::string> cycle = DependencyCycle(root); !cycle.empty()) {
+    absl::StrAppend(&text, " (the dependencies form a cycle: ",
+                    absl::StrJoin(cycle, " -> "),
+                    "; the path past it is a guess)");
+  }
+  return text;
 }
 
 std::string SlowestStarts(const ServiceSnapshot& root, int count) {

@@ -53,7 +53,10 @@ struct StartupHop {
 std::vector<StartupHop> CriticalPath(const ServiceSnapshot& root);
 
 // "client 91.2ms: client @0 +91.2ms → client/elector @30.3ms +30.2ms → ...",
-// or "client: no completed start-up".
+// or "client: no completed start-up". Dependencies that form a cycle (only a
+// hand-made snapshot, or one read back from JSON, can have one) are named
+// after the path: "(the dependencies form a cycle: app/a -> app/b -> app/a;
+// the path past it is a guess)".
 std::string CriticalPathText(const ServiceSnapshot& root);
 
 // "Slowest starts: client/producer/bulk 30.6ms, client/notifier 30.4ms, ..."

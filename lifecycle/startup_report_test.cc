@@ -66,6 +66,24 @@ TEST(CriticalPathTest, GoesIntoTheLastChildAndBackThroughWhatItWaitedFor) {
             "client/producer @60ms +31ms → client/producer/bulk @61ms +29ms");
 }
 
+// Dependencies that form a cycle (a hand-made snapshot, or one read back from
+// JSON): the path shows what it can, the root's own start-up at least, and
+// the text names the cycle.
+TEST(CriticalPathTest, ACycleOfDependenciesIsShownAndNamed) {
+  ServiceSnapshot root =
+      Span("app", absl::ZeroDuration(), absl::Milliseconds(50));
+  root.children.push_back(
+      Span("app/a", absl::Milliseconds(10), absl::Milliseconds(20), {"b"}));
+  root.children.push_back(
+      Span("app/b", absl::Milliseconds(10), absl::Milliseconds(30), {"a"}));
+  std::vector<StartupHop> hops = CriticalPath(root);
+  ASSERT_FALSE(hops.empty());
+  EXPECT_EQ(hops.front().path, "app");
+  EXPECT_THAT(
+      CriticalPathText(root),
+      HasSubstr("(the dependencies form a cycle: app/a -> app/b -> app/a"));
+}
+
 TEST(CriticalPathTest, NothingForAServiceThatNeverStarted) {
   ServiceSnapshot idle;
   idle.path = idle.name = "idle";

@@ -31,6 +31,7 @@
 #include "lifecycle/live_services.h"
 #include "lifecycle/sanitizers.h"
 #include "lifecycle/snapshot_format.h"
+#include "lifecycle/strings_internal.h"
 #include "lifecycle/testing/harness.h"
 #include "lifecycle/testing/wait.h"
 #include "lifecycle/thread_stack.h"
@@ -248,11 +249,12 @@ class Watchdog {
 
   void SetOptions(const HangWatchdogOptions& options) {
     if (options.budget <= absl::ZeroDuration()) {
-      std::fprintf(stderr,
-                   "[ WARNING  ] hang watchdog: off (a test budget of %s; "
-                   "%s=0 or a budget of zero or less turns it off)\n",
-                   absl::FormatDuration(options.budget).c_str(),
-                   kTestBudgetVariable);
+      std::fprintf(
+          stderr,
+          "[ WARNING  ] hang watchdog: off (a test budget of %s; "
+          "%s=0 or a budget of zero or less turns it off)\n",
+          lifecycle::strings_internal::DurationText(options.budget).c_str(),
+          kTestBudgetVariable);
     }
     budget_nanos_.store(absl::ToInt64Nanoseconds(options.budget));
     report_limit_nanos_.store(absl::ToInt64Nanoseconds(options.report_limit));
@@ -279,7 +281,7 @@ class Watchdog {
         std::fprintf(stderr,
                      "[ WARNING  ] hang watchdog: SetTestBudget(%s) leaves "
                      "the test unwatched\n",
-                     absl::FormatDuration(budget).c_str());
+                     lifecycle::strings_internal::DurationText(budget).c_str());
       }
       if (!deadline_.Disarm()) AwaitTheReport();
       return;
@@ -361,9 +363,10 @@ class Watchdog {
   // Ends the process after `limit` if the report has not: a second hang,
   // while reporting, must not hang the test.
   void GuardTheReport(absl::Duration limit) {
-    std::string message = absl::StrCat(
-        "\n[ HANGING  ] the hang report did not finish within ",
-        absl::FormatDuration(limit), "; the process ends without the rest\n");
+    std::string message =
+        absl::StrCat("\n[ HANGING  ] the hang report did not finish within ",
+                     lifecycle::strings_internal::DurationText(limit),
+                     "; the process ends without the rest\n");
     try {
       std::thread([this, limit, message] {
         guard_tid_.store(CurrentTid());
@@ -464,7 +467,8 @@ class Watchdog {
     absl::Time budget_from = absl::FromUnixNanos(w.budget_from_nanos.load());
     absl::Duration budget = absl::Nanoseconds(w.budget_nanos.load());
     auto ms = [](absl::Duration d) {
-      return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
+      return lifecycle::strings_internal::DurationText(
+          absl::Trunc(d, absl::Milliseconds(1)));
     };
     const bool cut = ToNanos(deadline) < w.deadline_nanos.load();
     std::string out = absl::StrCat(

@@ -67,7 +67,9 @@
 // nothing of its timeout; the default of 60s is well under ctest's 1500s. A
 // test that is slow on purpose says so: `SetTestBudget(absl::Minutes(5))`
 // (counted from the call; outside a test body it sets the budget of the
-// phase that runs, a slow `SetUpTestSuite()`'s for instance). A
+// phase that runs, a slow `SetUpTestSuite()`'s for instance). Which wins:
+// `SetTestBudget()` over `LIFECYCLE_TEST_BUDGET`, which is over the default;
+// whichever it is, the report comes before nine tenths of `TEST_TIMEOUT`. A
 // budget of zero or less turns the watchdog off (for the test, or for every
 // test when installed so) with one warning on stderr.
 //

@@ -327,7 +327,7 @@ TEST_F(HangWatchdogDeathTest, ABudgetChangedAsItExpiresIsReportedAsItWas) {
       ExitedWithCode(kHangExitCode),
       AllOf(HasSubstr("has run for"),
             ContainsRegex("its budget is 1ms from SetTestBudget\\(\\), "
-                          "called at (0|[0-9.]+m?s) "),
+                          "called at [0-9.]+m?s "),  // with a unit, also 0
             Not(HasSubstr("budget is -"))));
 }
 

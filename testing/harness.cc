@@ -27,7 +27,9 @@
 #include "lifecycle/context.h"
 #include "lifecycle/snapshot_format.h"
 #include "lifecycle/startup_report.h"
+#include "lifecycle/strings_internal.h"
 #include "lifecycle/testing/matchers.h"
+#include "lifecycle/testing/virtual_time.h"
 #include "lifecycle/thread_stack.h"
 
 namespace lifecycle_testing {
@@ -61,7 +63,8 @@ StartStopHarness::~StartStopHarness() {
     // in the test.
     if (!result) {
       ADD_FAILURE_AT(start_file_, start_line_)
-          << "StartStopHarness (stopping on destruction): " << result.message();
+          << "StartStopHarness (stopping on destruction): "
+          << wait_internal::ValidUtf8(std::move(result)).message();
     }
   }
   if (starter_ == nullptr) return;
@@ -69,12 +72,14 @@ StartStopHarness::~StartStopHarness() {
   // OnStart()); the stop above cancelled its context. Its thread uses the
   // services, so it must end before they are destroyed.
   if (!start_returned_.WaitFor(options_.stop_timeout)) {
-    std::fprintf(stderr,
-                 "lifecycle: FATAL: StartStopHarness: a Start() has not "
-                 "returned %s after the harness stopped its services; they "
-                 "cannot be destroyed safely, so the process stops here.\n%s",
-                 absl::FormatDuration(options_.stop_timeout).c_str(),
-                 Report().c_str());
+    std::fprintf(
+        stderr,
+        "lifecycle: FATAL: StartStopHarness: a Start() has not "
+        "returned %s after the harness stopped its services; they "
+        "cannot be destroyed safely, so the process stops here.\n%s",
+        lifecycle::strings_internal::DurationText(options_.stop_timeout)
+            .c_str(),
+        Report().c_str());
     std::fflush(stderr);
     std::abort();
   }
@@ -147,7 +152,12 @@ std::string TestOutputDirectory() {
     }
   }
   if (dir.empty()) dir = PerRunOutputDirectory();
-  mkdir(dir.c_str(), 0755);  // EEXIST after the first file: fine
+  // The whole path, as `mkdir -p` makes it (EEXIST after the first file).
+  for (size_t slash = dir.find('/', 1); slash != std::string::npos;
+       slash = dir.find('/', slash + 1)) {
+    mkdir(dir.substr(0, slash).c_str(), 0755);
+  }
+  mkdir(dir.c_str(), 0755);
   return dir;
 }
 
@@ -244,9 +254,20 @@ HarnessResult::HarnessResult(::testing::AssertionResult result,
                              const char* what, const char* file, int line,
                              bool examined)
     : state_(std::make_shared<State>(
-          State{std::move(result), what, file, line, examined})) {}
+          State{wait_internal::ValidUtf8(std::move(result)), what, file, line,
+                examined})) {}
 
-HarnessResult::~HarnessResult() {
+HarnessResult::~HarnessResult() { ReportIfUnexamined(); }
+
+HarnessResult& HarnessResult::operator=(const HarnessResult& other) {
+  if (state_ != other.state_) {
+    ReportIfUnexamined();
+    state_ = other.state_;
+  }
+  return *this;
+}
+
+void HarnessResult::ReportIfUnexamined() const {
   if (state_ == nullptr || state_.use_count() > 1) return;
   if (state_->result || state_->examined) return;
   ADD_FAILURE_AT(state_->file, state_->line)
@@ -319,11 +340,32 @@ HarnessResult StartStopHarness::StartAll(const char* file, int line) {
   if (start_returned_.WaitUntil(deadline)) {
     status = *status_holder;  // the helper wrote it before closing the signal
   } else {
-    status = absl::DeadlineExceededError(absl::StrCat(
+    // Say what the services' own states say: one still in its Start(), and
+    // those the helper thread had not reached yet (a zero timeout can pass
+    // before the first Start() is called).
+    std::vector<std::string> starting, not_yet;
+    for (const lifecycle::ServiceSnapshot& s :
+         lifecycle::SnapshotAll(services_)) {
+      if (s.state == lifecycle::ServiceState::kStarting) {
+        starting.push_back(s.path);
+      } else if (s.state == lifecycle::ServiceState::kStopped) {
+        not_yet.push_back(s.path);
+      }
+    }
+    std::string text = absl::StrCat(
         "Start() did not return within ",
-        absl::FormatDuration(options_.start_timeout),
-        " (a blocking OnStart()?); pending: ",
-        absl::StrJoin(lifecycle::PendingServices(services_), ", ")));
+        lifecycle::strings_internal::DurationText(options_.start_timeout));
+    if (!starting.empty()) {
+      absl::StrAppend(&text, " (a blocking OnStart()?); still in Start(): ",
+                      absl::StrJoin(starting, ", "));
+    }
+    if (!not_yet.empty()) {
+      absl::StrAppend(&text, starting.empty() ? "; " : "; and ",
+                      "not started yet (the start timeout passed before "
+                      "their Start() was called): ",
+                      absl::StrJoin(not_yet, ", "));
+    }
+    status = absl::DeadlineExceededError(text);
   }
   if (status.ok()) {
     status = lifecycle::WaitAllStartedUntil(
@@ -353,8 +395,9 @@ HarnessResult StartStopHarness::StartAll(const char* file, int line) {
   // error, with its path), or every one still pending and for how long.
   std::string headline = lifecycle::StatusText(status);
   if (absl::IsDeadlineExceeded(status)) {
-    absl::StrAppend(&headline, " (start timeout ",
-                    absl::FormatDuration(options_.start_timeout), ")");
+    absl::StrAppend(
+        &headline, " (start timeout ",
+        lifecycle::strings_internal::DurationText(options_.start_timeout), ")");
   }
   return ::testing::AssertionFailure()
          << "StartStopHarness: " << headline << "\n"
@@ -366,14 +409,23 @@ HarnessResult StartStopHarness::StartAll(const char* file, int line) {
   // Every stop is requested at once and all are waited for together, bounded
   // as a whole: a service that does not stop is reported, never waited for
   // forever, and no thread is left behind holding a service.
-  absl::Status stop =
-      lifecycle::StopAllParallelFor(services_, options_.stop_timeout);
+  // In the services' time: under a VirtualTime, outside its Run() (this
+  // harness's destructor after a failed ASSERT), the time moves for the stop.
+  absl::Status stop;
+  ::testing::AssertionResult in_time = virtual_time_internal::RunInTimeOf(
+      options_.context, "StartStopHarness::StopAll", "stopping the services",
+      [&] {
+        stop = lifecycle::StopAllParallelFor(services_, options_.stop_timeout);
+      });
   scope_->Cancel(lifecycle::StoppedError());
   std::string deaths = UnexpectedDeaths();
   started_ = false;
-  if (stop.ok() && deaths.empty()) return ::testing::AssertionSuccess();
+  if (stop.ok() && deaths.empty() && in_time) {
+    return ::testing::AssertionSuccess();
+  }
   std::string written = WriteSnapshotOutput();
   ::testing::AssertionResult failure = ::testing::AssertionFailure();
+  if (!in_time) failure << in_time.message() << "\n";
   if (!stop.ok()) failure << lifecycle::StatusText(stop) << "\n";
   return failure << deaths << Report() << written << "\n";
 }
@@ -447,7 +499,7 @@ std::string StartStopHarness::UnexpectedDeaths() const {
     absl::Time at = unasked ? s->last_unasked_end_at : s->last_failure_at;
     std::string line = absl::StrCat(
         "  ", s->path, " died ",
-        absl::FormatDuration(
+        lifecycle::strings_internal::DurationText(
             absl::Trunc(at - started_at_, absl::Microseconds(1))),
         " after the start (", Rfc3339Millis(at), "): ",
         unasked ? "its run returned while nobody had asked it to stop"

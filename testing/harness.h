@@ -114,13 +114,16 @@ namespace lifecycle_testing {
 // failed, counts as examining it. A failure that nobody examined — the result
 // dropped as in `harness.StartAll();` (which compiles with a warning at most),
 // or stored and never looked at — fails the test when the last copy of the
-// result goes, once, with the same report, at the line of the call.
+// result goes (destroyed, or assigned over as in `r = harness.StopAll();`),
+// once, with the same report, at the line of the call.
 class [[nodiscard]] HarnessResult {
  public:
   HarnessResult(::testing::AssertionResult result, const char* what,
                 const char* file, int line, bool examined = false);
   HarnessResult(const HarnessResult&) = default;
-  HarnessResult& operator=(const HarnessResult&) = default;
+  // A failure that nobody examined, held by no other copy, is reported when
+  // it is assigned over, as when it is destroyed.
+  HarnessResult& operator=(const HarnessResult& other);
   ~HarnessResult();
 
   operator ::testing::AssertionResult() const;  // NOLINT: for the assertions
@@ -129,6 +132,10 @@ class [[nodiscard]] HarnessResult {
 
  private:
   struct State;
+  // Reports the failure held, if nobody examined it and no other copy holds
+  // it.
+  void ReportIfUnexamined() const;
+
   std::shared_ptr<State> state_;
 };
 
@@ -223,7 +230,8 @@ class StartStopHarness {
 // deprecated name, too), else `$TEST_UNDECLARED_OUTPUTS_DIR` (under Bazel:
 // each test's, and each shard's, own), else one folder for this run,
 // `$TMPDIR/lifecycle-outputs-BINARY-PID` (`/tmp` without `TMPDIR`), made here
-// on the first call (as is the folder a variable names, if missing). Only a
+// on the first call (as is the folder a variable names, with its missing
+// parents). Only a
 // failure writes files, so a passing run makes none.
 std::string TestOutputDirectory();
 

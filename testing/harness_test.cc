@@ -19,6 +19,7 @@
 #include "lifecycle/composite_service.h"
 #include "lifecycle/func_service.h"
 #include "lifecycle/startup_report.h"
+#include "lifecycle/strings_internal.h"
 #include "lifecycle/testing/fake_service.h"
 #include "lifecycle/testing/matchers.h"
 #include "lifecycle/testing/temp_dir.h"
@@ -30,6 +31,7 @@ namespace {
 
 using lifecycle::ServiceSnapshot;
 using lifecycle::ServiceState;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -226,6 +228,13 @@ TEST(HarnessOutputsTest, OutsideBazelOneFolderPerRun) {
                   "HarnessOutputsChild.FailsAfterItsStart.startup.json"));
 }
 
+TEST(HarnessOutputsTest, AnOutputFolderWithMissingParentsIsMadeWhole) {
+  std::string dir = ShortTempDir() + "/not/made/yet";
+  EXPECT_THAT(FilesWrittenBy("HarnessOutputsChild.FailsAfterItsStart", dir),
+              ::testing::Contains(
+                  "HarnessOutputsChild.FailsAfterItsStart.startup.json"));
+}
+
 // LIFECYCLE_SNAPSHOT_DIR, LIFECYCLE_OUTPUT_DIR's old name, works for one more
 // release.
 TEST(HarnessOutputsTest, TheDeprecatedVariableStillChoosesTheFolder) {
@@ -338,6 +347,64 @@ TEST(HarnessResultTest, AFailedStartThatWasCheckedIsReportedOnceOrNotAtAll) {
                 EXPECT_THAT(m, HasSubstr("no route"));
               }),
               ::testing::IsEmpty());
+}
+
+TEST(HarnessResultTest, AssigningOverAnUncheckedFailureReportsIt) {
+  FakeService db("db");
+  db.FailStartWith(absl::UnavailableError("no route"));
+  StartStopHarness harness({&db});
+  EXPECT_THAT(FailuresOf([&] {
+                HarnessResult r = harness.StartAll();
+                r = harness.StopAll();  // the failed start is overwritten
+                EXPECT_TRUE(r);
+              }),
+              ::testing::ElementsAre(
+                  AllOf(HasSubstr("StartAll() failed and nobody checked"),
+                        HasSubstr("no route"))));
+  // A copy still holds it: reported when that goes, once.
+  EXPECT_THAT(FailuresOf([&] {
+                HarnessResult r = harness.StartAll();
+                HarnessResult copy = r;
+                r = harness.StopAll();
+                EXPECT_TRUE(r);
+              }),
+              ::testing::ElementsAre(HasSubstr("StartAll() failed and nobody "
+                                               "checked")));
+  // Examined before it is overwritten: nothing to report.
+  EXPECT_THAT(FailuresOf([&] {
+                HarnessResult r = harness.StartAll();
+                EXPECT_FALSE(r);
+                r = harness.StopAll();
+                EXPECT_TRUE(r);
+              }),
+              ::testing::IsEmpty());
+}
+
+// An invalid byte in a failure makes Bazel's test.xml unreadable: every
+// failure text the kit writes is valid UTF-8, the byte replaced by U+FFFD.
+TEST(HarnessResultTest, AnErrorWithBytesThatAreNotUtf8IsWrittenAsText) {
+  auto valid = [](const std::string& text) {
+    return lifecycle::strings_internal::ValidUtf8(text) == text;
+  };
+  FakeService db("db");
+  db.FailStartWith(absl::UnavailableError("bad \xff byte"));
+  StartStopHarness harness({&db}, Short());
+  HarnessResult started = harness.StartAll();
+  ASSERT_FALSE(started);
+  EXPECT_TRUE(valid(started.message()));
+  EXPECT_THAT(started.message(), HasSubstr("bad \xEF\xBF\xBD byte"));
+  // The waits and the matchers too.
+  lifecycle::Signal never;
+  ::testing::AssertionResult waited =
+      SignalClosesWithin(never, {&db}, absl::ZeroDuration());
+  ASSERT_FALSE(waited);
+  EXPECT_TRUE(valid(waited.message()));
+  EXPECT_THAT(waited.message(), HasSubstr("bad \xEF\xBF\xBD byte"));
+  std::vector<std::string> failures =
+      FailuresOf([&] { EXPECT_THAT(db, lifecycle_testing::IsStarted()); });
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_TRUE(valid(failures[0]));
+  EXPECT_THAT(failures[0], HasSubstr("bad \xEF\xBF\xBD byte"));
 }
 
 TEST(HarnessResultTest, AnExpectedFailureCoversADroppedStart) {
@@ -481,13 +548,18 @@ TEST(StartStopHarnessTest, StartTimeoutBoundsABlockingOnStart) {
     }
   };
   SlowToStart slow;
+  FakeService next("next");  // its Start() is never reached
   StartStopHarness::Options options = Short();
   options.start_timeout = absl::Milliseconds(200);
-  StartStopHarness harness({&slow}, options);
+  StartStopHarness harness({&slow, &next}, options);
   ::testing::AssertionResult result = harness.StartAll();
   EXPECT_FALSE(result);
   EXPECT_THAT(result.message(),
-              ::testing::HasSubstr("Start() did not return within 200ms"));
+              ::testing::HasSubstr("Start() did not return within 200ms (a "
+                                   "blocking OnStart()?); still in Start(): "
+                                   "slow; and not started yet (the start "
+                                   "timeout passed before their Start() was "
+                                   "called): next"));
   EXPECT_THAT(result.message(), ::testing::HasSubstr("slow (starting"));
   // The harness's stop cancels the start's context, so OnStart returns and
   // the harness ends without a hang.

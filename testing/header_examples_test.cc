@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "lifecycle/base_service.h"      // production
 #include "lifecycle/testing/harness.h"   // tests (the folder is testing/)
@@ -381,6 +382,33 @@ TEST(VirtualTimeExample, Run) {
     lifecycle::SleepFor(absl::Hours(3));  // three cleanings
     EXPECT_EQ(cleaner.runs(), 3);
   }));
+}
+
+// The README's inline calls (tools/check_examples.py finds each here).
+TEST(ReadmeInline, RestartWaitAndVirtualMinute) {
+  using lifecycle::Supervision;
+  using ::testing::AllOf;
+  FakeService service("service");
+  lifecycle::CompositeService app("app");
+  app.AddOrDie(service, Supervision::Restart(3, absl::Minutes(1)).WithBackoff(absl::Seconds(1),
+  absl::Seconds(30)));
+  lifecycle_testing::VirtualTime time;
+  lifecycle::Signal signal;
+  ASSERT_TRUE(time.Run([&] {
+    ASSERT_TRUE(app.Start(time.context()).ok());
+    ASSERT_TRUE(lifecycle_testing::WaitOrTimeout(app.Started()));
+    service.FailNow(absl::UnavailableError("crash"));
+    EXPECT_TRUE(lifecycle_testing::WaitSnapshotOrTimeout(service,
+    AllOf(HasRestarted(1), IsStarted())));
+    EXPECT_NONFATAL_FAILURE(
+        {
+          using lifecycle_testing::WaitOrTimeout;
+          WaitOrTimeout(signal, absl::Minutes(1));
+        },
+        "signal not closed after 1m");
+    app.Stop();
+  }));
+  EXPECT_EQ(time.Elapsed(), absl::Seconds(61));  // the backoff, then the wait
 }
 
 TEST(ThreadExample, Poller) {

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "lifecycle/snapshot_format.h"
+#include "lifecycle/strings_internal.h"
 
 namespace lifecycle_testing {
 namespace matchers_internal {
@@ -40,13 +41,16 @@ bool MatchFailure(const lifecycle::ServiceSnapshot& s, bool start_only,
   bool failed = s.state == lifecycle::ServiceState::kFailed &&
                 (!start_only ||
                  absl::StrContains(s.status.message(), "' failed to start: "));
+  // Errors are bytes; a failure message is text (wait.h's ValidUtf8).
+  const std::string status =
+      lifecycle::strings_internal::ValidUtf8(lifecycle::StatusText(s.status));
   if (!failed) {
     *listener << "whose state is " << s.StateLabel() << " with status "
-              << lifecycle::StatusText(s.status) << "\n"
+              << status << "\n"
               << s;
     return false;
   }
-  *listener << "whose failure is " << lifecycle::StatusText(s.status);
+  *listener << "whose failure is " << status;
   bool matched = ::testing::ExplainMatchResult(m, s.status, listener);
   *listener << "\n" << s;
   if (matched) NoteFailuresExamined(s);

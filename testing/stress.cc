@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "lifecycle/snapshot_format.h"
+#include "lifecycle/strings_internal.h"
 #include "lifecycle/thread_stack.h"
 
 namespace lifecycle_testing {
@@ -80,7 +81,8 @@ class FirstFailure {
         if (!service.Started().WaitFor(options.wait_timeout)) {
           fail(t, c,
                absl::StrCat("started signal not closed within ",
-                            absl::FormatDuration(options.wait_timeout)));
+                            lifecycle::strings_internal::DurationText(
+                                options.wait_timeout)));
           return;
         }
         delay();

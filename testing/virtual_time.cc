@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,45 +25,70 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "lifecycle/clock.h"
+#include "lifecycle/strings_internal.h"
 #include "lifecycle/thread.h"
 #include "lifecycle/thread_stack.h"
 
 namespace lifecycle_testing {
 namespace virtual_time_internal {
 
-// The time source behind a `VirtualTime`. Counts the threads living in it that
-// are not blocked in one of its waits (`running_`); the test advances time
-// only when that count is zero.
-// Keeps a thread on one CPU for its scope, then gives it back the CPUs it
-// had. Does nothing for a negative CPU, or where the thread cannot be pinned.
+// Keeps a thread on one CPU for its scope. Pins of one thread nest (two
+// `VirtualTime`s whose lifetimes overlap): when the last goes, the thread gets
+// back the CPUs it had before the first. Does nothing for a negative CPU, or
+// where the thread cannot be pinned.
 class CpuPin {
  public:
   explicit CpuPin(int cpu) : tid_(static_cast<pid_t>(syscall(SYS_gettid))) {
-    if (cpu < 0 || cpu >= CPU_SETSIZE ||
-        sched_getaffinity(tid_, sizeof(saved_), &saved_) != 0) {
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return;
+    absl::MutexLock lock(&mu_);
+    Pinned& pinned = pinned_threads_[tid_];
+    if (pinned.depth == 0 &&
+        sched_getaffinity(tid_, sizeof(pinned.saved), &pinned.saved) != 0) {
+      pinned_threads_.erase(tid_);
       return;
     }
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
-    pinned_ = sched_setaffinity(tid_, sizeof(one), &one) == 0;
+    sched_setaffinity(tid_, sizeof(one), &one);
+    ++pinned.depth;
+    counted_ = true;
   }
   CpuPin(const CpuPin&) = delete;
   CpuPin& operator=(const CpuPin&) = delete;
   // From any thread of the process: the pinned thread is named by its id.
   ~CpuPin() {
-    if (pinned_) sched_setaffinity(tid_, sizeof(saved_), &saved_);
+    if (!counted_) return;
+    absl::MutexLock lock(&mu_);
+    auto it = pinned_threads_.find(tid_);
+    if (it == pinned_threads_.end() || --it->second.depth > 0) return;
+    sched_setaffinity(tid_, sizeof(it->second.saved), &it->second.saved);
+    pinned_threads_.erase(it);
   }
 
  private:
+  struct Pinned {
+    int depth = 0;
+    cpu_set_t saved;  // the CPUs before the first pin
+  };
+  static absl::Mutex mu_;
+  static std::map<pid_t, Pinned>& pinned_threads_ ABSL_GUARDED_BY(mu_);
+
   const pid_t tid_;
-  cpu_set_t saved_;
-  bool pinned_ = false;
+  bool counted_ = false;
 };
 
+absl::Mutex CpuPin::mu_(absl::kConstInit);
+std::map<pid_t, CpuPin::Pinned>& CpuPin::pinned_threads_ =
+    *new std::map<pid_t, CpuPin::Pinned>;
+
+// The time source behind a `VirtualTime`. Counts the threads living in it that
+// are not blocked in one of its waits (`running_`); the test advances time
+// only when that count is zero.
 class Clock final : public lifecycle::clock_internal::TimeSource {
  public:
-  explicit Clock(absl::Time start) : start_(start), now_(start) {}
+  Clock(absl::Time start, absl::Duration idle_timeout)
+      : start_(start), idle_timeout_(idle_timeout), now_(start) {}
 
   // The CPU the threads of this time run on; negative: wherever they like.
   int cpu() const { return cpu_.load(std::memory_order_relaxed); }
@@ -90,9 +116,27 @@ class Clock final : public lifecycle::clock_internal::TimeSource {
   }
   void ThreadBegins(std::string label) override;
   void ThreadEnds() override;
+  void EnterOutsideWait(int64_t thread) override;
+  void LeaveOutsideWait(int64_t thread) override;
+  void WakeOutsideWait(int64_t thread) override;
 
-  // For the test's thread.
-  bool AwaitIdle(absl::Duration timeout);
+  // What its `VirtualTime` was made with, for whoever moves it.
+  absl::Duration idle_timeout() const { return idle_timeout_; }
+  int64_t max_deadlines() const { return max_deadlines_.load(); }
+  void set_max_deadlines(int64_t max) { max_deadlines_.store(max); }
+  absl::Duration Elapsed() const {
+    absl::MutexLock lock(&mu_);
+    return now_ - start_;
+  }
+  // The context its End() cancels (the `VirtualTime`'s own), while it lives.
+  void set_scope(lifecycle::CancellableContext* scope) {
+    absl::MutexLock lock(&mu_);
+    scope_ = scope;
+  }
+
+  // Waits until every thread in this time is blocked, but for `except` of
+  // them (the caller's own thread, when it lives in this time).
+  bool AwaitIdle(absl::Duration timeout, int except = 0);
   // The earliest pending deadline, if any.
   std::optional<absl::Time> NextDeadline() const;
   // Fires the earliest timer due at or before `limit`, moving now to it;
@@ -102,9 +146,14 @@ class Clock final : public lifecycle::clock_internal::TimeSource {
     absl::MutexLock lock(&mu_);
     now_ = std::max(now_, t);
   }
-  // Ends this time: every deadline has passed, those pending fire now (in
-  // order) and later waits with a deadline do not block.
-  void End();
+  // Ends this time: its context is cancelled with `why`, every deadline has
+  // passed, those pending fire now (in order) and later waits with a deadline
+  // do not block.
+  void End(absl::Status why);
+  bool ended() const {
+    absl::MutexLock lock(&mu_);
+    return ended_;
+  }
   // Waits, at most `timeout`, until no thread lives in this time.
   bool AwaitNoThreads(absl::Duration timeout);
   std::string LabelOfCurrentThread() const;
@@ -130,7 +179,9 @@ class Clock final : public lifecycle::clock_internal::TimeSource {
   struct Thread {
     std::string label;
     bool blocked = false;
-    absl::Time until;  // while blocked
+    absl::Time until;      // while blocked
+    bool outside = false;  // blocked in an outside wait
+    bool wake_pending = false;
   };
 
   void WakeLocked(Sleeper& sleeper) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -143,8 +194,12 @@ class Clock final : public lifecycle::clock_internal::TimeSource {
   }
   uint64_t AddTimerLocked(absl::Time at, std::string label, Timer timer)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static bool IsIdle(Clock* clock) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    return clock->running_ == 0;
+  struct IdleQuery {
+    Clock* clock;
+    int except;
+  };
+  static bool IsIdle(IdleQuery* query) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return query->clock->running_ <= query->except;
   }
   static bool HasNoThreads(Clock* clock) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return clock->threads_.empty() && clock->creating_ == 0;
@@ -152,11 +207,15 @@ class Clock final : public lifecycle::clock_internal::TimeSource {
 
   // "+1h30m": how far `t` is from where this time began.
   std::string Since(absl::Time t) const {
-    return absl::StrCat("+", absl::FormatDuration(t - start_));
+    return absl::StrCat("+",
+                        lifecycle::strings_internal::DurationText(t - start_));
   }
 
   const absl::Time start_;
+  const absl::Duration idle_timeout_;
+  std::atomic<int64_t> max_deadlines_{1000000};
   mutable absl::Mutex mu_;
+  lifecycle::CancellableContext* scope_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Time now_ ABSL_GUARDED_BY(mu_);
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   int running_ ABSL_GUARDED_BY(mu_) = 0;
@@ -193,6 +252,37 @@ void Clock::ThreadEnds() {
   absl::MutexLock lock(&mu_);
   threads_.erase(current_tid);
   --running_;
+}
+
+void Clock::EnterOutsideWait(int64_t thread) {
+  absl::MutexLock lock(&mu_);
+  auto it = threads_.find(static_cast<pid_t>(thread));
+  if (it == threads_.end()) return;
+  Thread& t = it->second;
+  if (std::exchange(t.wake_pending, false) || t.blocked) return;
+  t.blocked = t.outside = true;
+  t.until = absl::InfiniteFuture();
+  --running_;
+}
+
+void Clock::LeaveOutsideWait(int64_t thread) {
+  absl::MutexLock lock(&mu_);
+  auto it = threads_.find(static_cast<pid_t>(thread));
+  if (it == threads_.end() || !it->second.outside) return;
+  it->second.blocked = it->second.outside = false;
+  ++running_;
+}
+
+void Clock::WakeOutsideWait(int64_t thread) {
+  absl::MutexLock lock(&mu_);
+  auto it = threads_.find(static_cast<pid_t>(thread));
+  if (it == threads_.end()) return;
+  if (!it->second.outside) {
+    it->second.wake_pending = true;
+    return;
+  }
+  it->second.blocked = it->second.outside = false;
+  ++running_;
 }
 
 uint64_t Clock::AddTimerLocked(absl::Time at, std::string label, Timer timer) {
@@ -262,9 +352,10 @@ bool Clock::Wait(const lifecycle::Signal& signal, absl::Time deadline) {
   return signal.IsClosed();
 }
 
-bool Clock::AwaitIdle(absl::Duration timeout) {
+bool Clock::AwaitIdle(absl::Duration timeout, int except) {
+  IdleQuery query{this, except};
   absl::MutexLock lock(&mu_);
-  return mu_.AwaitWithTimeout(absl::Condition(&IsIdle, this), timeout);
+  return mu_.AwaitWithTimeout(absl::Condition(&IsIdle, &query), timeout);
 }
 
 std::optional<absl::Time> Clock::NextDeadline() const {
@@ -295,7 +386,13 @@ bool Clock::FireNext(absl::Time limit) {
   return true;
 }
 
-void Clock::End() {
+void Clock::End(absl::Status why) {
+  lifecycle::CancellableContext* scope;
+  {
+    absl::MutexLock lock(&mu_);
+    scope = std::exchange(scope_, nullptr);
+  }
+  if (scope != nullptr) scope->Cancel(std::move(why));
   std::vector<absl::AnyInvocable<void() &&>> fire;
   {
     absl::MutexLock lock(&mu_);
@@ -333,6 +430,8 @@ std::string Clock::Describe(bool stacks) const {
         absl::StrAppend(&out,
                         "busy (running, or blocked outside this library's "
                         "waits)\n");
+      } else if (thread.outside) {
+        absl::StrAppend(&out, "waiting outside virtual time (a program)\n");
       } else if (thread.until == absl::InfiniteFuture()) {
         absl::StrAppend(&out, "blocked, no deadline\n");
       } else {
@@ -350,12 +449,132 @@ std::string Clock::Describe(bool stacks) const {
   return out;
 }
 
+// --- Moving time: shared by VirtualTime and RunInTimeOf() --------------------
+
+namespace {
+
+::testing::AssertionResult WaitIdle(Clock& clock) {
+  if (lifecycle::clock_internal::CurrentTimeSource() == &clock) {
+    return ::testing::AssertionFailure()
+           << "VirtualTime: advanced from a thread that lives in it ("
+           << clock.LabelOfCurrentThread()
+           << "): it would wait for itself. Advance from the test's thread.";
+  }
+  if (clock.AwaitIdle(clock.idle_timeout())) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure()
+         << "VirtualTime: threads still busy after "
+         << lifecycle::strings_internal::DurationText(clock.idle_timeout())
+         << " of real time, so virtual time cannot move (virtual time +"
+         << lifecycle::strings_internal::DurationText(clock.Elapsed())
+         << "). A thread blocked outside this library's waits (a std::mutex, "
+            "I/O, a sleep) counts as busy.\n"
+         << clock.Describe(/*stacks=*/true);
+}
+
+::testing::AssertionResult TooManyDeadlines(const Clock& clock) {
+  return ::testing::AssertionFailure()
+         << "VirtualTime: fired " << clock.max_deadlines()
+         << " deadlines in one advance and more are due (virtual time +"
+         << lifecycle::strings_internal::DurationText(clock.Elapsed())
+         << "): a periodic service this fast over this long would not end "
+            "in a test's time. Advance by less.\n"
+         << clock.Describe(/*stacks=*/false);
+}
+
+::testing::AssertionResult Deadlock(const Clock& clock, const char* doing) {
+  return ::testing::AssertionFailure()
+         << "VirtualTime: deadlock: every thread in virtual time is blocked "
+            "with no deadline pending, so nothing can happen (virtual time +"
+         << lifecycle::strings_internal::DurationText(clock.Elapsed())
+         << ") while " << doing << "\n"
+         << clock.Describe(/*stacks=*/true);
+}
+
+// Runs `body` on a thread in `clock`'s time (made from `ctx`), moving the
+// time whenever every thread in it is blocked, until `body` returns (see
+// VirtualTime::Run). On a failure, ends the time with `why`. An exception
+// `body` throws is thrown again here, on the caller's thread.
+::testing::AssertionResult Drive(Clock& clock, const lifecycle::Context& ctx,
+                                 const char* label, const char* doing,
+                                 absl::AnyInvocable<void() &&> body) {
+  std::exception_ptr thrown;
+  lifecycle::Thread thread(ctx, label,
+                           [&thrown, body = std::move(body)]() mutable {
+                             try {
+                               std::move(body)();
+                             } catch (...) {
+                               thrown = std::current_exception();
+                             }
+                           });
+  ::testing::AssertionResult result = ::testing::AssertionSuccess();
+  for (int64_t fired = 0;; ++fired) {
+    if (auto idle = WaitIdle(clock); !idle) {
+      result = idle;
+      break;
+    }
+    if (thread.Done().IsClosed()) break;
+    if (fired == clock.max_deadlines()) {
+      result = TooManyDeadlines(clock);
+      break;
+    }
+    std::optional<absl::Time> next = clock.NextDeadline();
+    if (!next) {
+      result = Deadlock(clock, doing);
+      break;
+    }
+    clock.FireNext(*next);
+  }
+  if (!result) {
+    // Ended as its destruction ends it: the services started with its context
+    // are asked to stop, and every wait with a deadline returns from now on,
+    // so the body can finish.
+    clock.End(absl::CancelledError(
+        absl::StrCat("VirtualTime: failed while ", doing)));
+    if (!thread.Done().WaitFor(clock.idle_timeout())) {
+      std::fprintf(
+          stderr,
+          "%s\nVirtualTime: the thread '%s' is still blocked %s "
+          "after the time ended, in a wait without a deadline: it "
+          "cannot be ended, so the process stops here.\n%s",
+          std::string(result.message()).c_str(), label,
+          lifecycle::strings_internal::DurationText(clock.idle_timeout())
+              .c_str(),
+          clock.Describe(/*stacks=*/true).c_str());
+      std::fflush(stderr);
+      std::abort();
+    }
+  }
+  thread.Join();
+  if (thrown) std::rethrow_exception(thrown);
+  return result;
+}
+
+}  // namespace
+
+::testing::AssertionResult RunInTimeOf(const lifecycle::Context& ctx,
+                                       const char* label, const char* doing,
+                                       absl::AnyInvocable<void() &&> body) {
+  lifecycle::clock_internal::TimeSource* time =
+      lifecycle::context_internal::TimeSourceOf(ctx);
+  auto* clock = dynamic_cast<Clock*>(time);
+  if (clock == nullptr || clock->ended() ||
+      lifecycle::clock_internal::CurrentTimeSource() == time) {
+    std::move(body)();
+    return ::testing::AssertionSuccess();
+  }
+  return Drive(*clock, ctx, label, doing, std::move(body));
+}
+
 }  // namespace virtual_time_internal
 
+using virtual_time_internal::Clock;
+
 VirtualTime::VirtualTime(absl::Duration idle_timeout)
-    : clock_(std::make_shared<virtual_time_internal::Clock>(kStart)),
-      scope_(lifecycle::context_internal::NewContextInTime(clock_)),
-      idle_timeout_(idle_timeout) {
+    : clock_(std::make_shared<Clock>(kStart, idle_timeout)),
+      scope_(lifecycle::context_internal::NewContextInTime(clock_)) {
+  clock_->set_scope(scope_.get());
   clock_->set_cpu(sched_getcpu());
   test_thread_pin_ =
       std::make_unique<virtual_time_internal::CpuPin>(clock_->cpu());
@@ -366,15 +585,23 @@ void VirtualTime::UseAllCpus() {
   test_thread_pin_.reset();
 }
 
+int64_t VirtualTime::max_deadlines_per_advance() const {
+  return clock_->max_deadlines();
+}
+
+void VirtualTime::set_max_deadlines_per_advance(int64_t max) {
+  clock_->set_max_deadlines(max);
+}
+
 VirtualTime::~VirtualTime() {
-  scope_->Cancel(absl::CancelledError("VirtualTime destroyed"));
-  clock_->End();
+  clock_->End(absl::CancelledError("VirtualTime destroyed"));
   test_thread_pin_.reset();
-  if (clock_->AwaitNoThreads(idle_timeout_)) return;
+  if (clock_->AwaitNoThreads(clock_->idle_timeout())) return;
   ADD_FAILURE() << "VirtualTime destroyed while threads still live in it, "
                    "after cancelling its context and ending its time, "
                    "and waiting "
-                << absl::FormatDuration(idle_timeout_)
+                << lifecycle::strings_internal::DurationText(
+                       clock_->idle_timeout())
                 << " for them: stop their services before it goes (they "
                    "wait on something else than their context).\n"
                 << clock_->Describe(/*stacks=*/true);
@@ -391,18 +618,19 @@ std::string VirtualTime::DescribeThreads() const {
 }
 
 ::testing::AssertionResult VirtualTime::WaitUntilIdle() {
-  if (lifecycle::clock_internal::CurrentTimeSource() == clock_.get()) {
-    return ::testing::AssertionFailure()
-           << "VirtualTime: advanced from a thread that lives in it ("
-           << clock_->LabelOfCurrentThread()
-           << "): it would wait for itself. Advance from the test's thread.";
+  if (lifecycle::clock_internal::CurrentTimeSource() != clock_.get()) {
+    return virtual_time_internal::WaitIdle(*clock_);
   }
-  if (clock_->AwaitIdle(idle_timeout_)) return ::testing::AssertionSuccess();
+  // From a thread in this time (the body of Run()): every other thread.
+  if (clock_->AwaitIdle(clock_->idle_timeout(), /*except=*/1)) {
+    return ::testing::AssertionSuccess();
+  }
   return ::testing::AssertionFailure()
-         << "VirtualTime: threads still busy after "
-         << absl::FormatDuration(idle_timeout_)
-         << " of real time, so virtual time cannot move (virtual time +"
-         << absl::FormatDuration(Elapsed())
+         << "VirtualTime: other threads still busy after "
+         << lifecycle::strings_internal::DurationText(clock_->idle_timeout())
+         << " of real time, waited for by " << clock_->LabelOfCurrentThread()
+         << " (virtual time +"
+         << lifecycle::strings_internal::DurationText(Elapsed())
          << "). A thread blocked outside this library's waits (a std::mutex, "
             "I/O, a sleep) counts as busy.\n"
          << clock_->Describe(/*stacks=*/true);
@@ -416,11 +644,15 @@ std::string VirtualTime::DescribeThreads() const {
               "periodic service would never let it end, and waits without a "
               "deadline would end unsignalled. Advance by a finite duration, "
               "or use AdvanceUntil(signal, limit). (virtual time +"
-           << absl::FormatDuration(Elapsed()) << ")";
+           << lifecycle::strings_internal::DurationText(Elapsed()) << ")";
   }
   for (int64_t fired = 0;; ++fired) {
-    if (auto idle = WaitUntilIdle(); !idle) return idle;
-    if (fired == max_deadlines_per_advance_) return TooManyDeadlines();
+    if (auto idle = virtual_time_internal::WaitIdle(*clock_); !idle) {
+      return idle;
+    }
+    if (fired == clock_->max_deadlines()) {
+      return virtual_time_internal::TooManyDeadlines(*clock_);
+    }
     if (!clock_->FireNext(deadline)) break;
   }
   clock_->MoveTo(deadline);
@@ -431,28 +663,13 @@ std::string VirtualTime::DescribeThreads() const {
   return AdvanceTo(Now() + std::max(duration, absl::ZeroDuration()));
 }
 
-::testing::AssertionResult VirtualTime::TooManyDeadlines() const {
-  return ::testing::AssertionFailure()
-         << "VirtualTime: fired " << max_deadlines_per_advance_
-         << " deadlines in one advance and more are due (virtual time +"
-         << absl::FormatDuration(Elapsed())
-         << "): a periodic service this fast over this long would not end "
-            "in a test's time. Advance by less.\n"
-         << clock_->Describe(/*stacks=*/false);
-}
-
-::testing::AssertionResult VirtualTime::Deadlock(const char* doing) const {
-  return ::testing::AssertionFailure()
-         << "VirtualTime: deadlock: every thread in virtual time is blocked "
-            "with no deadline pending, so nothing can happen (virtual time +"
-         << absl::FormatDuration(Elapsed()) << ") while " << doing << "\n"
-         << clock_->Describe(/*stacks=*/true);
-}
-
 ::testing::AssertionResult VirtualTime::AdvanceToNextDeadline() {
-  if (auto idle = WaitUntilIdle(); !idle) return idle;
+  if (auto idle = virtual_time_internal::WaitIdle(*clock_); !idle) return idle;
   std::optional<absl::Time> next = clock_->NextDeadline();
-  if (!next) return Deadlock("advancing to the next deadline");
+  if (!next) {
+    return virtual_time_internal::Deadlock(*clock_,
+                                           "advancing to the next deadline");
+  }
   return AdvanceTo(*next);
 }
 
@@ -460,18 +677,28 @@ std::string VirtualTime::DescribeThreads() const {
     const lifecycle::Signal& signal, absl::Duration limit) {
   const absl::Time end = Now() + std::max(limit, absl::ZeroDuration());
   for (int64_t fired = 0;; ++fired) {
-    if (auto idle = WaitUntilIdle(); !idle) return idle;
+    if (auto idle = virtual_time_internal::WaitIdle(*clock_); !idle) {
+      return idle;
+    }
     if (signal.IsClosed()) return ::testing::AssertionSuccess();
-    if (fired == max_deadlines_per_advance_) return TooManyDeadlines();
+    if (fired == clock_->max_deadlines()) {
+      return virtual_time_internal::TooManyDeadlines(*clock_);
+    }
     std::optional<absl::Time> next = clock_->NextDeadline();
-    if (!next) return Deadlock("advancing until a signal closes");
+    if (!next) {
+      return virtual_time_internal::Deadlock(*clock_,
+                                             "advancing until a signal closes");
+    }
     if (*next > end) {
       clock_->MoveTo(end);
       return ::testing::AssertionFailure()
              << "VirtualTime: signal not closed after advancing "
-             << absl::FormatDuration(limit) << " of virtual time (now +"
-             << absl::FormatDuration(Elapsed()) << "; next deadline +"
-             << absl::FormatDuration(*next - kStart) << ")\n"
+             << lifecycle::strings_internal::DurationText(limit)
+             << " of virtual time (now +"
+             << lifecycle::strings_internal::DurationText(Elapsed())
+             << "; next deadline +"
+             << lifecycle::strings_internal::DurationText(*next - kStart)
+             << ")\n"
              << clock_->Describe(/*stacks=*/false);
     }
     clock_->FireNext(*next);
@@ -486,45 +713,8 @@ std::string VirtualTime::DescribeThreads() const {
            << clock_->LabelOfCurrentThread()
            << "): it would wait for itself. Call it from the test's thread.";
   }
-  lifecycle::Thread thread(context(), "test body", std::move(body));
-  ::testing::AssertionResult result = ::testing::AssertionSuccess();
-  for (int64_t fired = 0;; ++fired) {
-    if (auto idle = WaitUntilIdle(); !idle) {
-      result = idle;
-      break;
-    }
-    if (thread.Done().IsClosed()) break;
-    if (fired == max_deadlines_per_advance_) {
-      result = TooManyDeadlines();
-      break;
-    }
-    std::optional<absl::Time> next = clock_->NextDeadline();
-    if (!next) {
-      result = Deadlock("running the test body");
-      break;
-    }
-    clock_->FireNext(*next);
-  }
-  if (!result) {
-    // Ended as its destruction ends it: the services started with its context
-    // are asked to stop, and every wait with a deadline returns from now on,
-    // so the body can finish.
-    scope_->Cancel(absl::CancelledError("VirtualTime::Run failed"));
-    clock_->End();
-    if (!thread.Done().WaitFor(idle_timeout_)) {
-      std::fprintf(stderr,
-                   "%s\nVirtualTime::Run: the test body is still blocked %s "
-                   "after the time ended, in a wait without a deadline: it "
-                   "cannot be ended, so the process stops here.\n%s",
-                   std::string(result.message()).c_str(),
-                   absl::FormatDuration(idle_timeout_).c_str(),
-                   clock_->Describe(/*stacks=*/true).c_str());
-      std::fflush(stderr);
-      std::abort();
-    }
-  }
-  thread.Join();
-  return result;
+  return virtual_time_internal::Drive(*clock_, context(), "test body",
+                                      "running the test body", std::move(body));
 }
 
 }  // namespace lifecycle_testing

@@ -86,8 +86,11 @@
 // (one that waits on a signal nobody closes) fails the test, named with its
 // stack, rather than hang it. So either order of declaration is safe: a
 // `VirtualTime` declared before the harness (or the services) outlives them,
-// and they are stopped first; declared after, it goes first, and their runs
-// end on their cancelled context.
+// and they are stopped first — the harness stops them in their time, moving
+// it as `Run()` does, so a stop that drains for a virtual minute takes no
+// real minute, also when the body returned early (a failed `ASSERT`) without
+// `StopAll()`; declared after, it goes first, and their runs end on their
+// cancelled context.
 //
 // Thread safety: the members are thread-safe, but advancing is meant for one
 // thread (the test's), which must not itself live in virtual time.
@@ -136,7 +139,9 @@ class VirtualTime {
 
   // Waits (in real time, at most the idle timeout) until every thread in this
   // time is blocked in a library wait; the failure names the busy threads with
-  // their stacks.
+  // their stacks. Called from a thread that lives in this time (the body of
+  // `Run()`), it waits until every *other* thread is blocked — Go's
+  // `synctest.Wait()`: the services have done all they can until time moves.
   [[nodiscard]] ::testing::AssertionResult WaitUntilIdle();
 
   // Moves virtual time forward by `duration` (negative: not at all), or to
@@ -179,8 +184,10 @@ class VirtualTime {
   // deadline return at once, so it can finish); a body still blocked after the
   // idle timeout (in a wait without a deadline) cannot be ended, and the
   // process aborts with the report rather than hang. Assertions in `body`
-  // report as usual; a fatal one returns from `body` only. Called from a
-  // thread in this time, it fails at once.
+  // report as usual; a fatal one returns from `body` only. An exception that
+  // leaves `body` is thrown again by `Run()`, on the calling thread, once the
+  // body's thread has ended: GoogleTest reports it as it reports one from a
+  // plain test body. Called from a thread in this time, it fails at once.
   [[nodiscard]] ::testing::AssertionResult Run(
       absl::AnyInvocable<void() &&> body);
 
@@ -200,24 +207,31 @@ class VirtualTime {
   // keep theirs.
   void UseAllCpus();
 
-  int64_t max_deadlines_per_advance() const {
-    return max_deadlines_per_advance_;
-  }
-  void set_max_deadlines_per_advance(int64_t max) {
-    max_deadlines_per_advance_ = max;
-  }
+  int64_t max_deadlines_per_advance() const;
+  void set_max_deadlines_per_advance(int64_t max);
 
  private:
-  ::testing::AssertionResult Deadlock(const char* doing) const;
-  ::testing::AssertionResult TooManyDeadlines() const;
-
   std::shared_ptr<virtual_time_internal::Clock> clock_;
   // The test thread on the clock's CPU, until destruction or UseAllCpus().
   std::unique_ptr<virtual_time_internal::CpuPin> test_thread_pin_;
   std::unique_ptr<lifecycle::CancellableContext> scope_;
-  absl::Duration idle_timeout_;
-  int64_t max_deadlines_per_advance_ = 1000000;
 };
+
+namespace virtual_time_internal {
+
+// Runs `body` where its waits can end. When `ctx` lives in a `VirtualTime`
+// that has not ended, and the calling thread does not live in it: on a thread
+// in that time, labelled `label`, moving the time as `VirtualTime::Run()`
+// does (`doing` says what for in its failures). Otherwise on the calling
+// thread, as is. The harness stops its services through it, so that a stop
+// outside `Run()` — its destructor after a failed `ASSERT` — takes the
+// virtual time it needs instead of waiting in real time for time that never
+// moves.
+::testing::AssertionResult RunInTimeOf(const lifecycle::Context& ctx,
+                                       const char* label, const char* doing,
+                                       absl::AnyInvocable<void() &&> body);
+
+}  // namespace virtual_time_internal
 
 }  // namespace lifecycle_testing
 

@@ -3,15 +3,18 @@
 #include <sched.h>
 
 #include <atomic>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -366,7 +369,7 @@ TEST(VirtualTimeTest, ASignalFromTheTestWakesAThreadAndIdleWaitsForIt) {
   EXPECT_EQ(after, 0);
   EXPECT_THAT(
       time.DescribeThreads(),
-      ::testing::MatchesRegex("1 thread in virtual time \\(now \\+0\\):\n"
+      ::testing::MatchesRegex("1 thread in virtual time \\(now \\+0s\\):\n"
                               "  waiter \\(thread [0-9]+\\): blocked, no "
                               "deadline\n"));
   go.Close();
@@ -388,8 +391,8 @@ TEST(VirtualTimeTest, ADeadlockIsReportedWithEachThreadsPathAndStack) {
   EXPECT_NONFATAL_FAILURE(
       EXPECT_TRUE(time.AdvanceToNextDeadline()),
       "VirtualTime: deadlock: every thread in virtual time is blocked with no "
-      "deadline pending, so nothing can happen (virtual time +0) while "
-      "advancing to the next deadline\n1 thread in virtual time (now +0):\n"
+      "deadline pending, so nothing can happen (virtual time +0s) while "
+      "advancing to the next deadline\n1 thread in virtual time (now +0s):\n"
       "  stuck (thread ");
   EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(time.AdvanceUntil(never, absl::Hours(1))),
                           "stuck (thread ");
@@ -412,7 +415,7 @@ TEST(VirtualTimeTest, AThreadInAPlainMutexIsReportedBusyWithinTheTimeout) {
   EXPECT_NONFATAL_FAILURE(
       EXPECT_TRUE(time.AdvanceBy(absl::Seconds(1))),
       "VirtualTime: threads still busy after 300ms of real time, so virtual "
-      "time cannot move (virtual time +0). A thread blocked outside this "
+      "time cannot move (virtual time +0s). A thread blocked outside this "
       "library's waits (a std::mutex, I/O, a sleep) counts as busy.\n1 thread "
       "in virtual time");
   EXPECT_NONFATAL_FAILURE(EXPECT_TRUE(time.WaitUntilIdle()), "locker (thread ");
@@ -504,7 +507,7 @@ TEST(VirtualTimeTest, DestroyingItWithAThreadThatWillNotEndFails) {
       "VirtualTime destroyed while threads still live in it, after cancelling "
       "its context and ending its time, and waiting 200ms for them: stop their "
       "services before it goes (they wait on something else than their "
-      "context).\n1 thread in virtual time (now +0):\n  deaf (thread ");
+      "context).\n1 thread in virtual time (now +0s):\n  deaf (thread ");
   never.Close();
   deaf.Stop();
 }
@@ -707,6 +710,124 @@ TEST(VirtualTimeRunTest, RunFromAThreadInTheTimeFails) {
   ASSERT_TRUE(time.Run([&] { nested = time.Run([] {}); }));
   EXPECT_FALSE(nested);
   EXPECT_THAT(nested.message(), HasSubstr("test body"));
+}
+
+// --- Round 3: where virtual time meets the rest ----------------------------------
+
+TEST(VirtualTimeRunTest, AnExceptionFromTheBodyIsThrownByRun) {
+  VirtualTime time;
+  EXPECT_THROW(
+      {
+        (void)time.Run([] {
+          lifecycle::SleepFor(absl::Seconds(1));
+          throw std::runtime_error("boom");
+        });
+      },
+      std::runtime_error);
+  EXPECT_EQ(time.Elapsed(), absl::Seconds(1));
+  // The time goes on working.
+  ASSERT_TRUE(time.Run([] { lifecycle::SleepFor(absl::Seconds(1)); }));
+  EXPECT_EQ(time.Elapsed(), absl::Seconds(2));
+}
+
+// A service whose stop drains for 5 s of virtual time.
+RunBody Drainer() {
+  return [](const Context& ctx, absl::FunctionRef<void()> started) {
+    started();
+    ctx.Done().Wait();
+    lifecycle::SleepFor(absl::Seconds(5));
+    return absl::OkStatus();
+  };
+}
+
+TEST(VirtualTimeRunTest, AHarnessDestroyedAfterTheBodyStopsInVirtualTime) {
+  VirtualTime time;  // declared first, as the README shows
+  Scripted drainer("drainer", Drainer());
+  {
+    StartStopHarness::Options options;
+    options.context = time.context();
+    options.stop_timeout = absl::Minutes(1);  // of virtual time
+    StartStopHarness harness({&drainer}, options);
+    // The body returns without StopAll(), as a failed ASSERT makes it do.
+    ASSERT_TRUE(time.Run([&] { ASSERT_TRUE(harness.StartAll()); }));
+  }  // the harness stops the drainer here, outside Run()
+  EXPECT_EQ(time.Elapsed(), absl::Seconds(5));
+  EXPECT_TRUE(drainer.Stopped().IsClosed());
+  EXPECT_TRUE(drainer.Snapshot().last_failure.ok());
+}
+
+TEST(VirtualTimeRunTest, StopAllOutsideRunMovesTheTimeItNeeds) {
+  VirtualTime time;
+  Scripted drainer("drainer", Drainer());
+  StartStopHarness::Options options;
+  options.context = time.context();
+  options.stop_timeout = absl::Minutes(1);
+  StartStopHarness harness({&drainer}, options);
+  ASSERT_TRUE(time.Run([&] { ASSERT_TRUE(harness.StartAll()); }));
+  EXPECT_TRUE(harness.StopAll());
+  EXPECT_EQ(time.Elapsed(), absl::Seconds(5));
+}
+
+TEST(VirtualTimeRunTest, AStopOutsideRunThatCannotEndIsReportedInVirtualTime) {
+  VirtualTime time;
+  Signal never;
+  // Its stop waits on a signal nobody closes: the harness's stop timeout
+  // passes in virtual time, and the report names it.
+  Scripted stuck("stuck", [&](const Context& ctx, auto started) {
+    started();
+    ctx.Done().Wait();
+    never.Wait();
+    return absl::OkStatus();
+  });
+  StartStopHarness::Options options;
+  options.context = time.context();
+  options.stop_timeout = absl::Minutes(1);
+  StartStopHarness harness({&stuck}, options);
+  ASSERT_TRUE(time.Run([&] { ASSERT_TRUE(harness.StartAll()); }));
+  HarnessResult stopped = harness.StopAll();
+  EXPECT_FALSE(stopped);
+  EXPECT_THAT(stopped.message(), HasSubstr("stuck"));
+  EXPECT_EQ(time.Elapsed(), absl::Minutes(1));
+  never.Close();
+  stuck.Stop();
+}
+
+TEST(VirtualTimeRunTest, WaitUntilIdleInTheBodyWaitsForEveryOtherThread) {
+  VirtualTime time;
+  std::atomic<int> work{0};
+  Scripted worker("worker", [&](const Context& ctx, auto started) {
+    started();
+    for (int i = 0; i < 100000; ++i) work.fetch_add(1);
+    ctx.Done().Wait();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(time.Run([&] {
+    ASSERT_TRUE(worker.Start(time.context()).ok());
+    ASSERT_TRUE(time.WaitUntilIdle());  // Go's synctest.Wait()
+    EXPECT_EQ(work.load(), 100000);
+    EXPECT_THAT(time.DescribeThreads(), HasSubstr("worker (thread"));
+    worker.Stop();
+  }));
+  EXPECT_EQ(time.Elapsed(), absl::ZeroDuration());
+}
+
+// The CPUs the calling thread may run on, as /proc shows them.
+std::string CpusOfThisThread() {
+  std::ifstream in("/proc/thread-self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "Cpus_allowed_list:")) return line;
+  }
+  return "";
+}
+
+TEST(VirtualTimeTest, TwoTimesWhoseLivesOverlapLeaveTheTestThreadItsCpus) {
+  const std::string before = CpusOfThisThread();
+  auto first = std::make_unique<VirtualTime>();
+  auto second = std::make_unique<VirtualTime>();
+  first.reset();
+  second.reset();
+  EXPECT_EQ(CpusOfThisThread(), before);
 }
 
 TEST(VirtualTimeRunDeathTest, ABodyBlockedForGoodIsNamedAndStopsTheProcess) {

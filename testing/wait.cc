@@ -17,6 +17,7 @@
 #include "lifecycle/clock.h"
 #include "lifecycle/sanitizers.h"
 #include "lifecycle/snapshot_format.h"
+#include "lifecycle/strings_internal.h"
 #include "lifecycle/thread_stack.h"
 
 namespace lifecycle_testing {
@@ -49,7 +50,9 @@ std::string TimeoutText(absl::Duration timeout) {
   return timeout == WaitTimeout()
              ? absl::StrCat(" (WaitTimeout(); set ", kWaitTimeoutVariable,
                             " to change it)")
-             : absl::StrCat(" (timeout ", absl::FormatDuration(timeout), ")");
+             : absl::StrCat(" (timeout ",
+                            lifecycle::strings_internal::DurationText(timeout),
+                            ")");
 }
 
 absl::Duration ElapsedSince(absl::Time began) {
@@ -132,13 +135,21 @@ std::string DescribeServices(absl::Span<Service* const> services) {
     absl::Duration timeout) {
   absl::Time began = lifecycle::Now();
   if (signal.WaitFor(timeout)) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << "signal not closed after "
-         << absl::FormatDuration(ElapsedSince(began)) << TimeoutText(timeout)
-         << (services.empty() ? "" : "\n") << DescribeServices(services);
+  return wait_internal::ValidUtf8(
+      ::testing::AssertionFailure()
+      << "signal not closed after "
+      << lifecycle::strings_internal::DurationText(ElapsedSince(began))
+      << TimeoutText(timeout) << (services.empty() ? "" : "\n")
+      << DescribeServices(services));
 }
 
 namespace wait_internal {
+
+::testing::AssertionResult ValidUtf8(::testing::AssertionResult result) {
+  if (result) return result;
+  return ::testing::AssertionFailure()
+         << lifecycle::strings_internal::ValidUtf8(result.message());
+}
 
 ::testing::AssertionResult SnapshotMatchesWithin(
     const Service& service, const SnapshotMatcher& condition,
@@ -176,11 +187,13 @@ namespace wait_internal {
     if (!actual.empty()) actual += "\n";
     actual += lifecycle::ToTable(last);
   }
-  return ::testing::AssertionFailure()
-         << "the snapshot of '" << service.Path()
-         << "' still does not match after "
-         << absl::FormatDuration(ElapsedSince(began)) << TimeoutText(timeout)
-         << "\nExpected: " << wanted.str() << "\n  Actual: " << actual;
+  return ValidUtf8(
+      ::testing::AssertionFailure()
+      << "the snapshot of '" << service.Path()
+      << "' still does not match after "
+      << lifecycle::strings_internal::DurationText(ElapsedSince(began))
+      << TimeoutText(timeout) << "\nExpected: " << wanted.str()
+      << "\n  Actual: " << actual);
 }
 
 }  // namespace wait_internal
@@ -193,6 +206,11 @@ bool WaitOrTimeout(const lifecycle::Signal& signal,
   if (!result)
     ADD_FAILURE_AT(file, line) << "WaitOrTimeout: " << result.message();
   return static_cast<bool>(result);
+}
+
+bool WaitOrTimeout(const lifecycle::Signal& signal, absl::Duration timeout,
+                   const char* file, int line) {
+  return WaitOrTimeout(signal, {}, timeout, file, line);
 }
 
 }  // namespace lifecycle_testing

@@ -103,12 +103,21 @@ std::string DescribeServices(absl::Span<lifecycle::Service* const> services);
     const lifecycle::Signal& signal,
     absl::Span<lifecycle::Service* const> services = {},
     absl::Duration timeout = WaitTimeout());
+inline ::testing::AssertionResult SignalClosesWithin(
+    const lifecycle::Signal& signal, absl::Duration timeout) {
+  return SignalClosesWithin(signal, {}, timeout);
+}
 
 // Waits for `signal`; on timeout adds a failure at the caller's line and
 // returns false. `services`, if given, are described in the failure.
 bool WaitOrTimeout(const lifecycle::Signal& signal,
                    absl::Span<lifecycle::Service* const> services = {},
                    absl::Duration timeout = WaitTimeout(),
+                   const char* file = __builtin_FILE(),
+                   int line = __builtin_LINE());
+// The same with a timeout and no services to describe:
+// `WaitOrTimeout(signal, absl::Minutes(1))`.
+bool WaitOrTimeout(const lifecycle::Signal& signal, absl::Duration timeout,
                    const char* file = __builtin_FILE(),
                    int line = __builtin_LINE());
 
@@ -128,6 +137,10 @@ SnapshotMatcher ToSnapshotMatcher(const Condition& condition) {
 ::testing::AssertionResult SnapshotMatchesWithin(
     const lifecycle::Service& service, const SnapshotMatcher& condition,
     absl::Duration timeout);
+// `result`, its message made valid UTF-8 (each invalid byte U+FFFD): a service's
+// error is bytes, and an invalid byte in a failure makes Bazel's test.xml
+// unreadable. Every failure the kit reports goes through it.
+::testing::AssertionResult ValidUtf8(::testing::AssertionResult result);
 }  // namespace wait_internal
 
 // Whether `service`'s snapshot satisfies `condition` within `timeout`:

@@ -8,6 +8,9 @@ examples/client.cc, the watchdog's main testing/hang_watchdog_main.cc). A line t
 Prints one "ok"/"FAIL" line per example and "N passed, N failed"; exits 1 on a
 mismatch. `--self-test` also checks that a changed line is caught.
 
+The README's inline calls with arguments of their own (`WaitOrTimeout(signal,
+absl::Minutes(1))`) must appear in a compiled file too.
+
 The README's whole files marked "<!-- consumer-check: FILE -->" are compiled and
 run by tools/consumer_check.sh instead. With `--demo=BINARY`, the README's demo
 samples ("<!-- demo-output: ARGS -->") are checked against runs of the demo,
@@ -136,6 +139,19 @@ def check_demo(readme, demo):
     return results
 
 
+def readme_inline_calls(text):
+    """The README's inline C++ calls with arguments of their own (a duration, a
+    number, a string), such as `WaitOrTimeout(signal, absl::Minutes(1))`, as
+    (line number, call): each must be a call that compiles, so each must appear
+    in a compiled file. Fenced blocks are checked as blocks."""
+    prose = re.sub(r"```.*?```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
+    out = []
+    for m in re.finditer(r"`([A-Za-z_][\w:]*\(([^`]*)\));?`", prose):
+        if re.search(r'absl::|\d|"', m.group(2)):
+            out.append((prose[: m.start()].count("\n") + 1, m.group(1)))
+    return out
+
+
 def missing(block, compiled):
     return [l for l in block if normalize(l) and "..." not in l
             and normalize(l) not in compiled]
@@ -156,6 +172,12 @@ def run(read):
         gone = missing(block, compiled)
         results.append((not gone, f"README.md:{line}: C++ example" +
                         (f" has lines not compiled: {gone}" if gone else "")))
+    # Whitespace aside, as a call may be wrapped across lines.
+    squeezed = re.sub(r"\s+", "", "".join(read(f) for f in COMPILED))
+    for line, call in readme_inline_calls(read("README.md")):
+        found = re.sub(r"\s+", "", call) in squeezed
+        results.append((found, f"README.md:{line}: inline call `{call}`" +
+                        ("" if found else " is not in any compiled file")))
     return results
 
 
@@ -177,6 +199,15 @@ def main(argv):
             if path == "lifecycle/signal.h":
                 text = text.replace("//   worker.join();", "//   worker.detach();")
             return text
+
+        def inline_changed(path):
+            text = read(path)
+            if path == "README.md":
+                text = text.replace("`WaitOrTimeout(signal, absl::Minutes(1))`",
+                                    "`WaitOrTimeout(signal, absl::Minutes(2))`")
+            return text
+        caught = not all(ok for ok, _ in run(inline_changed))
+        results.append((caught, "self-test: an inline call that is not compiled is reported"))
         caught = not all(ok for ok, _ in run(changed))
         results.append((caught, "self-test: a changed example line is reported"))
     for ok, message in results:
