@@ -7,19 +7,25 @@
 // installed (Debian package P)"; .ci/run fails on such a skip, since
 // tools/setup.sh installs them.
 
+#include <dirent.h>
 #include <poll.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -236,6 +242,20 @@ std::string DirForPostgres() {
   return dir;
 }
 
+// PostgreSQL on the data directory `dir`/data, its socket in `dir`.
+ProcessOptions PostgresIn(const std::string& dir,
+                          std::vector<Readiness> ready_when) {
+  ProcessOptions o;
+  o.executable = std::string(kPostgresBin) + "/postgres";
+  o.args = {"-D", dir + "/data",         "-k", dir,
+            "-c", "listen_addresses=",   "-c", "fsync=off",
+            "-c", "full_page_writes=off"};
+  o.user = PostgresUser();
+  o.ready_when = std::move(ready_when);
+  o.start_timeout = 3 * WaitTimeout();
+  return o;
+}
+
 // initdb once per test binary, into a template that each test copies: the
 // embedded-PostgreSQL libraries' habit, and what makes a fresh database per
 // test cheap. initdb itself runs as a ProcessService that ends by itself.
@@ -285,15 +305,7 @@ class PostgresTest : public ::testing::Test {
   }
 
   ProcessOptions Postgres(std::vector<Readiness> ready_when) {
-    ProcessOptions o;
-    o.executable = std::string(kPostgresBin) + "/postgres";
-    o.args = {"-D", dir_ + "/data",        "-k", dir_,
-              "-c", "listen_addresses=",   "-c", "fsync=off",
-              "-c", "full_page_writes=off"};
-    o.user = PostgresUser();
-    o.ready_when = std::move(ready_when);
-    o.start_timeout = 3 * WaitTimeout();
-    return o;
+    return PostgresIn(dir_, std::move(ready_when));
   }
 
   std::string Select1() {
@@ -353,6 +365,77 @@ TEST_F(PostgresTest, AServiceThatDependsOnItStartsOnceItIsReady) {
   EXPECT_EQ(path[2].path, "app/api");
   EXPECT_THAT(ToTraceEventJson({app.Snapshot()}), HasSubstr("app/postgres"));
   ASSERT_TRUE(harness.StopAll());
+}
+
+// --- A killed test leaves no PostgreSQL behind, nor its shared memory -------
+
+constexpr char kKilledPostgresDir[] = "LIFECYCLE_KILLED_POSTGRES_DIR";
+
+// Run again by the test below, in a child process: starts PostgreSQL on the
+// data directory the parent made, says so, and waits to be killed.
+TEST(KilledPostgresChild, StartsAndWaits) {
+  const char* dir = std::getenv(kKilledPostgresDir);
+  if (dir == nullptr) GTEST_SKIP() << "run by KilledWithSigkill only";
+  ProcessService postgres("postgres",
+                          PostgresIn(dir, {Readiness::Notification()}));
+  ASSERT_TRUE(postgres.Start(Context::Background()).ok());
+  ASSERT_TRUE(lifecycle_testing::WaitOrTimeout(postgres.Started(), {&postgres},
+                                               3 * WaitTimeout()));
+  std::ofstream(absl::StrCat(dir, "/pid")) << postgres.pid();
+  Signal().Wait();  // until killed
+}
+
+// PostgreSQL's shared-memory segments in /dev/shm.
+std::vector<std::string> PostgresSegments() {
+  std::vector<std::string> segments;
+  if (DIR* d = opendir("/dev/shm")) {
+    while (dirent* e = readdir(d)) {
+      if (absl::StartsWith(e->d_name, "PostgreSQL.")) {
+        segments.push_back(e->d_name);
+      }
+    }
+    closedir(d);
+  }
+  std::sort(segments.begin(), segments.end());
+  return segments;
+}
+
+TEST_F(PostgresTest, KilledWithSigkillTheTestLeavesNoServerNorSharedMemory) {
+  const std::vector<std::string> before = PostgresSegments();
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  ASSERT_GT(n, 0);
+  self[n] = '\0';
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    setenv(kKilledPostgresDir, dir_.c_str(), 1);
+    execl(self, self, "--gtest_filter=KilledPostgresChild.*", nullptr);
+    _exit(127);
+  }
+  // Another process: a file says it is ready, no signal can.
+  const std::string pid_file = dir_ + "/pid";
+  absl::Time deadline = absl::Now() + 4 * WaitTimeout();
+  int postmaster = 0;
+  while (absl::Now() < deadline &&
+         !absl::SimpleAtoi(
+             Output(absl::StrCat("cat '", pid_file, "' 2>/dev/null")),
+             &postmaster)) {
+    Signal().WaitFor(absl::Milliseconds(5));
+  }
+  ASSERT_GT(postmaster, 0) << "the child did not start PostgreSQL";
+  EXPECT_NE(PostgresSegments(), before) << "PostgreSQL made no segment here";
+  kill(child, SIGKILL);
+  int status;
+  waitpid(child, &status, 0);
+  // The guard gives the postmaster its SIGTERM, then SIGKILL a second later.
+  deadline = absl::Now() + WaitTimeout();
+  while (kill(postmaster, 0) == 0 && absl::Now() < deadline) {
+    Signal().WaitFor(absl::Milliseconds(5));
+  }
+  EXPECT_NE(kill(postmaster, 0), 0) << "the postmaster outlived the test";
+  EXPECT_EQ(PostgresSegments(), before)
+      << "the killed test left PostgreSQL's shared memory in /dev/shm";
 }
 
 }  // namespace

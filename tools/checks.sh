@@ -30,6 +30,9 @@ make_release() {
   check "tools/release.sh makes the archive" \
     bash -c 'bash "$0/tools/release.sh" --ref "$1" --out "$2/dist" >"$2/release.txt"' \
     "$1" "$ref" "$work" || return 1
+  check "tools/release.sh says what it released (version, commit, tagged or not)" \
+    grep -qE "^release: lifecycle [0-9]+\.[0-9]+\.[0-9]+, commit [0-9a-f]{40}, " \
+    "$work/release.txt" || return 1
   release_archive=$(sed -n 's/^archive: \([^ ]*\) .*/\1/p' "$work/release.txt")
   release_sha256=$(sed -n 's/^sha256: *//p' "$work/release.txt")
 }

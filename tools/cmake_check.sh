@@ -3,12 +3,14 @@
 # absl::string_view is its own type, not std::string_view):
 #
 #   1. configure, build and ctest this repository (every test of the Bazel build);
-#   2. configure with LIFECYCLE_BUILD_TESTS=OFF, as the README's install does: no test target
-#      is built; install it into a temporary prefix;
+#   2. configure with LIFECYCLE_BUILD_TESTS=OFF and install with --prefix into a temporary
+#      folder, as the README's commands do: no test target is built, and the pkg-config
+#      files find the prefix from their own place;
 #   3. a consumer project that finds it with find_package(lifecycle) and links
 #      lifecycle::testing, lifecycle::conformance and GTest::gmock_main with no
 #      find_package(GTest) of its own;
-#   4. a consumer program built with pkg-config alone (lifecycle_testing, gmock_main);
+#   4. a consumer program built with pkg-config alone (lifecycle_testing, gmock_main), with
+#      the README's PKG_CONFIG_PATH;
 #   5. a consumer project that takes the release archive (tools/release.sh) with
 #      FetchContent from a file:// URL and its sha256: the library builds inside it with no
 #      test target, and the consumer's test passes.
@@ -27,8 +29,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 build="$work/build"
 prefix="$work/prefix"
 check "configure (Debian's prebuilt abseil)" \
-  cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_INSTALL_PREFIX="$prefix" || finish
+  cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release || finish
 check "build" cmake --build "$build" -j "$jobs" || finish
 
 # ctest: one line per test; its own counts go into ours.
@@ -52,14 +53,20 @@ else
   fi
 fi
 
+# The install, as the README's commands have it: no prefix when configuring, the
+# prefix given to `cmake --install` (so the installed files must not carry the
+# configure-time one).
 install_build="$work/install-build"
-check "configure for install, LIFECYCLE_BUILD_TESTS=OFF" \
-  cmake -S "$repo" -B "$install_build" -DCMAKE_BUILD_TYPE=Release -DLIFECYCLE_BUILD_TESTS=OFF \
-  -DCMAKE_INSTALL_PREFIX="$prefix" || finish
-check "build for install" cmake --build "$install_build" -j "$jobs" || finish
+check "configure for install, LIFECYCLE_BUILD_TESTS=OFF (the README's command)" \
+  cmake -S "$repo" -B "$install_build" -DLIFECYCLE_BUILD_TESTS=OFF || finish
+check "build for install (the README's command)" \
+  cmake --build "$install_build" -j "$jobs" || finish
 check "no test target built with LIFECYCLE_BUILD_TESTS=OFF" \
   bash -c '! find "$0" -name "*_test" -type f -perm -u+x | grep .' "$install_build"
-check "install into a temporary prefix" cmake --install "$install_build" || finish
+check "install with --prefix (the README's command)" \
+  cmake --install "$install_build" --prefix "$prefix" || finish
+check "the installed pkg-config files carry no configure-time prefix" \
+  bash -c '! grep -l "^prefix=/" "$0"/lib/pkgconfig/*.pc' "$prefix"
 
 # The consumer test, shared by the three consumers: a harness and a fake.
 consumer_test='#include "gtest/gtest.h"
@@ -114,7 +121,7 @@ pc="$work/pkg-config"
 mkdir -p "$pc"
 echo "$consumer_test" >"$pc/consumer_test.cc"
 check "pkg-config consumer: builds with pkg-config's flags alone, and passes" \
-  bash -c 'export PKG_CONFIG_PATH="$1/lib/pkgconfig:$1/lib/x86_64-linux-gnu/pkgconfig"
+  bash -c 'export PKG_CONFIG_PATH="$1/lib/pkgconfig"  # as the README has it
     pkg-config --modversion lifecycle | grep -qE "^[0-9]+\.[0-9]+\.[0-9]+$" &&
     c++ -std=c++17 "$0/consumer_test.cc" -o "$0/consumer_test" \
       $(pkg-config --cflags --libs lifecycle_testing gmock_main) && "$0/consumer_test"' \
@@ -128,6 +135,9 @@ cmake_minimum_required(VERSION 3.16)
 project(consumer LANGUAGES CXX)
 set(CMAKE_CXX_STANDARD 17)
 include(FetchContent)
+if(POLICY CMP0135)  # as the README has it: no warning about timestamps
+  cmake_policy(SET CMP0135 NEW)
+endif()
 FetchContent_Declare(lifecycle
   URL "file://$release_archive"
   URL_HASH SHA256=$release_sha256)
