@@ -38,6 +38,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "lifecycle/clock.h"
+#include "lifecycle/outputs_internal.h"
 
 extern char** environ;
 
@@ -275,14 +276,12 @@ bool CommandExitsZero(const std::vector<std::string>& argv,
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-// The TCP ports process `pid` listens on: the socket inodes among its open
-// files, looked up in its network namespace's tables of listening sockets.
-std::vector<int> ListeningTcpPortsOf(pid_t pid) {
-  std::vector<int> ports;
+// The socket inodes among the open files of process `pid`.
+std::vector<std::string> SocketInodesOf(pid_t pid) {
   std::vector<std::string> inodes;
   std::string fd_dir = absl::StrCat("/proc/", pid, "/fd");
   DIR* dir = opendir(fd_dir.c_str());
-  if (dir == nullptr) return ports;
+  if (dir == nullptr) return inodes;
   while (dirent* entry = readdir(dir)) {
     char target[64];
     std::string link = absl::StrCat(fd_dir, "/", entry->d_name);
@@ -295,8 +294,16 @@ std::vector<int> ListeningTcpPortsOf(pid_t pid) {
     }
   }
   closedir(dir);
+  return inodes;
+}
+
+// The listening TCP sockets (IPv4 and IPv6) of the network namespace that
+// `proc` ("/proc/PID" or "/proc/self") sees: (inode, port) pairs.
+std::vector<std::pair<std::string, int>> ListeningTcpSockets(
+    const std::string& proc) {
+  std::vector<std::pair<std::string, int>> sockets;
   for (const char* table : {"tcp", "tcp6"}) {
-    std::ifstream in(absl::StrCat("/proc/", pid, "/net/", table));
+    std::ifstream in(absl::StrCat(proc, "/net/", table));
     std::string line;
     std::getline(in, line);  // the header
     while (std::getline(in, line)) {
@@ -304,19 +311,56 @@ std::vector<int> ListeningTcpPortsOf(pid_t pid) {
       std::vector<absl::string_view> fields =
           absl::StrSplit(line, ' ', absl::SkipEmpty());
       if (fields.size() < 10 || fields[3] != "0A") continue;  // 0A: LISTEN
-      if (std::find(inodes.begin(), inodes.end(), fields[9]) == inodes.end()) {
-        continue;
-      }
       absl::string_view local = fields[1];
       int port = 0;
       if (absl::SimpleHexAtoi(local.substr(local.rfind(':') + 1), &port)) {
-        ports.push_back(port);
+        sockets.emplace_back(std::string(fields[9]), port);
       }
+    }
+  }
+  return sockets;
+}
+
+// The TCP ports process `pid` listens on: its socket inodes, looked up in its
+// network namespace's tables of listening sockets.
+std::vector<int> ListeningTcpPortsOf(pid_t pid) {
+  std::vector<std::string> inodes = SocketInodesOf(pid);
+  std::vector<int> ports;
+  for (const auto& [inode, port] :
+       ListeningTcpSockets(absl::StrCat("/proc/", pid))) {
+    if (std::find(inodes.begin(), inodes.end(), inode) != inodes.end()) {
+      ports.push_back(port);
     }
   }
   std::sort(ports.begin(), ports.end());
   ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
   return ports;
+}
+
+// Who listens on TCP port `port` here: "pid 4242 (redis-server)", or
+// "a process this one cannot see" when no process it may read holds it.
+std::string TcpPortHolder(int port) {
+  std::vector<std::string> inodes;
+  for (const auto& [inode, listening] : ListeningTcpSockets("/proc/self")) {
+    if (listening == port) inodes.push_back(inode);
+  }
+  if (DIR* proc = opendir("/proc")) {
+    while (dirent* entry = readdir(proc)) {
+      int pid = 0;
+      if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
+      for (const std::string& inode : SocketInodesOf(pid)) {
+        if (std::find(inodes.begin(), inodes.end(), inode) == inodes.end()) {
+          continue;
+        }
+        closedir(proc);
+        std::string name;
+        std::ifstream(absl::StrCat("/proc/", pid, "/comm")) >> name;
+        return absl::StrCat("pid ", pid, " (", name, ")");
+      }
+    }
+    closedir(proc);
+  }
+  return "a process this one cannot see";
 }
 
 // The default log: `<dir>/<path with '/' as '.'>.log`.
@@ -527,6 +571,16 @@ absl::Status ProcessService::OnStart(const Context&) {
           return fail(absl::InvalidArgumentError(
               absl::StrCat("readiness port ", r.port_, " is not 1-65535")));
         }
+        // The program's own port: one that answers before the program runs
+        // would make it look ready (a second server told the same port).
+        if (r.kind() == Readiness::Kind::kTcpPort &&
+            TcpConnects(r.host_, r.port_)) {
+          return fail(absl::FailedPreconditionError(absl::StrCat(
+              "readiness port ", r.host_, ":", r.port_,
+              " already accepts connections before the program runs; it is "
+              "held by ",
+              TcpPortHolder(r.port_))));
+        }
         break;
       case Readiness::Kind::kCommand:
         if (r.argv_.empty()) {
@@ -569,6 +623,9 @@ absl::Status ProcessService::Run(const Context& ctx,
     gid = gid_;
   }
   const absl::Time began = absl::Now();
+  // How errors and the snapshot name the log: under Bazel, where it stays
+  // after the test (its outputs), not the sandbox path that goes with it.
+  const std::string log_name = outputs_internal::DescribeTestOutput(log_file);
   auto error = [&](absl::StatusCode code, absl::string_view what) {
     std::vector<std::string> lines = LastOutputLines(kLinesInErrors);
     return absl::Status(
@@ -576,7 +633,7 @@ absl::Status ProcessService::Run(const Context& ctx,
                   "program '", executable, "' ", what,
                   lines.empty()
                       ? "; it wrote nothing"
-                      : absl::StrCat("; its last output lines (", log_file,
+                      : absl::StrCat("; its last output lines (", log_name,
                                      "):\n  ", absl::StrJoin(lines, "\n  "))));
   };
 
@@ -711,7 +768,7 @@ absl::Status ProcessService::Run(const Context& ctx,
   }
   pid_.store(pid);
   SetDetail("pid", absl::StrCat(pid));
-  SetDetail("log", log_file);
+  SetDetail("log", log_name);
   SetDetail("exit", "");
   SetDetail("status", "");
 

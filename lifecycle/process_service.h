@@ -25,7 +25,11 @@
 //   * The program runs in a process group of its own, with stdin from
 //     /dev/null and stdout and stderr into a pipe that the service copies to a
 //     log file (`log_path()`, and "log" in the snapshot's details) and keeps
-//     the last lines of (`LastOutputLines()`).
+//     the last lines of (`LastOutputLines()`). Under `bazel test`, errors and
+//     the "log" detail name the log where it stays after the test, as the
+//     harness names its files ("redis.log in this test's outputs
+//     (bazel-testlogs/.../test.outputs, zipped as outputs.zip)"), not the
+//     sandbox path that goes with the test.
 //   * Readiness (`ready_when`): every rule listed must hold; with none, the
 //     program is started once it runs (the `exec` succeeded). The program's
 //     own notification is pushed, never polled; the others are probed with a
@@ -115,7 +119,10 @@ class Readiness {
   // health.h), and the program runs on. Pushed: no polling. Debian's `redis-server
   // --supervised systemd` and PostgreSQL's `postgres` speak it.
   static Readiness Notification();
-  // A connection to `host`:`port` succeeds.
+  // A connection to `host`:`port` succeeds. The port is the program's own:
+  // one that already accepts connections before the program runs fails the
+  // start, naming the process that holds it (else a second server told the
+  // same port would look ready because the first answers).
   static Readiness TcpPort(int port, std::string host = "127.0.0.1");
   // A connection to the Unix stream socket at `path` succeeds.
   static Readiness UnixSocket(std::string path);

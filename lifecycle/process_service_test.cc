@@ -141,7 +141,15 @@ TEST(ProcessServiceTest, ReadyWhenItNotifiesWithItsStatusAndLog) {
   ServiceSnapshot s = server.Snapshot();
   EXPECT_EQ(Detail(s, "pid"), absl::StrCat(server.pid()));
   EXPECT_EQ(Detail(s, "status"), "warming up");
-  EXPECT_EQ(Detail(s, "log"), server.log_path());
+  if (std::getenv("TEST_UNDECLARED_OUTPUTS_DIR") != nullptr &&
+      std::getenv("LIFECYCLE_OUTPUT_DIR") == nullptr) {
+    // Under Bazel: named where it stays after the test, not in the sandbox.
+    EXPECT_EQ(Detail(s, "log"),
+              "server.log in this test's outputs (bazel-testlogs/lifecycle/"
+              "process_service_test/test.outputs, zipped as outputs.zip)");
+  } else {
+    EXPECT_EQ(Detail(s, "log"), server.log_path());
+  }
   EXPECT_THAT(ToTable(s), HasSubstr("status=warming up"));
   EXPECT_THAT(server.LastOutputLines(), Contains("booting"));
   // The hang report's view (live_services.h) has the pid too.
@@ -452,6 +460,28 @@ TEST(ProcessServiceTest, TheEnvironmentAndDirectoryAreTheProgramsOwn) {
 // is far below the probes' own limits (10 s for a command, 5 s for an HTTP
 // GET), which a stop used to wait out.
 constexpr absl::Duration kStopWellBeforeTheProbesLimit = absl::Seconds(3);
+
+TEST(ProcessServiceTest, APortTakenBeforeTheProgramRunsFailsTheStart) {
+  int port = FreePort();
+  ProcessService first("first",
+                       Fake({absl::StrCat("--listen-tcp=", port), "--wait"},
+                            {Readiness::TcpPort(port)}));
+  ASSERT_TRUE(first.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(first.Started(), {&first}));
+  // Told the same port, the second is not "ready" because the first answers.
+  ProcessService second("second",
+                        Fake({absl::StrCat("--listen-tcp=", port), "--wait"},
+                             {Readiness::TcpPort(port)}));
+  absl::Status s = second.Start(Context::Background());
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(),
+              AllOf(HasSubstr(absl::StrCat("readiness port 127.0.0.1:", port,
+                                           " already accepts connections "
+                                           "before the program runs; it is "
+                                           "held by pid ",
+                                           first.pid(), " (fake_server)"))));
+  first.Stop();
+}
 
 TEST(ProcessServiceTest, AStopDuringACommandProbeDoesNotWaitForTheProbe) {
   std::string dir = ShortTempDir();

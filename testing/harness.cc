@@ -25,6 +25,7 @@
 #include "absl/time/clock.h"
 #include "lifecycle/clock.h"
 #include "lifecycle/context.h"
+#include "lifecycle/outputs_internal.h"
 #include "lifecycle/snapshot_format.h"
 #include "lifecycle/startup_report.h"
 #include "lifecycle/strings_internal.h"
@@ -109,10 +110,7 @@ std::string PerRunOutputDirectory() {
   return *dir;
 }
 
-const char* NonEmptyEnv(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? value : nullptr;
-}
+using lifecycle::outputs_internal::NonEmptyEnv;
 
 // LIFECYCLE_OUTPUTS=all: the timeline of every start, passing or not.
 bool WritesEveryOutput() {
@@ -121,26 +119,6 @@ bool WritesEveryOutput() {
 }
 
 }  // namespace
-
-namespace outputs_internal {
-
-std::optional<Shard> CurrentShard() {
-  for (auto [total_name, index_name] :
-       {std::pair{"TEST_TOTAL_SHARDS", "TEST_SHARD_INDEX"},
-        std::pair{"GTEST_TOTAL_SHARDS", "GTEST_SHARD_INDEX"}}) {
-    const char* total_text = NonEmptyEnv(total_name);
-    const char* index_text = NonEmptyEnv(index_name);
-    Shard shard{0, 0};
-    if (total_text != nullptr && index_text != nullptr &&
-        absl::SimpleAtoi(total_text, &shard.total) &&
-        absl::SimpleAtoi(index_text, &shard.index) && shard.total > 1) {
-      return shard;
-    }
-  }
-  return std::nullopt;
-}
-
-}  // namespace outputs_internal
 
 std::string TestOutputDirectory() {
   std::string dir;
@@ -191,29 +169,7 @@ std::string TestOutputFileName(std::string_view kind) {
 }
 
 std::string DescribeTestOutput(std::string_view path) {
-  const char* outputs = NonEmptyEnv("TEST_UNDECLARED_OUTPUTS_DIR");
-  if (NonEmptyEnv("LIFECYCLE_OUTPUT_DIR") != nullptr ||
-      NonEmptyEnv("LIFECYCLE_SNAPSHOT_DIR") != nullptr || outputs == nullptr ||
-      !absl::StartsWith(absl::string_view(path.data(), path.size()),
-                        absl::string_view(outputs))) {
-    return std::string(path);
-  }
-  std::string file(path.substr(path.rfind('/') + 1));
-  // bazel-testlogs/PACKAGE/NAME[/shard_K_of_N]/test.outputs: TEST_BINARY is
-  // the test's path in its workspace ("testing/harness_test").
-  std::string where = "bazel-testlogs/";
-  if (const char* binary = NonEmptyEnv("TEST_BINARY")) {
-    absl::string_view b(binary);
-    absl::ConsumePrefix(&b, "./");
-    absl::StrAppend(&where, b);
-  } else {
-    absl::StrAppend(&where, "...");
-  }
-  if (auto shard = outputs_internal::CurrentShard()) {
-    absl::StrAppend(&where, "/shard_", shard->index + 1, "_of_", shard->total);
-  }
-  return absl::StrCat(file, " in this test's outputs (", where,
-                      "/test.outputs, zipped as outputs.zip)");
+  return lifecycle::outputs_internal::DescribeTestOutput(path);
 }
 
 std::string StartStopHarness::WriteSnapshotOutput() const {

@@ -99,6 +99,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "lifecycle/context.h"
+#include "lifecycle/outputs_internal.h"
 #include "lifecycle/service.h"
 #include "lifecycle/testing/wait.h"
 #include "lifecycle/thread.h"
@@ -252,17 +253,11 @@ std::string TestOutputFileName(std::string_view kind);
 std::string DescribeTestOutput(std::string_view path);
 
 namespace outputs_internal {
-
-// The shard this process runs of a sharded suite (Bazel's `shard_count` sets
-// TEST_TOTAL_SHARDS and TEST_SHARD_INDEX; GoogleTest's own are GTEST_*), with
-// `index` counted from 0; nullopt when the suite runs in one process. The
-// hang watchdog names it in its report.
-struct Shard {
-  int index;
-  int total;
-};
-std::optional<Shard> CurrentShard();
-
+// The shard this process runs of a sharded suite, from 0; nullopt when the
+// suite runs in one process (lifecycle/outputs_internal.h). The hang watchdog
+// names it in its report.
+using ::lifecycle::outputs_internal::CurrentShard;
+using ::lifecycle::outputs_internal::Shard;
 }  // namespace outputs_internal
 
 }  // namespace lifecycle_testing
