@@ -15,6 +15,8 @@
 //   --http=CODE          answer every connection of --listen-tcp with CODE
 //   --ignore-sigterm     ignore SIGTERM from here on
 //   --fork-worker=FILE   fork a child that sleeps forever; write its pid
+//   --fork-escapee=FILE  the same, in a session and process group of its own
+//                        (as a daemon's child is); write its pid
 //   --pid-file=FILE      write this process's pid
 //   --exit=CODE          exit now with CODE
 //   --crash              abort()
@@ -136,6 +138,14 @@ int main(int argc, char** argv) {
         while (true) pause();
       }
       WriteFile(value, worker);
+    } else if (Flag(arg, "fork-escapee", &value)) {
+      pid_t escapee = fork();
+      if (escapee == 0) {
+        setsid();  // out of the program's process group
+        signal(SIGTERM, SIG_IGN);
+        while (true) pause();
+      }
+      WriteFile(value, escapee);
     } else if (Flag(arg, "pid-file", &value)) {
       WriteFile(value, getpid());
     } else if (Flag(arg, "exit", &value)) {

@@ -409,10 +409,75 @@ bool Ended(pid_t pid) {
   return false;
 }
 
-// Kills the process group of `pgid` when the process that made it dies:
-// forked with the write end of `guard` held by the parent only, it waits for
-// EOF. Async-signal-safe after the fork.
-pid_t ForkGuard(pid_t pgid, int read_end) {
+// Every process a run starts carries this in its environment, with a value
+// unique to the run: a process that left the program's group (a daemon that
+// forked and called setsid()) is still found by it, in /proc/PID/environ.
+constexpr char kMarkVariable[] = "LIFECYCLE_PROGRAM_RUN";
+
+// Sends `sig` to every process whose environment holds `mark` (the whole
+// "NAME=VALUE" entry), but this one; returns how many. Async-signal-safe (no
+// allocation: the guard calls it after a fork), so it reads /proc with raw
+// system calls into fixed buffers.
+int SignalMarked(const char* mark, size_t mark_size, int sig) {
+  int fd_proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd_proc < 0) return 0;
+  const pid_t self = getpid();
+  int count = 0;
+  alignas(8) char entries[4096];
+  static char environ_text[1 << 16];  // a process's first 64 KiB of environ
+  while (true) {
+    long got = syscall(SYS_getdents64, fd_proc, entries, sizeof(entries));
+    if (got <= 0) break;
+    for (long at = 0; at < got;) {
+      struct Dirent64 {
+        uint64_t ino;
+        int64_t off;
+        unsigned short reclen;
+        unsigned char type;
+        char name[1];
+      };
+      const auto* entry = reinterpret_cast<const Dirent64*>(entries + at);
+      at += entry->reclen;
+      pid_t pid = 0;
+      const char* c = entry->name;
+      for (; *c >= '0' && *c <= '9'; ++c) pid = pid * 10 + (*c - '0');
+      if (*c != '\0' || pid <= 0 || pid == self) continue;
+      char path[40] = "/proc/";
+      size_t n = 6;
+      for (const char* d = entry->name; *d != '\0';) path[n++] = *d++;
+      std::memcpy(path + n, "/environ", 9);
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      ssize_t size = read(fd, environ_text, sizeof(environ_text));
+      close(fd);
+      // Each entry ends with '\0': match a whole one.
+      for (ssize_t i = 0;
+           size > 0 && i + static_cast<ssize_t>(mark_size) <= size;) {
+        if (std::memcmp(environ_text + i, mark, mark_size) == 0 &&
+            (i + static_cast<ssize_t>(mark_size) == size ||
+             environ_text[i + mark_size] == '\0')) {
+          kill(pid, sig);
+          ++count;
+          break;
+        }
+        const void* end =
+            std::memchr(environ_text + i, '\0', static_cast<size_t>(size - i));
+        if (end == nullptr) break;
+        i = static_cast<const char*>(end) - environ_text + 1;
+      }
+    }
+  }
+  close(fd_proc);
+  return count;
+}
+
+// Kills the process group of `pgid`, and the processes that carry `mark` (those
+// that left the group), when the process that made it dies: forked with the
+// write end of `guard` held by the parent only, it waits for EOF.
+// Async-signal-safe after the fork.
+pid_t ForkGuard(pid_t pgid, int read_end, const std::string& mark) {
+  const char* mark_text = mark.c_str();  // made before the fork
+  const size_t mark_size = mark.size();
   pid_t pid = fork();
   if (pid != 0) return pid;
   setpgid(0, 0);  // away from the terminal's signals
@@ -427,11 +492,13 @@ pid_t ForkGuard(pid_t pgid, int read_end) {
   // Once the program itself has ended, the rest of its group goes at once,
   // as in a stop.
   kill(-pgid, SIGTERM);
+  SignalMarked(mark_text, mark_size, SIGTERM);
   for (int waited_ms = 0; waited_ms < kGuardGraceMs && !Ended(pgid);
        waited_ms += 5) {
     usleep(5000);
   }
   kill(-pgid, SIGKILL);
+  SignalMarked(mark_text, mark_size, SIGKILL);
   _exit(0);
 }
 
@@ -691,12 +758,17 @@ absl::Status ProcessService::Run(const Context& ctx,
   for (char** e = environ; *e != nullptr; ++e) {
     absl::string_view entry(*e);
     absl::string_view key = entry.substr(0, entry.find('='));
-    bool replaced = key == "NOTIFY_SOCKET";
+    bool replaced = key == "NOTIFY_SOCKET" || key == kMarkVariable;
     for (const auto& [k, v] : o.env) replaced |= key == k;
     if (!replaced) env.emplace_back(entry);
   }
   for (const auto& [k, v] : o.env) env.push_back(absl::StrCat(k, "=", v));
   if (notify) env.push_back(absl::StrCat("NOTIFY_SOCKET=@", notify_name));
+  // The run's mark, which every process the program starts inherits.
+  static std::atomic<uint64_t> runs{0};
+  const std::string mark =
+      absl::StrCat(kMarkVariable, "=", getpid(), ".", runs++);
+  env.push_back(mark);
   std::vector<char*> c_argv, c_env;
   for (std::string& a : argv) c_argv.push_back(a.data());
   c_argv.push_back(nullptr);
@@ -776,7 +848,7 @@ absl::Status ProcessService::Run(const Context& ctx,
   pid_t guard_pid = -1;
   if (pipe2(guard, O_CLOEXEC) == 0) {
     fds.guard.Reset(guard[1]);
-    guard_pid = ForkGuard(pid, guard[0]);
+    guard_pid = ForkGuard(pid, guard[0], mark);
     close(guard[0]);
   }
   absl::Cleanup reap_guard = [guard_pid, &fds] {
@@ -922,6 +994,7 @@ absl::Status ProcessService::Run(const Context& ctx,
     if (stopping) return;
     stopping = true;
     kill(-pid, SIGTERM);
+    SignalMarked(mark.data(), mark.size(), SIGTERM);  // those that left it
     kill_at = absl::Now() + o.stop_grace;
   };
   while (true) {
@@ -1036,6 +1109,8 @@ absl::Status ProcessService::Run(const Context& ctx,
   // is read to the end (bounded: a descendant may hold the pipe).
   pid_.store(0);
   kill(-pid, SIGKILL);
+  // And what it started that left its group: a daemon's forked child.
+  const int escaped = SignalMarked(mark.data(), mark.size(), SIGKILL);
   fcntl(fds.output.get(), F_SETFL, O_NONBLOCK);
   absl::Time drain_until = absl::Now() + absl::Milliseconds(200);
   while (output_open && absl::Now() < drain_until) {
@@ -1055,11 +1130,17 @@ absl::Status ProcessService::Run(const Context& ctx,
   if (stopping) return ctx.Cause();  // a stop asked for
   bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
   if (!ready) {
-    return error(absl::StatusCode::kUnavailable,
-                 absl::StrCat(how, " before it was ready",
-                              clean ? " (a program that daemonises itself "
-                                      "must run in the foreground here)"
-                                    : ""));
+    return error(
+        absl::StatusCode::kUnavailable,
+        absl::StrCat(how, " before it was ready",
+                     clean ? " (a program that daemonises itself must run in "
+                             "the foreground here)"
+                           : "",
+                     escaped > 0 ? absl::StrCat("; ", escaped,
+                                                " process(es) it had started "
+                                                "outside its process group "
+                                                "were killed")
+                                 : ""));
   }
   if (!clean) {
     return error(absl::StatusCode::kUnavailable,

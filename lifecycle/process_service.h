@@ -54,9 +54,13 @@
 //     itself (PostgreSQL's shared memory in /dev/shm), then SIGKILL a second
 //     later. Programs run on every CPU of the process, also when started from a
 //     thread that virtual time pinned to one.
-//     A program that daemonises itself (forks and leaves its process group)
-//     escapes this; run servers in the foreground (the "exited with status 0
-//     before it was ready" error suggests it).
+//     A process that leaves the program's group (a daemon's forked child,
+//     after setsid()) is ended too, by the service and by the guard: every
+//     process the program starts inherits a mark in its environment
+//     (LIFECYCLE_PROGRAM_RUN, unique to the run), found in /proc. A program
+//     that daemonises itself still cannot be waited on: run servers in the
+//     foreground (the "exited with status 0 before it was ready" error says
+//     so, and how many processes it left were killed).
 //   * The snapshot's details (health.h) show the program's pid, its log file,
 //     the last "STATUS=" it notified and how it exited.
 //

@@ -419,6 +419,43 @@ TEST(ProcessServiceTest, StoppingEndsWhatTheProgramForked) {
       << "worker " << worker << " outlived its server";
 }
 
+TEST(ProcessServiceTest, StoppingEndsWhatLeftTheProgramsGroup) {
+  std::string file = ShortTempDir() + "/escapee";
+  ProcessService server(
+      "server", Fake({absl::StrCat("--fork-escapee=", file), "--wait"},
+                     {Readiness::CommandSucceeds({"test", "-s", file})}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  pid_t escapee = PidIn(file);
+  ASSERT_GT(escapee, 0);
+  EXPECT_NE(getpgid(escapee), getpgid(server.pid()));  // it left the group
+  server.Stop();
+  EXPECT_TRUE(EndsSoon(escapee))
+      << "process " << escapee << " left its program's group and outlived it";
+}
+
+TEST(ProcessServiceTest, AProgramThatDaemonisesLeavesNothingRunning) {
+  std::string file = ShortTempDir() + "/daemon";
+  // Forks its daemon, which leaves the group, and exits 0: as a server that
+  // daemonises itself does.
+  ProcessService server(
+      "server", Fake({absl::StrCat("--fork-escapee=", file), "--exit=0"},
+                     {Readiness::Notification()}));
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Stopped()));
+  EXPECT_THAT(
+      server,
+      HasFailed(Property(
+          &absl::Status::message,
+          AllOf(HasSubstr("exited with status 0 before it was ready (a "
+                          "program that daemonises itself must run in the "
+                          "foreground here); 1 process(es) it had started "
+                          "outside its process group were killed")))));
+  pid_t daemon = PidIn(file);
+  ASSERT_GT(daemon, 0);
+  EXPECT_TRUE(EndsSoon(daemon)) << "the daemon " << daemon << " escaped";
+}
+
 // Each run crashes 100ms after it said it was ready: well after the composite
 // has started, so every crash is a death its supervision handles.
 TEST(ProcessServiceTest, ACrashingServerIsRestartedBySupervision) {
@@ -632,8 +669,9 @@ TEST(OrphanChild, StartsThreeServersAndWaits) {
     servers.push_back(std::make_unique<ProcessService>(
         absl::StrCat("server", i),
         Fake({absl::StrCat("--pid-file=", dir, "/server", i),
-              absl::StrCat("--fork-worker=", worker), "--notify=READY=1",
-              "--wait"},
+              absl::StrCat("--fork-worker=", worker),
+              absl::StrCat("--fork-escapee=", dir, "/escapee", i),
+              "--notify=READY=1", "--wait"},
              {Readiness::Notification(),
               Readiness::CommandSucceeds({"test", "-s", worker})})));
     ASSERT_TRUE(servers.back()->Start(Context::Background()).ok());
@@ -672,6 +710,7 @@ TEST(ProcessServiceTest, ATestKilledWithSigkillLeavesNoProcessBehind) {
     for (int i = 0; i < 3; ++i) {
       pids.push_back(PidIn(absl::StrCat(dir, "/server", i)));
       pids.push_back(PidIn(absl::StrCat(dir, "/worker", i)));
+      pids.push_back(PidIn(absl::StrCat(dir, "/escapee", i)));
     }
     kill(child, SIGKILL);
     int status;
