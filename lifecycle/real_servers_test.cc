@@ -163,24 +163,9 @@ TEST(RealServersTest, ARedisUnderVirtualTimeLetsAThirtySecondRetryRun) {
   EXPECT_EQ(redis.pid(), 0);
 }
 
-// The README's example, as it is there (clang-format off: its lines are
-// checked one by one by tools/check_examples.py).
+// process_service.h's example, as it is there (clang-format off: its lines
+// are checked one by one by tools/check_examples.py).
 // clang-format off
-TEST(CacheTest, TalksToARealRedis) {
-  SKIP_UNLESS_INSTALLED("/usr/bin/redis-server", "redis-server");
-  std::string socket = lifecycle_testing::ShortTempDir() + "/redis.sock";
-  lifecycle::ProcessOptions redis;
-  redis.executable = "redis-server";
-  redis.args = {"--port", "0", "--unixsocket", socket,
-                "--supervised", "systemd", "--save", ""};
-  redis.ready_when = {lifecycle::Readiness::Notification()};
-  lifecycle::ProcessService server("redis", redis);
-  lifecycle_testing::StartStopHarness harness({&server});
-  ASSERT_TRUE(harness.StartAll());  // once Redis has said READY=1
-  EXPECT_EQ(AskUnixSocket(socket, "PING\r\n", "\r\n"), "+PONG\r\n");
-}  // the harness stops it: SIGTERM to its process group, SIGKILL after a grace
-
-// process_service.h's example.
 TEST(ProcessServiceExample, Redis) {
   SKIP_UNLESS_INSTALLED("/usr/bin/redis-server", "redis-server");
   std::string socket_path = ShortTempDir() + "/redis.sock";
