@@ -422,6 +422,16 @@ class HangingPhasesTest : public ::testing::Test {
 
 TEST_F(HangingPhasesTest, Body) {}
 
+// Busy until the very moment its budget ends: the watchdog and the test's end
+// race.
+TEST_F(HangingPhasesTest, EndsAtItsBudget) {
+  if (!HangIn("at_the_budget")) GTEST_SKIP() << "run again only";
+  SetTestBudget(absl::Milliseconds(300));
+  const absl::Time end = TestDeadline();
+  while (absl::Now() < end) {
+  }
+}
+
 // A death test whose child hangs, having written its pid where the runner
 // reads it.
 void HangInADeathTest(const char* style) {
@@ -483,6 +493,31 @@ Finished RunHangingIn(const std::string& where, const std::string& filter,
   int status = pclose(pipe);
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return run;
+}
+
+// A test that ends right at its budget either passed (exit 0, no report) or
+// is reported once (exit 124 with the report): never a silent exit 124.
+TEST(HangOutsideTestBodiesTest, ATestEndingAtItsBudgetPassesOrIsReported) {
+  for (int round = 0; round < 10; ++round) {
+    Finished run =
+        RunHangingIn("at_the_budget", "HangingPhasesTest.EndsAtItsBudget");
+    const std::string report =
+        "[ HANGING  ] HangingPhasesTest.EndsAtItsBudget has run for ";
+    int reports = 0;
+    for (size_t at = run.output.find(report); at != std::string::npos;
+         at = run.output.find(report, at + 1)) {
+      ++reports;
+    }
+    if (run.exit_code == 0) {
+      EXPECT_EQ(reports, 0) << "round " << round << ":\n" << run.output;
+    } else {
+      EXPECT_EQ(run.exit_code, kHangExitCode) << run.output;
+      EXPECT_EQ(reports, 1) << "round " << round << ": exit " << run.exit_code
+                            << " with " << reports << " report(s):\n"
+                            << run.output;
+    }
+    if (HasFailure()) break;
+  }
 }
 
 TEST(HangOutsideTestBodiesTest, InTheGlobalEnvironmentsSetUp) {
