@@ -920,7 +920,7 @@ absl::Status ProcessService::Run(const Context& ctx,
   };
   auto add_text = [&](absl::string_view text) {
     size_t room = kMaxLineKept - std::min(partial.size(), kMaxLineKept);
-    partial.append(text.substr(0, room));
+    partial.append(text.data(), std::min(text.size(), room));
     partial_dropped += text.size() - std::min(text.size(), room);
   };
   auto take_output = [&](bool all) {
