@@ -3,6 +3,8 @@
 #include <sched.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -15,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -719,14 +722,16 @@ TEST(VirtualTimeRunTest, AnExceptionFromTheBodyIsThrownByRun) {
   EXPECT_THROW(
       {
         (void)time.Run([] {
-          lifecycle::SleepFor(absl::Seconds(1));
+          lifecycle::SleepFor(absl::Seconds(1));  // virtual: Elapsed() shows it
           throw std::runtime_error("boom");
         });
       },
       std::runtime_error);
   EXPECT_EQ(time.Elapsed(), absl::Seconds(1));
   // The time goes on working.
-  ASSERT_TRUE(time.Run([] { lifecycle::SleepFor(absl::Seconds(1)); }));
+  ASSERT_TRUE(time.Run([] {
+    lifecycle::SleepFor(absl::Seconds(1));  // virtual: the time still moves
+  }));
   EXPECT_EQ(time.Elapsed(), absl::Seconds(2));
 }
 
@@ -735,7 +740,7 @@ RunBody Drainer() {
   return [](const Context& ctx, absl::FunctionRef<void()> started) {
     started();
     ctx.Done().Wait();
-    lifecycle::SleepFor(absl::Seconds(5));
+    lifecycle::SleepFor(absl::Seconds(5));  // the virtual drain under test
     return absl::OkStatus();
   };
 }
@@ -819,6 +824,39 @@ std::string CpusOfThisThread() {
     if (absl::StartsWith(line, "Cpus_allowed_list:")) return line;
   }
   return "";
+}
+
+// The library's deadline-timer thread lives as long as the process: made
+// while a VirtualTime pins the thread that made it, it still takes the
+// process's CPUs. Run in a fresh process (a death test's "threadsafe" child),
+// where no timer thread exists yet.
+TEST(VirtualTimeDeathTest, ATimerThreadMadeDuringATimeKeepsTheProcessCpus) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        const std::string before = CpusOfThisThread();
+        VirtualTime time;
+        // The first deadline in real time makes the timer thread, from this
+        // pinned thread.
+        lifecycle::CancellableContext deadline(lifecycle::Context::Background(),
+                                               absl::Now() + absl::Hours(1));
+        // Another thread's start: no signal says it, so a bounded look.
+        for (int i = 0; i < 1000 && lifecycle::DeadlineTimerThreadId() == 0;
+             ++i) {
+          Signal().WaitFor(absl::Milliseconds(1));
+        }
+        std::ifstream in(absl::StrCat(
+            "/proc/self/task/", lifecycle::DeadlineTimerThreadId(), "/status"));
+        std::string line;
+        std::string timer;
+        while (std::getline(in, line)) {
+          if (absl::StartsWith(line, "Cpus_allowed_list:")) timer = line;
+        }
+        std::fprintf(stderr, "timer: %s; process: %s\n", timer.c_str(),
+                     before.c_str());
+        std::_Exit(!timer.empty() && timer == before ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "timer: Cpus_allowed_list");
 }
 
 TEST(VirtualTimeTest, TwoTimesWhoseLivesOverlapLeaveTheTestThreadItsCpus) {
