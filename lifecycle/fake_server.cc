@@ -16,7 +16,8 @@
 //   --ignore-sigterm     ignore SIGTERM from here on
 //   --fork-worker=FILE   fork a child that sleeps forever; write its pid
 //   --fork-escapee=FILE  the same, in a session and process group of its own
-//                        (as a daemon's child is); write its pid
+//                        (as a daemon's child is), once it is there; write
+//                        its pid
 //   --pid-file=FILE      write this process's pid
 //   --exit=CODE          exit now with CODE
 //   --crash              abort()
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -139,12 +141,23 @@ int main(int argc, char** argv) {
       }
       WriteFile(value, worker);
     } else if (Flag(arg, "fork-escapee", &value)) {
+      // Goes on only once the child has left the group, so that what follows
+      // (an exit, READY=1) never races its setsid().
+      int left[2];
+      if (pipe(left) != 0) return 3;
       pid_t escapee = fork();
       if (escapee == 0) {
         setsid();  // out of the program's process group
         signal(SIGTERM, SIG_IGN);
+        close(left[0]);
+        close(left[1]);  // says it left
         while (true) pause();
       }
+      close(left[1]);
+      char c;
+      while (read(left[0], &c, 1) < 0 && errno == EINTR) {
+      }
+      close(left[0]);
       WriteFile(value, escapee);
     } else if (Flag(arg, "pid-file", &value)) {
       WriteFile(value, getpid());
