@@ -417,14 +417,16 @@ constexpr char kMarkVariable[] = "LIFECYCLE_PROGRAM_RUN";
 // Sends `sig` to every process whose environment holds `mark` (the whole
 // "NAME=VALUE" entry), but this one; returns how many. Async-signal-safe (no
 // allocation: the guard calls it after a fork), so it reads /proc with raw
-// system calls into fixed buffers.
+// system calls into buffers on the stack (the workers of several services
+// call it at once). It reads the start of each environment: the run puts the
+// mark first.
 int SignalMarked(const char* mark, size_t mark_size, int sig) {
   int fd_proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd_proc < 0) return 0;
   const pid_t self = getpid();
   int count = 0;
   alignas(8) char entries[4096];
-  static char environ_text[1 << 16];  // a process's first 64 KiB of environ
+  char environ_text[16384];  // the start of a process's environ
   while (true) {
     long got = syscall(SYS_getdents64, fd_proc, entries, sizeof(entries));
     if (got <= 0) break;
@@ -764,11 +766,12 @@ absl::Status ProcessService::Run(const Context& ctx,
   }
   for (const auto& [k, v] : o.env) env.push_back(absl::StrCat(k, "=", v));
   if (notify) env.push_back(absl::StrCat("NOTIFY_SOCKET=@", notify_name));
-  // The run's mark, which every process the program starts inherits.
+  // The run's mark, which every process the program starts inherits: first,
+  // where SignalMarked() looks.
   static std::atomic<uint64_t> runs{0};
   const std::string mark =
       absl::StrCat(kMarkVariable, "=", getpid(), ".", runs++);
-  env.push_back(mark);
+  env.insert(env.begin(), mark);
   std::vector<char*> c_argv, c_env;
   for (std::string& a : argv) c_argv.push_back(a.data());
   c_argv.push_back(nullptr);
@@ -965,17 +968,18 @@ absl::Status ProcessService::Run(const Context& ctx,
         } else if (absl::ConsumePrefix(&line, "ERRNO=")) {
           int number = 0;
           if (!absl::SimpleAtoi(line, &number)) number = 0;
-          std::string what = absl::StrCat("notified ERRNO=", number, " (",
-                                          ErrnoText(number), ")");
-          SetDetail("errno",
-                    absl::StrCat(number, " (", ErrnoText(number), ")"));
+          std::string errno_text =
+              absl::StrCat(number, " (", ErrnoText(number), ")");
+          SetDetail("errno", errno_text);
           if (!ready) {
             // Before ready: the start fails.
-            notified_error = error(absl::StatusCode::kUnavailable, what);
+            notified_error = error(absl::StatusCode::kUnavailable,
+                                   absl::StrCat("notified ERRNO=", errno_text));
           } else {
             // After ready, as systemd has it: recorded, the program left be.
             ReportError(absl::UnavailableError(absl::StrCat(
-                "program '", executable, "' ", what, " while running")));
+                "program '", executable, "' notified ERRNO=", errno_text,
+                " while running")));
           }
         }
       }
