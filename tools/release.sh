@@ -56,7 +56,10 @@ else
 fi
 # The versions the build systems and the changelog announce must be the release's.
 for file in CMakeLists.txt CHANGELOG.md; do
-  if ! git -C "$repo" show "$commit:$file" | grep -qE "VERSION $version |^## $version( |$)"; then
+  # grep reads to the end (no -q): under pipefail, an early exit would fail `git show` with
+  # SIGPIPE and the check with it, depending on timing.
+  if ! git -C "$repo" show "$commit:$file" | grep -E "VERSION $version |^## $version( |$)" \
+    >/dev/null; then
     echo "release.sh: $file at $ref does not announce version $version" >&2
     exit 1
   fi
