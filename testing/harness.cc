@@ -367,10 +367,17 @@ HarnessResult StartStopHarness::StartAll(const char* file, int line) {
   // forever, and no thread is left behind holding a service.
   // In the services' time: under a VirtualTime, outside its Run() (this
   // harness's destructor after a failed ASSERT), the time moves for the stop.
+  // A start that timed out may still be inside a Start() (a blocking
+  // OnStart()). Its context is cancelled first and its thread given the stop
+  // timeout to return: otherwise the services after the blocked one would be
+  // started by it after their stop, and left running.
+  const bool start_pending = starter_ != nullptr && !start_returned_.IsClosed();
+  if (start_pending) scope_->Cancel(lifecycle::StoppedError());
   absl::Status stop;
   ::testing::AssertionResult in_time = virtual_time_internal::RunInTimeOf(
       options_.context, "StartStopHarness::StopAll", "stopping the services",
       [&] {
+        if (start_pending) start_returned_.WaitFor(options_.stop_timeout);
         stop = lifecycle::StopAllParallelFor(services_, options_.stop_timeout);
       });
   scope_->Cancel(lifecycle::StoppedError());

@@ -548,7 +548,7 @@ TEST(StartStopHarnessTest, StartTimeoutBoundsABlockingOnStart) {
     }
   };
   SlowToStart slow;
-  FakeService next("next");  // its Start() is never reached
+  FakeService next("next");  // not reached within the start timeout
   StartStopHarness::Options options = Short();
   options.start_timeout = absl::Milliseconds(200);
   StartStopHarness harness({&slow, &next}, options);
@@ -562,7 +562,14 @@ TEST(StartStopHarnessTest, StartTimeoutBoundsABlockingOnStart) {
                                    "called): next"));
   EXPECT_THAT(result.message(), ::testing::HasSubstr("slow (starting"));
   // The harness's stop cancels the start's context, so OnStart returns and
-  // the harness ends without a hang.
+  // the harness ends without a hang. The start goes on to `next` once
+  // OnStart returns; the stop waits for that, so `next` is stopped too rather
+  // than started after its stop and left running (a clean-clone CI run saw
+  // "service 'next' did not stop within 50ms" once in 435 runs).
+  EXPECT_TRUE(harness.StopAll());
+  lifecycle::ServiceSnapshot after = next.Snapshot();
+  EXPECT_EQ(after.start_count, 1);
+  EXPECT_EQ(after.state, lifecycle::ServiceState::kStopped);
 }
 
 // --- Deaths during the test ------------------------------------------------

@@ -176,9 +176,29 @@ def main(argv):
               % (config, args.budget))
     for log in failed_logs:
         print("failed run log: " + log)
+        print(failure_excerpt(log))
     print("%d passed, %d failed" % (total_runs - total_failures,
                                     total_failures + len(broken)))
     return 1 if total_failures or broken else 0
+
+
+def failure_excerpt(log, limit=40):
+    """The lines of a failed run's log from its first failure on, at most
+    `limit` of them: a CI machine's /tmp is gone once it has printed them."""
+    try:
+        with open(log, errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        return "  (cannot read it: %s)" % e
+    first = next((i for i, line in enumerate(lines)
+                  if ": Failure" in line or "FAILED" in line
+                  or "FATAL" in line), 0)
+    shown = lines[first:first + limit]
+    more = len(lines) - first - len(shown)
+    text = "\n".join("  | " + line for line in shown)
+    if more > 0:
+        text += "\n  | [%d more lines in the log]" % more
+    return text
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ grep -qE '^//tools/matrix_fixtures:passing +fastbuild +4 +0 +no' <<<"$out"; expe
 grep -q "failed run log: $dir/logs/fastbuild/tools/matrix_fixtures/failing/run_1.log" <<<"$out" &&
   grep -q "always fails" "$dir/logs/fastbuild/tools/matrix_fixtures/failing/run_1.log"
 expect "failed runs' logs are kept" $?
+grep -q "^  | this test always fails" <<<"$out"
+expect "a failed run's log is printed, not only named" $?
 [ "$(tail -n 1 <<<"$out")" = "6 passed, 6 failed" ]; expect "final count line" $?
 out=$(python3 tools/matrix.py --configs=fastbuild --runs=2 --logs="$dir/logs" \
   //tools/matrix_fixtures:sharded 2>&1); rc=$?
