@@ -854,6 +854,9 @@ absl::Status ProcessService::Run(const Context& ctx,
     guard_pid = ForkGuard(pid, guard[0], mark);
     close(guard[0]);
   }
+  // Beside "pid": what a leftover check that passes over a server kept for the
+  // whole test binary needs (testing/leftover_threads.h).
+  if (guard_pid > 0) SetDetail("guard", absl::StrCat(guard_pid));
   absl::Cleanup reap_guard = [guard_pid, &fds] {
     fds.guard.Reset();
     if (guard_pid > 0) {

@@ -61,7 +61,8 @@
 //     that daemonises itself still cannot be waited on: run servers in the
 //     foreground (the "exited with status 0 before it was ready" error says
 //     so, and how many processes it left were killed).
-//   * The snapshot's details (health.h) show the program's pid, its log file,
+//   * The snapshot's details (health.h) show the program's pid (and its
+//     guard's, "guard"), its log file,
 //     the last "STATUS=" it notified and how it exited.
 //
 // Readiness is in real time, also under virtual time: programs do not run in

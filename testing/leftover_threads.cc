@@ -4,13 +4,18 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <set>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/base/const_init.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "lifecycle/context.h"
 #include "lifecycle/signal.h"
@@ -22,6 +27,24 @@ namespace {
 // to be named like it is still reported.
 bool IsLibraryThread(pid_t tid) {
   return tid == lifecycle::DeadlineTimerThreadId();
+}
+
+absl::Mutex for_the_binary_mu(absl::kConstInit);
+std::vector<std::function<std::vector<pid_t>()>>* for_the_binary
+    ABSL_GUARDED_BY(for_the_binary_mu) = nullptr;
+
+// The ids `RunsForTheBinary()` registered functions return now.
+std::set<pid_t> IdsForTheBinary() {
+  std::vector<std::function<std::vector<pid_t>()>> functions;
+  {
+    absl::MutexLock lock(&for_the_binary_mu);
+    if (for_the_binary != nullptr) functions = *for_the_binary;
+  }
+  std::set<pid_t> ids;
+  for (const auto& f : functions) {
+    for (pid_t id : f()) ids.insert(id);
+  }
+  return ids;
 }
 
 // The entries `list()` still returns after up to `grace`: what a test left
@@ -41,6 +64,14 @@ std::vector<std::string> LeftAfter(absl::Duration grace, List list) {
 }
 
 }  // namespace
+
+void RunsForTheBinary(std::function<std::vector<pid_t>()> ids) {
+  absl::MutexLock lock(&for_the_binary_mu);
+  if (for_the_binary == nullptr) {
+    for_the_binary = new std::vector<std::function<std::vector<pid_t>()>>();
+  }
+  for_the_binary->push_back(std::move(ids));
+}
 
 std::map<pid_t, std::string> LiveThreads() {
   std::map<pid_t, std::string> threads;
@@ -70,8 +101,10 @@ LeftoverThreadCheck::LeftoverThreadCheck() {
     absl::Duration grace) const {
   std::vector<std::string> leftover = LeftAfter(grace, [this] {
     std::vector<std::string> left;
+    const std::set<pid_t> kept = IdsForTheBinary();
     for (const auto& [tid, name] : LiveThreads()) {
-      if (before_.count(tid) == 0 && !IsLibraryThread(tid)) {
+      if (before_.count(tid) == 0 && !IsLibraryThread(tid) &&
+          kept.count(tid) == 0) {
         left.push_back(absl::StrCat("'", name, "' (tid ", tid, ")"));
       }
     }
@@ -126,8 +159,11 @@ LeftoverProcessCheck::LeftoverProcessCheck() : before_(ChildProcesses()) {}
     absl::Duration grace) const {
   std::vector<std::string> leftover = LeftAfter(grace, [this] {
     std::vector<std::string> left;
+    const std::set<pid_t> kept = IdsForTheBinary();
     for (const auto& [pid, what] : ChildProcesses()) {
-      if (before_.count(pid) == 0) left.push_back(absl::StrCat(pid, " ", what));
+      if (before_.count(pid) == 0 && kept.count(pid) == 0) {
+        left.push_back(absl::StrCat(pid, " ", what));
+      }
     }
     return left;
   });

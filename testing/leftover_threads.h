@@ -35,6 +35,11 @@
 //
 // and `LeftoverProcessListener` checks every test of a binary.
 //
+// What runs for the whole test binary on purpose — a shared server of
+// testing/servers/, started by the first test that uses it and stopped at the
+// end of the program — is not left over: `RunsForTheBinary()` registers a
+// function that says, at each check, which thread and process ids are its.
+//
 // Thread safety: `LiveThreads()`, `ChildProcesses()` and the const checks are
 // thread-safe (they only read /proc); the listeners are GoogleTest's to call.
 
@@ -43,9 +48,11 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -78,6 +85,12 @@ class LeftoverThreadListener : public ::testing::EmptyTestEventListener {
  private:
   std::unique_ptr<LeftoverThreadCheck> check_;
 };
+
+// Registers `ids`, called at every check of this file from then on: the
+// thread ids and child process ids it returns are not counted as left over.
+// For what lives until the end of the test program on purpose (a shared server
+// of testing/servers/); `ids` must stay callable until the program ends.
+void RunsForTheBinary(std::function<std::vector<pid_t>()> ids);
 
 // The child processes of this process: pid -> "'name' (state)", the state
 // "running", "sleeping", "zombie", ... from /proc.

@@ -1,0 +1,119 @@
+// What the server modules of this folder share; not part of the API.
+//
+// Finding a server's program (and saying which Debian package has it), running
+// a helper program to its end, a folder for a server's files, the machine's
+// cache of templates (made once per machine, never used half-written), and the
+// servers shared by every test of a binary (started on first use, stopped at
+// the end of the program, checked after each test).
+
+#ifndef LIFECYCLE_TESTING_SERVERS_SERVER_INTERNAL_H_
+#define LIFECYCLE_TESTING_SERVERS_SERVER_INTERNAL_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "lifecycle/base_service.h"
+#include "lifecycle/context.h"
+#include "lifecycle/process_service.h"
+
+namespace lifecycle_testing {
+namespace servers_internal {
+
+// OK if `program` can be run, else a NotFound error saying "`program` is not
+// installed (Debian package `package`; tools/setup.sh installs it)", which
+// `IsNotInstalled()` recognises.
+absl::Status CheckInstalled(const std::string& program,
+                            std::string_view package);
+bool IsNotInstalled(const absl::Status& status);
+
+// Runs `argv` (argv[0] a path or a name in PATH) as `user` (empty: as this
+// process) until it ends, within `timeout`; an error with its last output
+// lines unless it exits with status 0. Its output, when `output` is not null.
+absl::Status RunToEnd(const std::vector<std::string>& argv,
+                      const std::string& user = "",
+                      absl::Duration timeout = absl::Seconds(120),
+                      std::string* output = nullptr);
+
+// "postgres" when this process runs as root and the server refuses root, else
+// empty (this process's own user).
+std::string UserForServersThatRefuseRoot();
+
+// A new, empty folder for one server's files: in /dev/shm when the machine has
+// it (copies and writes there take a tenth of the time they take on a disk),
+// else under $TMPDIR or /tmp; owned by `user` when given. Its name carries this
+// process's id: folders that processes which no longer exist left behind (a
+// test killed with SIGKILL) are removed when a new one is made.
+absl::StatusOr<std::string> NewServerDir(std::string_view kind,
+                                         const std::string& user = "");
+// Removes `path` and everything below it; errors are ignored.
+void RemoveTree(const std::string& path);
+// Copies the folder `from` to `to` (which must not exist), keeping owners
+// and modes (`cp -a`).
+absl::Status CopyTree(const std::string& from, const std::string& to);
+
+// The machine's cache of server templates: $LIFECYCLE_SERVER_CACHE, else
+// $XDG_CACHE_HOME/lifecycle/servers, else ~/.cache/lifecycle/servers of the
+// user this process runs as (from the password database: Bazel replaces
+// $HOME in tests).
+std::string CacheRoot();
+
+// The folder of the cache for `name` (a file name: server, version and a hash
+// of what went into it): built by `build(dir)` into a fresh folder if missing,
+// under a lock that other processes (test binaries, shards) wait on, and
+// renamed into place only once `build` has succeeded, so a half-made template
+// is never used. `build`'s error is returned, naming `name`.
+absl::StatusOr<std::string> CachedTemplate(
+    const std::string& name,
+    absl::FunctionRef<absl::Status(const std::string& dir)> build);
+
+// A 16-hex-digit hash of `text` (FNV-1a): cache keys.
+std::string Fingerprint(std::string_view text);
+// The contents of `path`, or an error naming it.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// A TCP port on 127.0.0.1 that nobody listened on a moment ago, for a server
+// that cannot bind port 0 itself; `Readiness::TcpPort` then fails the start
+// clearly if someone took it in between.
+absl::StatusOr<int> PickFreeTcpPort();
+
+// The thread ids and process ids of a running service tree: its workers'
+// threads, and its programs' pids and guards'.
+std::vector<pid_t> IdsOf(const lifecycle::Service& service);
+
+// The server of this test binary for `key`: made by `make()` and started on
+// the first call (waiting until it has started, within `timeout`), the same
+// one (or the same start error) on every later call. Shared servers are
+// stopped and destroyed at the end of the test program (GoogleTest's, or at
+// exit); the leftover checks of leftover_threads.h pass over them; after each
+// test `end_of_test()` (if given) is called and a non-empty text it returns
+// fails the test (a database it did not release, ...).
+absl::StatusOr<lifecycle::Service*> SharedServer(
+    const std::string& key,
+    absl::FunctionRef<std::unique_ptr<lifecycle::Service>()> make,
+    absl::Duration timeout, std::function<std::string()> end_of_test = nullptr);
+
+// Starts `process` (a child of a module's service) within `ctx`, waits until it
+// is ready or has ended, and returns its start error, if any.
+absl::Status StartProgram(lifecycle::ProcessService& process,
+                          const lifecycle::Context& ctx);
+// Waits until `ctx` is cancelled or `process` ends; stops it in the first case.
+// The status of the run: OK after a stop, the program's error if it ended.
+absl::Status RunProgram(lifecycle::ProcessService& process,
+                        const lifecycle::Context& ctx);
+// The error a program's run ended with (its snapshot's), or an error saying it
+// ended without one while it should have run on.
+absl::Status EndedWith(const lifecycle::ProcessService& process);
+
+}  // namespace servers_internal
+}  // namespace lifecycle_testing
+
+#endif  // LIFECYCLE_TESTING_SERVERS_SERVER_INTERNAL_H_
