@@ -116,10 +116,11 @@ void SweepDeadOwners(const std::string& parent) {
   while (dirent* entry = readdir(dir)) {
     const std::string name = entry->d_name;
     if (!absl::StartsWith(name, "lifecycle-server-")) continue;
+    // lifecycle-server-KIND-PID-RANDOM, KIND possibly with '-' in it
     std::vector<std::string> parts = absl::StrSplit(name, '-');
-    // lifecycle, server, kind, pid, random
     pid_t pid;
-    if (parts.size() != 5 || !absl::SimpleAtoi(parts[3], &pid) || pid <= 0) {
+    if (parts.size() < 5 || !absl::SimpleAtoi(parts[parts.size() - 2], &pid) ||
+        pid <= 0) {
       continue;
     }
     if (!ProcessExists(pid)) dead.push_back(parent + "/" + name);
@@ -443,6 +444,55 @@ absl::Status StartProgram(lifecycle::ProcessService& process,
     return absl::CancelledError("stopped while starting");
   }
   return EndedWith(process);
+}
+
+ServerModule::ServerModule(std::string name, std::string program,
+                           std::string package)
+    : BaseService(std::move(name)),
+      program_(std::move(program)),
+      package_(std::move(package)) {}
+
+ServerModule::~ServerModule() {
+  process_.reset();
+  std::string folder = dir();
+  if (!folder.empty()) RemoveTree(folder);
+}
+
+std::string ServerModule::dir() const {
+  absl::MutexLock lock(&mu_);
+  return dir_;
+}
+
+absl::Status ServerModule::OnStart(const lifecycle::Context&) {
+  if (absl::Status s = CheckInstalled(program_, package_); !s.ok()) return s;
+  if (process_ != nullptr) return absl::OkStatus();  // a restart: same folder
+  absl::StatusOr<std::string> folder =
+      NewServerDir(BaseName(program_), FolderOwner());
+  if (!folder.ok()) return folder.status();
+  if (absl::Status s = Prepare(*folder); !s.ok()) {
+    RemoveTree(*folder);
+    return s;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    dir_ = *folder;
+  }
+  SetDetail("data", *folder);
+  process_ = std::make_unique<lifecycle::ProcessService>(BaseName(program_),
+                                                         Program(*folder));
+  return AddChild(*process_);
+}
+
+absl::Status ServerModule::Run(const lifecycle::Context& ctx,
+                               absl::FunctionRef<void()> started) {
+  if (absl::Status s = StartProgram(*process_, ctx); !s.ok()) return s;
+  SetDetail("log", process_->log_path());
+  if (absl::Status s = Ready(); !s.ok()) {
+    process_->Stop();
+    return s;
+  }
+  started();
+  return RunProgram(*process_, ctx);
 }
 
 }  // namespace servers_internal

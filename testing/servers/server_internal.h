@@ -17,9 +17,11 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lifecycle/base_service.h"
 #include "lifecycle/context.h"
@@ -112,6 +114,50 @@ absl::Status RunProgram(lifecycle::ProcessService& process,
 // The error a program's run ended with (its snapshot's), or an error saying it
 // ended without one while it should have run on.
 absl::Status EndedWith(const lifecycle::ProcessService& process);
+
+// What most modules are: one program, in a folder of its own made at the first
+// start (and kept across restarts: supervision restarts it on its data),
+// removed when the module is destroyed. The program is the module's child in
+// the service tree ("redis/redis-server"); the module is started once the
+// program is ready and `Ready()` has succeeded.
+class ServerModule : public lifecycle::BaseService {
+ public:
+  // The folder; empty before the first start.
+  std::string dir() const;
+
+ protected:
+  // `program` is checked at each start: missing, the start fails saying so and
+  // naming `package` (see `CheckInstalled()`).
+  ServerModule(std::string name, std::string program, std::string package);
+  // Removes the folder: the most derived class calls `StopForDestruction()`
+  // first, as every `BaseService` must.
+  ~ServerModule() override;
+
+  // Once, at the first start, in the new folder: a configuration, a template.
+  virtual absl::Status Prepare(const std::string& /*dir*/) {
+    return absl::OkStatus();
+  }
+  // The program to run in `dir`.
+  virtual lifecycle::ProcessOptions Program(const std::string& dir) = 0;
+  // At each start, once the program is ready: its version, seed data. An error
+  // stops the program and fails the run.
+  virtual absl::Status Ready() { return absl::OkStatus(); }
+  // The owner of the folder (empty: this process's user).
+  virtual std::string FolderOwner() const { return ""; }
+
+  const std::string& program() const { return program_; }
+
+ private:
+  absl::Status OnStart(const lifecycle::Context& ctx) final;
+  absl::Status Run(const lifecycle::Context& ctx,
+                   absl::FunctionRef<void()> started) final;
+
+  const std::string program_;
+  const std::string package_;
+  mutable absl::Mutex mu_;
+  std::string dir_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<lifecycle::ProcessService> process_;  // OnStart(), Run()
+};
 
 }  // namespace servers_internal
 }  // namespace lifecycle_testing
