@@ -587,6 +587,12 @@ absl::Status ProcessService::OnStart(const Context&) {
         absl::StrCat("start_timeout must be positive, not ",
                      absl::FormatDuration(o.start_timeout))));
   }
+  if (o.stop_signal <= 0 || o.stop_signal >= NSIG || o.stop_signal == SIGKILL ||
+      o.stop_signal == SIGSTOP) {
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("stop_signal must be a signal a program can catch, not ",
+                     o.stop_signal)));
+  }
   if (o.stop_grace < absl::ZeroDuration()) {
     return fail(absl::InvalidArgumentError(
         absl::StrCat("stop_grace must not be negative, not ",
@@ -1000,8 +1006,8 @@ absl::Status ProcessService::Run(const Context& ctx,
     if (failure.ok()) failure = std::move(why);
     if (stopping) return;
     stopping = true;
-    kill(-pid, SIGTERM);
-    SignalMarked(mark.data(), mark.size(), SIGTERM);  // those that left it
+    kill(-pid, o.stop_signal);
+    SignalMarked(mark.data(), mark.size(), o.stop_signal);  // left its group
     kill_at = absl::Now() + o.stop_grace;
   };
   while (true) {
@@ -1128,10 +1134,14 @@ absl::Status ProcessService::Run(const Context& ctx,
   std::string how = DescribeExit(status);
   SetDetail("exit", how);
   if (killed) {
-    return error(absl::StatusCode::kDeadlineExceeded,
-                 absl::StrCat("did not exit within its stop grace of ",
-                              absl::FormatDuration(o.stop_grace),
-                              " after SIGTERM; killed with SIGKILL"));
+    return error(
+        absl::StatusCode::kDeadlineExceeded,
+        absl::StrCat("did not exit within its stop grace of ",
+                     absl::FormatDuration(o.stop_grace), " after ",
+                     sigabbrev_np(o.stop_signal) != nullptr
+                         ? absl::StrCat("SIG", sigabbrev_np(o.stop_signal))
+                         : absl::StrCat("signal ", o.stop_signal),
+                     "; killed with SIGKILL"));
   }
   if (!failure.ok()) return failure;
   if (stopping) return ctx.Cause();  // a stop asked for

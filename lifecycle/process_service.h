@@ -37,8 +37,8 @@
 //     fails the start with its exit status and its last output lines; one
 //     that is not ready within `start_timeout` is stopped and fails the start
 //     the same way, naming the rules still unmet.
-//   * `Stop()` sends SIGTERM to the program's process group, waits up to
-//     `stop_grace`, then sends SIGKILL. Whatever is left of the group when the
+//   * `Stop()` sends SIGTERM (or `stop_signal`) to the program's process
+//     group, waits up to `stop_grace`, then sends SIGKILL. Whatever is left of the group when the
 //     program has exited is killed too, so a server's forked workers never
 //     outlive it. A program that had to be killed ends the run with a
 //     `DeadlineExceededError` saying so.
@@ -79,6 +79,7 @@
 #ifndef LIFECYCLE_PROCESS_SERVICE_H_
 #define LIFECYCLE_PROCESS_SERVICE_H_
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -193,8 +194,12 @@ struct ProcessOptions {
   std::vector<Readiness> ready_when;
   // How long it may take to become ready; positive.
   absl::Duration start_timeout = absl::Seconds(30);
-  // How long `Stop()` waits after SIGTERM before SIGKILL; zero or more.
+  // How long `Stop()` waits after `stop_signal` before SIGKILL; zero or more.
   absl::Duration stop_grace = absl::Seconds(10);
+  // What `Stop()` sends first (systemd's KillSignal=): SIGTERM, or the signal
+  // the program takes for a quick, clean exit — SIGINT for PostgreSQL, whose
+  // SIGTERM waits for every client to disconnect. Not SIGKILL or SIGSTOP.
+  int stop_signal = SIGTERM;
 };
 
 class ProcessService final : public BaseService {

@@ -404,6 +404,27 @@ TEST(ProcessServiceTest, AProgramThatIgnoresSigtermIsKilledAndSaysSo) {
             "was killed by signal 9 (SIGKILL)");
 }
 
+// ProcessOptions::stop_signal: a program that ignores SIGTERM stops at once
+// when its stop signal is one it takes (SIGINT), and not one that cannot be
+// caught.
+TEST(ProcessServiceTest, TheStopSignalIsTheOneGiven) {
+  ProcessOptions o = Fake({"--ignore-sigterm", "--notify=READY=1", "--wait"},
+                          {Readiness::Notification()});
+  o.stop_signal = SIGINT;
+  ProcessService server("interruptible", o);
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  server.Stop();
+  EXPECT_EQ(Detail(server.Snapshot(), "exit"),
+            "was killed by signal 2 (SIGINT)");
+
+  o.stop_signal = SIGKILL;
+  ProcessService bad("bad", o);
+  EXPECT_THAT(bad.Start(Context::Background()).message(),
+              HasSubstr("stop_signal must be a signal a program can catch, "
+                        "not 9"));
+}
+
 TEST(ProcessServiceTest, StoppingEndsWhatTheProgramForked) {
   std::string file = ShortTempDir() + "/worker";
   ProcessService server(

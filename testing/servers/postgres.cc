@@ -1,6 +1,7 @@
 #include "lifecycle/testing/servers/postgres.h"
 
 #include <glob.h>
+#include <signal.h>
 #include <postgresql/libpq-fe.h>
 
 #include <algorithm>
@@ -169,6 +170,8 @@ lifecycle::ProcessOptions PostgresProgram(const std::string& bin,
   o.ready_when = {lifecycle::Readiness::Notification()};
   o.start_timeout = start_timeout;
   o.stop_grace = absl::Seconds(5);
+  // A fast shutdown: SIGTERM would wait for every client to disconnect.
+  o.stop_signal = SIGINT;
   return o;
 }
 
