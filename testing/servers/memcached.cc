@@ -78,8 +78,8 @@ absl::StatusOr<std::string> MemcachedServer::Ask(std::string_view request,
         absl::StrCat("cannot connect to ", Path(), " at ", path));
   }
   for (size_t sent = 0; sent < request.size();) {
-    ssize_t n = send(fd, request.data() + sent, request.size() - sent,
-                     MSG_NOSIGNAL);
+    ssize_t n =
+        send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) return absl::UnavailableError(Path() + ": send failed");
     sent += static_cast<size_t>(n);
   }
@@ -90,8 +90,8 @@ absl::StatusOr<std::string> MemcachedServer::Ask(std::string_view request,
         absl::StartsWith(answer, "CLIENT_ERROR") ||
         absl::StartsWith(answer, "SERVER_ERROR")) {
       if (absl::EndsWith(answer, "\r\n")) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            Path(), ": ", absl::StripSuffix(answer, "\r\n")));
+        return absl::InvalidArgumentError(
+            absl::StrCat(Path(), ": ", absl::StripSuffix(answer, "\r\n")));
       }
     }
     const absl::Duration left = deadline - absl::Now();
@@ -120,7 +120,8 @@ absl::Status MemcachedServer::Set(std::string_view key,
           "\r\n");
   if (!answer.ok()) return answer.status();
   if (*answer != "STORED\r\n") {
-    return absl::InternalError(absl::StrCat(Path(), ": set answered ", *answer));
+    return absl::InternalError(
+        absl::StrCat(Path(), ": set answered ", *answer));
   }
   return absl::OkStatus();
 }
@@ -131,8 +132,8 @@ absl::StatusOr<std::string> MemcachedServer::Get(std::string_view key) const {
   if (!answer.ok()) return answer.status();
   // "VALUE key flags bytes\r\n<data>\r\nEND\r\n", or "END\r\n"
   if (*answer == "END\r\n") {
-    return absl::NotFoundError(absl::StrCat("no key '", std::string(key),
-                                            "' in ", Path()));
+    return absl::NotFoundError(
+        absl::StrCat("no key '", std::string(key), "' in ", Path()));
   }
   size_t header_end = answer->find("\r\n");
   absl::string_view header = absl::string_view(*answer).substr(0, header_end);
@@ -141,7 +142,8 @@ absl::StatusOr<std::string> MemcachedServer::Get(std::string_view key) const {
   if (space == absl::string_view::npos ||
       !absl::SimpleAtoi(header.substr(space + 1), &bytes) ||
       header_end + 2 + bytes > answer->size()) {
-    return absl::InternalError(absl::StrCat(Path(), ": get answered ", *answer));
+    return absl::InternalError(
+        absl::StrCat(Path(), ": get answered ", *answer));
   }
   return answer->substr(header_end + 2, bytes);
 }

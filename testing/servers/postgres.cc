@@ -1,8 +1,8 @@
 #include "lifecycle/testing/servers/postgres.h"
 
 #include <glob.h>
-#include <signal.h>
 #include <postgresql/libpq-fe.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <deque>

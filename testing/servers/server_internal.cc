@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -20,12 +21,14 @@
 #include "absl/base/const_init.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/health.h"
 #include "lifecycle/signal.h"
@@ -287,6 +290,86 @@ absl::StatusOr<int> PickFreeTcpPort() {
     return absl::InternalError("cannot pick a TCP port: " + ErrnoText(errno));
   }
   return ntohs(a.sin_port);
+}
+
+absl::StatusOr<HttpReply> HttpRequest(int port, std::string_view method,
+                                      std::string_view path,
+                                      std::string_view body,
+                                      absl::Duration timeout) {
+  const std::string where = absl::StrCat("127.0.0.1:", port);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError("socket: " + ErrnoText(errno));
+  absl::Cleanup close_fd = [fd] { close(fd); };
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to ", where, ": ", ErrnoText(errno)));
+  }
+  const std::string request = absl::StrCat(
+      std::string(method), " ", std::string(path), " HTTP/1.1\r\nHost: ", where,
+      "\r\nConnection: close\r\nContent-Type: application/json\r\n",
+      "Content-Length: ", body.size(), "\r\n\r\n", std::string(body));
+  for (size_t sent = 0; sent < request.size();) {
+    ssize_t n =
+        send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) {
+      return absl::UnavailableError(
+          absl::StrCat("sending to ", where, ": ", ErrnoText(errno)));
+    }
+    sent += static_cast<size_t>(n);
+  }
+  std::string answer;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    const absl::Duration left = deadline - absl::Now();
+    pollfd p{fd, POLLIN, 0};
+    if (left <= absl::ZeroDuration() ||
+        poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <=
+            0) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          where, " did not answer ", std::string(method), " ",
+          std::string(path), " within ", absl::FormatDuration(timeout)));
+    }
+    char buffer[8192];
+    ssize_t got = recv(fd, buffer, sizeof(buffer), 0);
+    if (got < 0) {
+      return absl::UnavailableError(
+          absl::StrCat("reading from ", where, ": ", ErrnoText(errno)));
+    }
+    if (got == 0) break;  // Connection: close
+    answer.append(buffer, static_cast<size_t>(got));
+  }
+  // "HTTP/1.1 200 OK\r\n...\r\n\r\nbody"
+  HttpReply reply;
+  size_t head_end = answer.find("\r\n\r\n");
+  std::vector<std::string> first = absl::StrSplit(
+      answer.substr(0, answer.find("\r\n")), absl::MaxSplits(' ', 2));
+  if (head_end == std::string::npos || first.size() < 2 ||
+      !absl::SimpleAtoi(first[1], &reply.status)) {
+    return absl::DataLossError(
+        absl::StrCat(where, " answered no HTTP: ", answer.substr(0, 200)));
+  }
+  reply.body = answer.substr(head_end + 4);
+  if (absl::StrContains(absl::AsciiStrToLower(answer.substr(0, head_end)),
+                        "transfer-encoding: chunked")) {
+    // De-chunk: "<hex size>\r\n<data>\r\n" ... "0\r\n\r\n".
+    std::string plain;
+    size_t at = 0;
+    while (at < reply.body.size()) {
+      size_t line_end = reply.body.find("\r\n", at);
+      if (line_end == std::string::npos) break;
+      unsigned long size = std::strtoul(
+          reply.body.substr(at, line_end - at).c_str(), nullptr, 16);
+      if (size == 0) break;
+      plain += reply.body.substr(line_end + 2, size);
+      at = line_end + 2 + size + 2;
+    }
+    reply.body = std::move(plain);
+  }
+  return reply;
 }
 
 std::vector<pid_t> IdsOf(const lifecycle::Service& service) {

@@ -87,6 +87,17 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // clearly if someone took it in between.
 absl::StatusOr<int> PickFreeTcpPort();
 
+// An HTTP/1.1 request to 127.0.0.1:`port` (`Connection: close`), answered
+// within `timeout`: the status code and the body, or an error saying what
+// failed. For the modules' clients (etcd's JSON gateway, nginx).
+struct HttpReply {
+  int status = 0;
+  std::string body;
+};
+absl::StatusOr<HttpReply> HttpRequest(
+    int port, std::string_view method, std::string_view path,
+    std::string_view body = "", absl::Duration timeout = absl::Seconds(10));
+
 // The thread ids and process ids of a running service tree: its workers'
 // threads, and its programs' pids and guards'.
 std::vector<pid_t> IdsOf(const lifecycle::Service& service);
