@@ -4,6 +4,7 @@
 #
 #   bash tools/bench.sh [extra Google Benchmark flags, e.g. --benchmark_filter=Wake]
 #   bash tools/bench.sh --process [flags]   the real servers (process_benchmark.cc)
+#   bash tools/bench.sh --servers [flags]   testing/servers/ (servers_benchmark.cc)
 #   bash tools/bench.sh --headline          the headline table, ratios from one run
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,9 @@ binary=lifecycle_benchmark
 headline=0
 if [ "${1:-}" = --process ]; then  # the real-server benchmarks
   binary=process_benchmark
+  shift
+elif [ "${1:-}" = --servers ]; then  # the ready-made servers of testing/servers/
+  binary=servers_benchmark
   shift
 elif [ "${1:-}" = --headline ]; then  # docs/PERFORMANCE.md's headline table
   headline=1

@@ -9,9 +9,9 @@
 #     "<!-- consumer-check: FILE -->", with the README's placeholder http_archive replaced
 #     by the printed stanza (same name and strip_prefix, or the check fails), and the
 #     release's lifecycle.bazelrc imported as the README says;
-#   - the README's first test, its virtual-time test and its Redis test are the README's
-#     marked blocks, compiled and run as they stand (nothing added; Redis is not skipped:
-#     the test log is checked);
+#   - the README's first test, its virtual-time test, its PostgreSQL and Redis module tests
+#     and its Redis-by-hand test are the README's marked blocks, compiled and run as they
+#     stand (nothing added; the servers are not skipped: the test logs are checked);
 #   - the workspace has its own testing/wait.h and testing/BUILD.bazel, so an include that
 #     is not under the library's own prefix would find the user's file instead;
 #   - the tests run in the default configuration and with --config=tsan from the imported
@@ -80,6 +80,8 @@ readme_block app/BUILD.bazel >"$ws/app/BUILD.bazel"
 readme_block app/refresher_test.cc >"$ws/app/refresher_test.cc"
 readme_block app/refresher_time_test.cc >"$ws/app/refresher_time_test.cc"
 readme_block app/redis_test.cc >"$ws/app/redis_test.cc"
+readme_block app/orders_test.cc >"$ws/app/orders_test.cc"
+readme_block app/sessions_test.cc >"$ws/app/sessions_test.cc"
 cat >>"$ws/app/BUILD.bazel" <<'BZL'
 
 # Not in the README: the user's own testing/ package, beside the library's.
@@ -96,7 +98,8 @@ cc_test(
 BZL
 check "README's test files found" \
   bash -c 'grep -q "^TEST" "$0/app/refresher_test.cc" && grep -q "^TEST" "$0/app/refresher_time_test.cc" &&
-    grep -q "^TEST" "$0/app/redis_test.cc" && grep -q cc_test "$0/app/BUILD.bazel"' "$ws"
+    grep -q "^TEST" "$0/app/redis_test.cc" && grep -q "^TEST" "$0/app/orders_test.cc" &&
+    grep -q "^TEST" "$0/app/sessions_test.cc" && grep -q cc_test "$0/app/BUILD.bazel"' "$ws"
 
 cd "$ws" || exit 1
 bazel_ws() { bazel --output_user_root="$work/.bazel" "$@"; }
@@ -105,6 +108,11 @@ check "consumer tests, default configuration" \
 check "the README's Redis test ran a real Redis (not skipped)" \
   bash -c '! grep -q "SKIPPED" bazel-testlogs/app/redis_test/test.log &&
     grep -q "OK \] CacheTest.TalksToARealRedis" bazel-testlogs/app/redis_test/test.log' 
+check "the README's PostgreSQL and Redis module tests ran real servers (not skipped)" \
+  bash -c '! grep -q "SKIPPED" bazel-testlogs/app/orders_test/test.log &&
+    grep -q "OK \] OrdersTest.StartsFromAnEmptyDatabase" bazel-testlogs/app/orders_test/test.log &&
+    ! grep -q "SKIPPED" bazel-testlogs/app/sessions_test/test.log &&
+    grep -q "OK \] SessionsTest.StartsEmpty" bazel-testlogs/app/sessions_test/test.log'
 check "consumer tests, --config=tsan from the imported lifecycle.bazelrc" \
   bazel_ws test --config=tsan //app/...
 check "calling lifecycle_deps() twice is harmless" \

@@ -6,9 +6,11 @@
 #   - nlohmann-json (header-only) and Google Benchmark (prebuilt, benchmarks only);
 #   - the abseil source, by package name through apt's own source client, checked by sha256;
 #   - the GoogleTest source (Debian's googletest package);
-#   - redis-server, memcached and PostgreSQL 15, for this repository's own tests of
-#     ProcessService with real servers. The tests run servers of their own, on sockets in
-#     temporary folders: they never use an instance the system may have started.
+#   - the servers of testing/servers/ (PostgreSQL 15, Redis, memcached, MariaDB, etcd,
+#     nginx) and the client libraries the modules use (libpq, hiredis, libmariadb), for
+#     the modules and this repository's own tests of ProcessService with real servers. The
+#     tests run servers of their own, on sockets in temporary folders and ports on
+#     127.0.0.1: they never use an instance the system may have started.
 #
 # The abseil source lands in a stable folder under the user's home ($LIFECYCLE_DEPS, default
 # ~/.cache/lifecycle/deps), where `lifecycle_offline_deps()` (tools/bazel/deps.bzl) finds it,
@@ -27,8 +29,10 @@ readonly BAZEL_VERSION=4.2.3
 # Bazel's build (abseil and GoogleTest from source), then the CMake build's prebuilt ones.
 readonly PACKAGES=(bazel-bootstrap bazel-platforms bazel-skylib nlohmann-json3-dev
   googletest libbenchmark-dev cmake libabsl-dev libgtest-dev libgmock-dev
-  # The real servers lifecycle/real_servers_test.cc starts (not needed to use the library).
-  redis-server memcached postgresql-15 postgresql-client-15)
+  # The servers testing/servers/ runs, and their client libraries (not needed to use the
+  # core library).
+  redis-server memcached postgresql-15 postgresql-client-15 mariadb-server etcd-server
+  nginx-core libpq-dev libhiredis-dev libmariadb-dev)
 
 deps=${LIFECYCLE_DEPS:-$HOME/.cache/lifecycle/deps}
 

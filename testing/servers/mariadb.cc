@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <mutex>
-#include <regex>
 #include <set>
 #include <utility>
 
@@ -185,11 +184,14 @@ absl::Status ApplyScript(const std::string& socket, const std::string& path) {
     if (done.ok()) continue;
     std::string message(done.status().message());
     int line = statement.line;
-    std::smatch at;
-    int within;
-    if (std::regex_search(message, at, std::regex("at line ([0-9]+)")) &&
-        absl::SimpleAtoi(at[1].str(), &within)) {
-      line += within - 1;
+    // "... near 'NOT NULL' at line 3": the line within the statement.
+    if (size_t at = message.rfind("at line "); at != std::string::npos) {
+      size_t digits = at + 8, end = digits;
+      while (end < message.size() && absl::ascii_isdigit(message[end])) ++end;
+      int within;
+      if (absl::SimpleAtoi(message.substr(digits, end - digits), &within)) {
+        line += within - 1;
+      }
     }
     return absl::InvalidArgumentError(
         absl::StrCat("init script ", path, ":", line, ": ", message));

@@ -163,9 +163,12 @@ lifecycle::ProcessOptions PostgresProgram(const std::string& bin,
                                           absl::Duration start_timeout) {
   lifecycle::ProcessOptions o;
   o.executable = bin + "/postgres";
-  o.args = {"-D", dir + "/data",          "-k", dir,
-            "-c", "listen_addresses=",    "-c", "fsync=off",
-            "-c", "full_page_writes=off", "-c", "synchronous_commit=off"};
+  // fsync off: the data folder is in memory, and a commit's WAL still reaches
+  // it before the commit returns, so a killed server restarts with its data
+  // (synchronous_commit stays on for that).
+  o.args = {"-D", dir + "/data",         "-k", dir,
+            "-c", "listen_addresses=",   "-c", "fsync=off",
+            "-c", "full_page_writes=off"};
   o.user = user;
   o.ready_when = {lifecycle::Readiness::Notification()};
   o.start_timeout = start_timeout;
