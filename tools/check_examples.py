@@ -25,7 +25,10 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 COMPILED = ["testing/header_examples_test.cc", "examples/client_test.cc",
             "testing/hang_watchdog_main.cc", "examples/client.cc",
-            "lifecycle/real_servers_test.cc", "examples/redis_store_test.cc"]
+            "lifecycle/real_servers_test.cc", "examples/redis_store_test.cc",
+            "testing/servers/postgres_test.cc", "testing/servers/redis_test.cc",
+            "testing/servers/memcached_test.cc", "testing/servers/mariadb_test.cc",
+            "testing/servers/etcd_test.cc", "testing/servers/nginx_test.cc"]
 
 # (file, the first line of the example, as the file shows it after "//   ")
 HEADER_EXAMPLES = [
@@ -56,6 +59,12 @@ HEADER_EXAMPLES = [
     ("testing/stress.h", "EXPECT_TRUE(lifecycle_testing::StressStartStop(client));"),
     ("testing/virtual_time.h", "lifecycle_testing::VirtualTime time;"),
     ("testing/virtual_time.h", "ASSERT_TRUE(time.Run([&] {"),
+    ("testing/servers/postgres.h", "class OrdersTest : public lifecycle_testing::PostgresTest {};"),
+    ("testing/servers/redis.h", "class SessionsTest : public lifecycle_testing::RedisTest {};"),
+    ("testing/servers/memcached.h", "class CacheTest : public lifecycle_testing::MemcachedTest {};"),
+    ("testing/servers/mariadb.h", "class InvoicesTest : public lifecycle_testing::MariadbTest {};"),
+    ("testing/servers/etcd.h", "class ConfigTest : public lifecycle_testing::EtcdTest {};"),
+    ("testing/servers/nginx.h", "class DownloadsTest : public lifecycle_testing::NginxTest {};"),
 ]
 
 

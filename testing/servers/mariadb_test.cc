@@ -51,7 +51,7 @@ TEST_F(InvoicesTest, EachTestHasItsOwnDatabase) {
               HasSubstr("doesn't exist"));
 }
 
-class CustomersTest : public MariadbTest {
+class MariadbCustomersTest : public MariadbTest {
  protected:
   MariadbOptions ServerOptions() const override {
     MariadbOptions options;
@@ -61,12 +61,12 @@ class CustomersTest : public MariadbTest {
   }
 };
 
-TEST_F(CustomersTest, EveryDatabaseStartsWithTheScriptsRows) {
+TEST_F(MariadbCustomersTest, EveryDatabaseStartsWithTheScriptsRows) {
   EXPECT_EQ(db().Query("SELECT name FROM customers ORDER BY id").value(),
             "Ada\nGrace; Hopper");
   ASSERT_TRUE(db().Query("DELETE FROM customers").ok());
 }
-TEST_F(CustomersTest, EvenAfterAnotherTestDeletedThem) {
+TEST_F(MariadbCustomersTest, EvenAfterAnotherTestDeletedThem) {
   EXPECT_EQ(db().Query("SELECT count(*) FROM customers").value(), "2");
 }
 

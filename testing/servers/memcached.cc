@@ -64,8 +64,8 @@ absl::Status MemcachedServer::Ready() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> MemcachedServer::Ask(std::string_view request,
-                                                 std::string_view end) const {
+absl::StatusOr<std::string> MemcachedServer::Ask(const std::string& request,
+                                                 const std::string& end) const {
   const std::string path = socket_path();
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError("socket() failed");

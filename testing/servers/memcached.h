@@ -76,8 +76,8 @@ class MemcachedServer final : public servers_internal::ServerModule {
   absl::Status Ready() override;
   // Sends `request` and reads the answer until it ends with `end` (or an
   // error line).
-  absl::StatusOr<std::string> Ask(std::string_view request,
-                                  std::string_view end) const;
+  absl::StatusOr<std::string> Ask(const std::string& request,
+                                  const std::string& end) const;
 
   const MemcachedOptions options_;
   mutable absl::Mutex mu_;
