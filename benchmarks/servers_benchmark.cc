@@ -7,6 +7,7 @@
 //                                   TearDown cost, with 20ms of test between
 //                                   (untimed), so the pool refills as it does
 //                                   between real tests.
+//   PostgresPerTest/fresh_database_100ms_tests  the same with tests of 100ms.
 //   PostgresPerTest/fresh_database_back_to_back  the same with no test in
 //                                   between: the pool is empty, each database
 //                                   is made on the spot.
@@ -40,7 +41,13 @@ using lifecycle_testing::MariadbServer;
 using lifecycle_testing::PostgresServer;
 using lifecycle_testing::RedisServer;
 
-enum Mode { kFreshDatabase, kBackToBack, kFreshServer, kEmptyCache };
+enum Mode {
+  kFreshDatabase,
+  kSlowerTests,
+  kBackToBack,
+  kFreshServer,
+  kEmptyCache
+};
 
 // Starts `server` and waits until it is ready; false (and the benchmark told)
 // if it did not start.
@@ -67,7 +74,8 @@ std::string EmptyCache() {
 
 template <typename Server>
 void PerTest(benchmark::State& state, Mode mode) {
-  if (mode == kFreshDatabase || mode == kBackToBack) {
+  if (mode == kFreshDatabase || mode == kSlowerTests || mode == kBackToBack) {
+    const int test_ms = mode == kSlowerTests ? 100 : 20;
     Server server;
     if (!StartedOk(state, server)) return;
     for (auto _ : state) {
@@ -77,9 +85,10 @@ void PerTest(benchmark::State& state, Mode mode) {
         break;
       }
       db->Release();
-      if (mode == kFreshDatabase) {
+      if (mode != kBackToBack) {
         state.PauseTiming();
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a test
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(test_ms));  // a test
         state.ResumeTiming();
       }
     }
@@ -145,6 +154,7 @@ void RedisPerTest(benchmark::State& state, bool fresh_server) {
       ->Iterations(iterations)
 
 PER_TEST(PostgresPerTest, fresh_database, kFreshDatabase, 20);
+PER_TEST(PostgresPerTest, fresh_database_100ms_tests, kSlowerTests, 20);
 PER_TEST(PostgresPerTest, fresh_database_back_to_back, kBackToBack, 20);
 PER_TEST(PostgresPerTest, fresh_server, kFreshServer, 5);
 PER_TEST(PostgresPerTest, initdb_each, kEmptyCache, 3);

@@ -392,12 +392,8 @@ absl::Status PostgresServer::Run(const lifecycle::Context& ctx,
       drops.swap(core_->to_drop);
       pooled = core_->pool.size();
     }
-    for (const std::string& name : drops) {
-      absl::StatusOr<std::string> dropped = RunSql(
-          dir, "postgres",
-          absl::StrCat("DROP DATABASE IF EXISTS ", name, " WITH (FORCE)"));
-      if (!dropped.ok()) ReportError(dropped.status());
-    }
+    // Databases for the next tests first, then the drops: a test waits for
+    // the first, nobody for the second.
     for (;
          pooled < static_cast<size_t>(options_.pool_size) && !ctx.IsCancelled();
          ++pooled) {
@@ -412,6 +408,12 @@ absl::Status PostgresServer::Run(const lifecycle::Context& ctx,
       }
       absl::MutexLock lock(&core_->mu);
       core_->pool.push_back(name);
+    }
+    for (const std::string& name : drops) {
+      absl::StatusOr<std::string> dropped = RunSql(
+          dir, "postgres",
+          absl::StrCat("DROP DATABASE IF EXISTS ", name, " WITH (FORCE)"));
+      if (!dropped.ok()) ReportError(dropped.status());
     }
     lifecycle::Signal waits[] = {ctx.Done(), process_->Stopped(), wake};
     lifecycle::WaitAnyUntil(waits, absl::InfiniteFuture());
