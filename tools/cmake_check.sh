@@ -8,7 +8,9 @@
 #      files find the prefix from their own place;
 #   3. a consumer project that finds it with find_package(lifecycle) and links
 #      lifecycle::testing, lifecycle::conformance and GTest::gmock_main with no
-#      find_package(GTest) of its own;
+#      find_package(GTest) of its own; and one that builds the README's PostgreSQL and Redis
+#      tests against lifecycle::servers_postgres and lifecycle::servers_redis and runs them
+#      against real servers;
 #   4. a consumer program built with pkg-config alone (lifecycle_testing, gmock_main), with
 #      the README's PKG_CONFIG_PATH;
 #   5. a consumer project that takes the release archive (tools/release.sh) with
@@ -116,6 +118,39 @@ check "find_package consumer: configure with CMAKE_PREFIX_PATH, build" \
   "$consumer" "$prefix"
 check "find_package consumer: its test passes, and lifecycle::conformance links" \
   bash -c 'cd "$0/build" && ctest --output-on-failure' "$consumer"
+
+# The README's PostgreSQL and Redis tests ("Servers in a test"), as they stand, against the
+# installed lifecycle::servers_postgres and lifecycle::servers_redis.
+servers="$work/servers-consumer"
+mkdir -p "$servers"
+for file in orders_test.cc sessions_test.cc; do
+  awk -v name="app/$file" '
+    $0 == "<!-- consumer-check: " name " -->" { found = 1; next }
+    found && /^```/ { if (inside) exit; inside = 1; next }
+    inside { print }
+  ' "$repo/README.md" >"$servers/$file"
+done
+cat >"$servers/CMakeLists.txt" <<'EOF'
+cmake_minimum_required(VERSION 3.16)
+project(servers_consumer LANGUAGES CXX)
+set(CMAKE_CXX_STANDARD 17)
+find_package(lifecycle 0.2 REQUIRED)
+enable_testing()
+add_executable(orders_test orders_test.cc)
+target_link_libraries(orders_test PRIVATE lifecycle::servers_postgres GTest::gtest_main)
+add_executable(sessions_test sessions_test.cc)
+target_link_libraries(sessions_test PRIVATE lifecycle::servers_redis GTest::gtest_main)
+add_test(NAME orders_test COMMAND orders_test)
+add_test(NAME sessions_test COMMAND sessions_test)
+EOF
+check "find_package consumer of the servers: the README's PostgreSQL and Redis tests build" \
+  bash -c 'grep -q "^TEST_F" "$0/orders_test.cc" && grep -q "^TEST_F" "$0/sessions_test.cc" &&
+    cmake -S "$0" -B "$0/build" -DCMAKE_PREFIX_PATH="$1" && cmake --build "$0/build" -j "$2"' \
+  "$servers" "$prefix" "$jobs"
+check "find_package consumer of the servers: both pass against real servers (not skipped)" \
+  bash -c 'cd "$0/build" && ctest --output-on-failure -V >ctest.log 2>&1 &&
+    ! grep -q "SKIPPED" ctest.log && grep -q "OK \] OrdersTest.StartsFromAnEmptyDatabase" ctest.log &&
+    grep -q "OK \] SessionsTest.StartsEmpty" ctest.log' "$servers"
 
 pc="$work/pkg-config"
 mkdir -p "$pc"
