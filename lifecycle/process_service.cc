@@ -1,10 +1,7 @@
 #include "lifecycle/process_service.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
 #include <regex.h>
@@ -25,7 +22,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 
 #include "absl/cleanup/cleanup.h"
@@ -39,6 +35,7 @@
 #include "absl/time/clock.h"
 #include "lifecycle/clock.h"
 #include "lifecycle/outputs_internal.h"
+#include "lifecycle/process_internal.h"
 
 extern char** environ;
 
@@ -99,269 +96,29 @@ Readiness Readiness::Probe(std::string description,
 
 namespace {
 
+using process_internal::CommandExitsZero;
+using process_internal::DescribeExit;
+using process_internal::ErrnoText;
+using process_internal::Fd;
+using process_internal::ForkGuard;
+using process_internal::GuardCommand;
+using process_internal::HttpAnswers2xx;
+using process_internal::kMarkVariable;
+using process_internal::ListeningTcpPortsOf;
+using process_internal::Resolve;
+using process_internal::RunCommand;
+using process_internal::SignalMarked;
+using process_internal::TcpConnects;
+using process_internal::TcpPortHolder;
+using process_internal::UnixConnects;
+
 constexpr size_t kKeptLines = 100;
 constexpr size_t kLinesInErrors = 10;
 // The longest output line kept (the log file has every byte).
 constexpr size_t kMaxLineKept = 64 * 1024;
-// How long the guard of a program whose starting process died gives the
-// program's group to end after SIGTERM, before SIGKILL.
-constexpr int kGuardGraceMs = 1000;
 constexpr absl::Duration kFirstBackoff = absl::Milliseconds(5);
 constexpr absl::Duration kMostBackoff = absl::Milliseconds(250);
-
-std::string ErrnoText(int error) { return std::strerror(error); }
-
-// Closes a file descriptor when it goes out of scope.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    Reset(std::exchange(other.fd_, -1));
-    return *this;
-  }
-  ~Fd() { Reset(); }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void Reset(int fd = -1) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-// `executable` resolved as `execve` will see it: a path as is (relative to
-// `dir` when it is not absolute), a bare name searched in `path_variable`.
-absl::StatusOr<std::string> Resolve(const std::string& executable,
-                                    const std::string& dir,
-                                    const char* path_variable) {
-  auto check = [](const std::string& file) -> absl::Status {
-    struct stat st;
-    if (stat(file.c_str(), &st) != 0) {
-      return absl::NotFoundError(absl::StrCat("'", file, "' does not exist"));
-    }
-    if (!S_ISREG(st.st_mode) || access(file.c_str(), X_OK) != 0) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("'", file, "' is not an executable file"));
-    }
-    return absl::OkStatus();
-  };
-  if (absl::StrContains(executable, '/')) {
-    std::string file = executable;
-    if (file[0] != '/' && !dir.empty()) file = absl::StrCat(dir, "/", file);
-    if (absl::Status s = check(file); !s.ok()) return s;
-    return file;
-  }
-  std::string path = path_variable != nullptr ? path_variable : "/usr/bin:/bin";
-  for (absl::string_view d : absl::StrSplit(path, ':', absl::SkipEmpty())) {
-    std::string file = absl::StrCat(d, "/", executable);
-    if (check(file).ok()) return file;
-  }
-  return absl::NotFoundError(
-      absl::StrCat("'", executable, "' is not found in PATH (", path, ")"));
-}
-
-std::string DescribeExit(int status) {
-  if (WIFEXITED(status)) {
-    return absl::StrCat("exited with status ", WEXITSTATUS(status));
-  }
-  if (WIFSIGNALED(status)) {
-    const char* name = sigabbrev_np(WTERMSIG(status));
-    return absl::StrCat(
-        "was killed by signal ", WTERMSIG(status),
-        name != nullptr ? absl::StrCat(" (SIG", name, ")") : std::string());
-  }
-  return absl::StrCat("ended with wait status ", status);
-}
-
-bool TcpConnects(const std::string& host, int port, Fd* keep = nullptr) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) return false;
-  Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return false;
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    return false;
-  }
-  if (keep != nullptr) *keep = std::move(fd);
-  return true;
-}
-
-bool UnixConnects(const std::string& path) {
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(a.sun_path)) return false;
-  std::memcpy(a.sun_path, path.data(), path.size());
-  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  return fd.valid() &&
-         connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-}
-
-// Waits at most `timeout` for `fd` to be readable, or for `stop` to be
-// written (a stop ends a probe at once); whether `fd` is.
-bool ReadableUnlessStopped(int fd, int stop, absl::Duration timeout) {
-  pollfd p[2] = {{fd, POLLIN, 0}, {stop, POLLIN, 0}};
-  int ms = static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(
-      std::max(timeout, absl::ZeroDuration()), absl::Milliseconds(1))));
-  return poll(p, 2, ms) > 0 && p[1].revents == 0 && p[0].revents != 0;
-}
-
-// Whether `GET path` answers 2xx within `timeout`; false at once on a stop.
-bool HttpAnswers2xx(const std::string& host, int port, const std::string& path,
-                    absl::Duration timeout, int stop) {
-  Fd fd;
-  if (!TcpConnects(host, port, &fd)) return false;
-  std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", host,
-                                     "\r\nConnection: close\r\n\r\n");
-  if (send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) !=
-      static_cast<ssize_t>(request.size())) {
-    return false;
-  }
-  std::string answer;
-  absl::Time deadline = absl::Now() + timeout;
-  while (answer.find("\r\n") == std::string::npos && answer.size() < 512) {
-    if (!ReadableUnlessStopped(fd.get(), stop, deadline - absl::Now())) {
-      return false;
-    }
-    char buffer[256];
-    ssize_t got = recv(fd.get(), buffer, sizeof(buffer), 0);
-    if (got <= 0) break;
-    answer.append(buffer, static_cast<size_t>(got));
-  }
-  // "HTTP/1.1 204 No Content"
-  const std::string status_line = answer.substr(0, answer.find("\r\n"));
-  std::vector<absl::string_view> words = absl::StrSplit(status_line, ' ');
-  int code = 0;
-  return words.size() >= 2 && absl::StartsWith(words[0], "HTTP/") &&
-         absl::SimpleAtoi(words[1], &code) && code >= 200 && code < 300;
-}
-
-// Runs `argv` with its output discarded; whether it exits 0 within `timeout`
-// (it is killed otherwise, and at once on a stop).
-bool CommandExitsZero(const std::vector<std::string>& argv,
-                      absl::Duration timeout, int stop) {
-  std::vector<char*> args;
-  for (const std::string& a : argv)
-    args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = fork();
-  if (pid < 0) return false;
-  if (pid == 0) {
-    int null = open("/dev/null", O_RDWR);
-    if (null >= 0) {
-      dup2(null, 0);
-      dup2(null, 1);
-      dup2(null, 2);
-    }
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    lifecycle::clock_internal::UseProcessCpus();
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (fd >= 0) {
-    ReadableUnlessStopped(fd, stop, timeout);
-    close(fd);
-  }
-  int status = 0;
-  if (waitpid(pid, &status, WNOHANG) == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    return false;
-  }
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-// The socket inodes among the open files of process `pid`.
-std::vector<std::string> SocketInodesOf(pid_t pid) {
-  std::vector<std::string> inodes;
-  std::string fd_dir = absl::StrCat("/proc/", pid, "/fd");
-  DIR* dir = opendir(fd_dir.c_str());
-  if (dir == nullptr) return inodes;
-  while (dirent* entry = readdir(dir)) {
-    char target[64];
-    std::string link = absl::StrCat(fd_dir, "/", entry->d_name);
-    ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
-    if (n <= 0) continue;
-    absl::string_view t(target, static_cast<size_t>(n));
-    // "socket:[12345]"
-    if (absl::ConsumePrefix(&t, "socket:[") && absl::ConsumeSuffix(&t, "]")) {
-      inodes.emplace_back(t);
-    }
-  }
-  closedir(dir);
-  return inodes;
-}
-
-// The listening TCP sockets (IPv4 and IPv6) of the network namespace that
-// `proc` ("/proc/PID" or "/proc/self") sees: (inode, port) pairs.
-std::vector<std::pair<std::string, int>> ListeningTcpSockets(
-    const std::string& proc) {
-  std::vector<std::pair<std::string, int>> sockets;
-  for (const char* table : {"tcp", "tcp6"}) {
-    std::ifstream in(absl::StrCat(proc, "/net/", table));
-    std::string line;
-    std::getline(in, line);  // the header
-    while (std::getline(in, line)) {
-      // sl local_address rem_address st ... uid timeout inode
-      std::vector<absl::string_view> fields =
-          absl::StrSplit(line, ' ', absl::SkipEmpty());
-      if (fields.size() < 10 || fields[3] != "0A") continue;  // 0A: LISTEN
-      absl::string_view local = fields[1];
-      int port = 0;
-      if (absl::SimpleHexAtoi(local.substr(local.rfind(':') + 1), &port)) {
-        sockets.emplace_back(std::string(fields[9]), port);
-      }
-    }
-  }
-  return sockets;
-}
-
-// The TCP ports process `pid` listens on: its socket inodes, looked up in its
-// network namespace's tables of listening sockets.
-std::vector<int> ListeningTcpPortsOf(pid_t pid) {
-  std::vector<std::string> inodes = SocketInodesOf(pid);
-  std::vector<int> ports;
-  for (const auto& [inode, port] :
-       ListeningTcpSockets(absl::StrCat("/proc/", pid))) {
-    if (std::find(inodes.begin(), inodes.end(), inode) != inodes.end()) {
-      ports.push_back(port);
-    }
-  }
-  std::sort(ports.begin(), ports.end());
-  ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
-  return ports;
-}
-
-// Who listens on TCP port `port` here: "pid 4242 (redis-server)", or
-// "a process this one cannot see" when no process it may read holds it.
-std::string TcpPortHolder(int port) {
-  std::vector<std::string> inodes;
-  for (const auto& [inode, listening] : ListeningTcpSockets("/proc/self")) {
-    if (listening == port) inodes.push_back(inode);
-  }
-  if (DIR* proc = opendir("/proc")) {
-    while (dirent* entry = readdir(proc)) {
-      int pid = 0;
-      if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
-      for (const std::string& inode : SocketInodesOf(pid)) {
-        if (std::find(inodes.begin(), inodes.end(), inode) == inodes.end()) {
-          continue;
-        }
-        closedir(proc);
-        std::string name;
-        std::ifstream(absl::StrCat("/proc/", pid, "/comm")) >> name;
-        return absl::StrCat("pid ", pid, " (", name, ")");
-      }
-    }
-    closedir(proc);
-  }
-  return "a process this one cannot see";
-}
+constexpr absl::Duration kCleanupTimeout = absl::Seconds(30);
 
 // The default log: `<dir>/<path with '/' as '.'>.log`.
 std::string DefaultLogPath(const std::string& service_path) {
@@ -382,126 +139,6 @@ std::string DefaultLogPath(const std::string& service_path) {
 std::string NotifySocketName() {
   static std::atomic<uint64_t> next{0};
   return absl::StrCat("lifecycle-notify/", getpid(), "/", next++);
-}
-
-// Whether process `pid` has ended: gone, or a zombie nobody reaped yet.
-// Async-signal-safe (for the guard, after a fork).
-bool Ended(pid_t pid) {
-  if (kill(pid, 0) != 0) return true;
-  char path[32] = "/proc/";
-  char digits[16];
-  int n = 0;
-  for (pid_t rest = pid; rest > 0 && n < 15; rest /= 10) {
-    digits[n++] = static_cast<char>('0' + rest % 10);
-  }
-  size_t at = 6;
-  while (n > 0) path[at++] = digits[--n];
-  std::memcpy(path + at, "/stat", 6);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return true;
-  char stat[512];
-  ssize_t got = read(fd, stat, sizeof(stat));
-  close(fd);
-  // "pid (comm) S ...": the state follows the last ')'.
-  for (ssize_t i = got - 1; i >= 0; --i) {
-    if (stat[i] == ')') return i + 2 < got && stat[i + 2] == 'Z';
-  }
-  return false;
-}
-
-// Every process a run starts carries this in its environment, with a value
-// unique to the run: a process that left the program's group (a daemon that
-// forked and called setsid()) is still found by it, in /proc/PID/environ.
-constexpr char kMarkVariable[] = "LIFECYCLE_PROGRAM_RUN";
-
-// Sends `sig` to every process whose environment holds `mark` (the whole
-// "NAME=VALUE" entry), but this one; returns how many. Async-signal-safe (no
-// allocation: the guard calls it after a fork), so it reads /proc with raw
-// system calls into buffers on the stack (the workers of several services
-// call it at once). It reads the start of each environment: the run puts the
-// mark first.
-int SignalMarked(const char* mark, size_t mark_size, int sig) {
-  int fd_proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd_proc < 0) return 0;
-  const pid_t self = getpid();
-  int count = 0;
-  alignas(8) char entries[4096];
-  char environ_text[16384];  // the start of a process's environ
-  while (true) {
-    long got = syscall(SYS_getdents64, fd_proc, entries, sizeof(entries));
-    if (got <= 0) break;
-    for (long at = 0; at < got;) {
-      struct Dirent64 {
-        uint64_t ino;
-        int64_t off;
-        unsigned short reclen;
-        unsigned char type;
-        char name[1];
-      };
-      const auto* entry = reinterpret_cast<const Dirent64*>(entries + at);
-      at += entry->reclen;
-      pid_t pid = 0;
-      const char* c = entry->name;
-      for (; *c >= '0' && *c <= '9'; ++c) pid = pid * 10 + (*c - '0');
-      if (*c != '\0' || pid <= 0 || pid == self) continue;
-      char path[40] = "/proc/";
-      size_t n = 6;
-      for (const char* d = entry->name; *d != '\0';) path[n++] = *d++;
-      std::memcpy(path + n, "/environ", 9);
-      int fd = open(path, O_RDONLY | O_CLOEXEC);
-      if (fd < 0) continue;
-      ssize_t size = read(fd, environ_text, sizeof(environ_text));
-      close(fd);
-      // Each entry ends with '\0': match a whole one.
-      for (ssize_t i = 0;
-           size > 0 && i + static_cast<ssize_t>(mark_size) <= size;) {
-        if (std::memcmp(environ_text + i, mark, mark_size) == 0 &&
-            (i + static_cast<ssize_t>(mark_size) == size ||
-             environ_text[i + mark_size] == '\0')) {
-          kill(pid, sig);
-          ++count;
-          break;
-        }
-        const void* end =
-            std::memchr(environ_text + i, '\0', static_cast<size_t>(size - i));
-        if (end == nullptr) break;
-        i = static_cast<const char*>(end) - environ_text + 1;
-      }
-    }
-  }
-  close(fd_proc);
-  return count;
-}
-
-// Kills the process group of `pgid`, and the processes that carry `mark` (those
-// that left the group), when the process that made it dies: forked with the
-// write end of `guard` held by the parent only, it waits for EOF.
-// Async-signal-safe after the fork.
-pid_t ForkGuard(pid_t pgid, int read_end, const std::string& mark) {
-  const char* mark_text = mark.c_str();  // made before the fork
-  const size_t mark_size = mark.size();
-  pid_t pid = fork();
-  if (pid != 0) return pid;
-  setpgid(0, 0);  // away from the terminal's signals
-  for (int fd = 0; fd < 1024; ++fd) {
-    if (fd != read_end) close(fd);
-  }
-  char c;
-  while (read(read_end, &c, 1) < 0 && errno == EINTR) {
-  }
-  // A chance to clean up first (PostgreSQL removes its shared memory on
-  // SIGTERM; SIGKILL would leave it in /dev/shm), then whatever is left goes.
-  // Once the program itself has ended, the rest of its group goes at once,
-  // as in a stop.
-  kill(-pgid, SIGTERM);
-  SignalMarked(mark_text, mark_size, SIGTERM);
-  for (int waited_ms = 0; waited_ms < kGuardGraceMs && !Ended(pgid);
-       waited_ms += 5) {
-    usleep(5000);
-  }
-  kill(-pgid, SIGKILL);
-  SignalMarked(mark_text, mark_size, SIGKILL);
-  _exit(0);
 }
 
 // A POSIX extended regular expression, searched anywhere in a line.
@@ -631,6 +268,22 @@ absl::Status ProcessService::OnStart(const Context&) {
     uid = found->pw_uid;
     gid = found->pw_gid;
   }
+  if (o.notify_socket_path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        "notify_socket_path '", o.notify_socket_path, "' is longer than ",
+        sizeof(sockaddr_un{}.sun_path) - 1, " bytes")));
+  }
+  std::vector<std::string> cleanup = o.cleanup_command;
+  if (!cleanup.empty()) {
+    absl::StatusOr<std::string> program =
+        Resolve(cleanup[0], o.working_directory, path_variable);
+    if (!program.ok()) {
+      return fail(absl::Status(
+          program.status().code(),
+          absl::StrCat("its cleanup_command: ", program.status().message())));
+    }
+    cleanup[0] = *std::move(program);
+  }
   for (const Readiness& r : o.ready_when) {
     switch (r.kind()) {
       case Readiness::Kind::kOutputLine:
@@ -677,6 +330,7 @@ absl::Status ProcessService::OnStart(const Context&) {
   }
   absl::MutexLock lock(&process_mu_);
   resolved_executable_ = *std::move(resolved);
+  cleanup_argv_ = std::move(cleanup);
   uid_ = uid;
   gid_ = gid;
   log_path_ =
@@ -688,11 +342,13 @@ absl::Status ProcessService::Run(const Context& ctx,
                                  absl::FunctionRef<void()> started) {
   const ProcessOptions& o = options_;
   std::string executable, log_file;
+  std::vector<std::string> cleanup_argv;
   uid_t uid;
   gid_t gid;
   {
     absl::MutexLock lock(&process_mu_);
     executable = resolved_executable_;
+    cleanup_argv = cleanup_argv_;
     log_file = log_path_;
     uid = uid_;
     gid = gid_;
@@ -740,22 +396,34 @@ absl::Status ProcessService::Run(const Context& ctx,
   for (const Readiness& r : o.ready_when) {
     notify |= r.kind() == Readiness::Kind::kNotification;
   }
-  std::string notify_name;
+  // The notification socket: abstract ("@name") unless a path is asked for.
+  std::string notify_socket;
+  const std::string& notify_path = o.notify_socket_path;
   if (notify) {
-    notify_name = NotifySocketName();
+    const bool abstract = notify_path.empty();
+    const std::string name = abstract ? NotifySocketName() : notify_path;
+    notify_socket = abstract ? absl::StrCat("@", name) : name;
     fds.notify.Reset(
         socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
-    std::memcpy(a.sun_path + 1, notify_name.data(), notify_name.size());
-    socklen_t size = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
-                                            1 + notify_name.size());
+    std::memcpy(a.sun_path + (abstract ? 1 : 0), name.data(), name.size());
+    socklen_t size =
+        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
+                               (abstract ? 1 : 0) + name.size());
+    if (!abstract) unlink(name.c_str());  // a socket an earlier run left
     if (!fds.notify.valid() ||
         bind(fds.notify.get(), reinterpret_cast<sockaddr*>(&a), size) != 0) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "cannot make the notification socket: ", ErrnoText(errno)));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot make the notification socket '", notify_socket,
+                       "': ", ErrnoText(errno)));
     }
+    // A program that runs as another user may write to it.
+    if (!abstract) chmod(name.c_str(), 0666);
   }
+  absl::Cleanup remove_notify_socket = [&] {
+    if (notify && !notify_path.empty()) unlink(notify_path.c_str());
+  };
   if (pipe2(failed_exec, O_CLOEXEC) != 0) {
     return absl::ResourceExhaustedError(ErrnoText(errno));
   }
@@ -771,7 +439,7 @@ absl::Status ProcessService::Run(const Context& ctx,
     if (!replaced) env.emplace_back(entry);
   }
   for (const auto& [k, v] : o.env) env.push_back(absl::StrCat(k, "=", v));
-  if (notify) env.push_back(absl::StrCat("NOTIFY_SOCKET=@", notify_name));
+  if (notify) env.push_back(absl::StrCat("NOTIFY_SOCKET=", notify_socket));
   // The run's mark, which every process the program starts inherits: first,
   // where SignalMarked() looks.
   static std::atomic<uint64_t> runs{0};
@@ -855,9 +523,10 @@ absl::Status ProcessService::Run(const Context& ctx,
 
   // The guard, which kills the program's group if this process dies.
   pid_t guard_pid = -1;
+  const GuardCommand guard_cleanup(cleanup_argv);
   if (pipe2(guard, O_CLOEXEC) == 0) {
     fds.guard.Reset(guard[1]);
-    guard_pid = ForkGuard(pid, guard[0], mark);
+    guard_pid = ForkGuard(pid, guard[0], mark, guard_cleanup);
     close(guard[0]);
   }
   // Beside "pid": what a leftover check that passes over a server kept for the
@@ -1133,6 +802,18 @@ absl::Status ProcessService::Run(const Context& ctx,
   if (!partial.empty() || partial_dropped > 0) end_line();
   std::string how = DescribeExit(status);
   SetDetail("exit", how);
+  // What the program leaves that is not a process: its cleanup command.
+  if (!cleanup_argv.empty()) {
+    process_internal::CommandResult cleaned =
+        RunCommand(cleanup_argv, kCleanupTimeout);
+    if (!cleaned.succeeded()) {
+      ReportError(absl::InternalError(absl::StrCat(
+          "the cleanup command '", absl::StrJoin(cleanup_argv, "' '"), "' ",
+          cleaned.timed_out ? "did not end within 30s"
+                            : DescribeExit(cleaned.status),
+          ": ", absl::StripAsciiWhitespace(cleaned.output))));
+    }
+  }
   if (killed) {
     return error(
         absl::StatusCode::kDeadlineExceeded,

@@ -158,6 +158,7 @@ class Readiness {
 
  private:
   friend class ProcessService;
+  friend class ContainerService;
   Readiness(Kind kind, std::string description)
       : kind_(kind), description_(std::move(description)) {}
 
@@ -200,9 +201,21 @@ struct ProcessOptions {
   // the program takes for a quick, clean exit — SIGINT for PostgreSQL, whose
   // SIGTERM waits for every client to disconnect. Not SIGKILL or SIGSTOP.
   int stop_signal = SIGTERM;
+  // Where `NOTIFY_SOCKET` points (see `Readiness::Notification()`). Empty: an
+  // abstract socket, which has no file. A path: a socket made there for each
+  // run and removed after it, for a program that hands it on where abstract
+  // sockets do not reach — podman's `--sdnotify=container` passes it into the
+  // container's network namespace. At most 107 bytes.
+  std::string notify_socket_path;
+  // A command run after each run of the program, however the run ended, and
+  // by the guard when this process dies: for what the program leaves that is
+  // not one of its processes — a container the engine keeps running
+  // (`ContainerService` removes its container with it). argv[0] is searched
+  // in PATH; it is given 30s. Its failure is the service's reported error.
+  std::vector<std::string> cleanup_command;
 };
 
-class ProcessService final : public BaseService {
+class ProcessService : public BaseService {
  public:
   ProcessService(std::string name, ProcessOptions options);
   ~ProcessService() override;
@@ -220,10 +233,14 @@ class ProcessService final : public BaseService {
   // (see `Readiness::ListensOnTcp()`).
   std::vector<int> ListeningTcpPorts() const;
 
- private:
+ protected:
+  // For a service that runs its program through another, as `ContainerService`
+  // does: its own checks before `ProcessService::OnStart()`.
   absl::Status OnStart(const Context& ctx) override;
   absl::Status Run(const Context& ctx,
                    absl::FunctionRef<void()> started) override;
+
+ private:
   // A line the program wrote: kept, and matched against the output rules.
   void AddOutputLine(std::string line);
 
@@ -233,6 +250,7 @@ class ProcessService final : public BaseService {
   mutable absl::Mutex process_mu_;
   // Set by OnStart(), read by the run it starts.
   std::string resolved_executable_ ABSL_GUARDED_BY(process_mu_);
+  std::vector<std::string> cleanup_argv_ ABSL_GUARDED_BY(process_mu_);
   uid_t uid_ ABSL_GUARDED_BY(process_mu_) = 0;
   gid_t gid_ ABSL_GUARDED_BY(process_mu_) = 0;
   std::string log_path_ ABSL_GUARDED_BY(process_mu_);

@@ -116,6 +116,13 @@ pid_t PidIn(const std::string& file) {
              : 0;
 }
 
+// A status with `code` and a message that `message` matches.
+MATCHER_P2(StatusIs, code, message, "") {
+  *result_listener << "which is " << arg;
+  return arg.code() == code &&
+         ::testing::Matches(message)(std::string(arg.message()));
+}
+
 // A port free a moment ago.
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -677,6 +684,63 @@ TEST(ProcessServiceTest, AProgramStartedInVirtualTimeKeepsTheProcessCpus) {
 
 // --- Never orphaned -------------------------------------------------------------
 
+TEST(ProcessServiceTest, ANotifySocketPathIsMadeForTheRunAndRemovedAfter) {
+  const std::string dir = ShortTempDir();
+  const std::string socket_path = dir + "/notify.sock";
+  ProcessOptions o = Fake({"--notify=READY=1", "--wait"},
+                          {Readiness::Notification()});
+  o.notify_socket_path = socket_path;
+  ProcessService server("server", o);
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  struct stat st;
+  ASSERT_EQ(stat(socket_path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  ASSERT_TRUE(server.StopFor(WaitTimeout()).ok());
+  EXPECT_NE(stat(socket_path.c_str(), &st), 0) << "the socket file is left";
+
+  o.notify_socket_path = std::string(120, 'x');
+  ProcessService too_long("too_long", o);
+  EXPECT_THAT(too_long.Start(Context::Background()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("longer than 107 bytes")));
+}
+
+TEST(ProcessServiceTest, TheCleanupCommandRunsAfterEachRun) {
+  const std::string dir = ShortTempDir();
+  ProcessOptions o = Fake({"--notify=READY=1", "--wait"},
+                          {Readiness::Notification()});
+  o.cleanup_command = {"sh", "-c", absl::StrCat("echo x >> ", dir, "/runs")};
+  ProcessService server("server", o);
+  ASSERT_TRUE(server.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(server.Started(), {&server}));
+  EXPECT_EQ(ReadFile(dir + "/runs"), "") << "ran before the run ended";
+  ASSERT_TRUE(server.StopFor(WaitTimeout()).ok());
+  EXPECT_EQ(ReadFile(dir + "/runs"), "x\n");
+
+  // A run that fails runs it too; one that fails is the reported error.
+  o.args = {"--exit=3"};
+  o.cleanup_command = {"sh", "-c", "echo gone wrong; exit 4"};
+  ProcessService failing("failing", o);
+  ASSERT_TRUE(failing.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(failing.Stopped(), {&failing}));
+  EXPECT_THAT(failing.Snapshot().status,
+              StatusIs(absl::StatusCode::kUnavailable,
+                       HasSubstr("exited with status 3")));
+  EXPECT_THAT(failing.Snapshot().last_error,
+              StatusIs(absl::StatusCode::kInternal,
+                       AllOf(HasSubstr("the cleanup command"),
+                             HasSubstr("exited with status 4"),
+                             HasSubstr("gone wrong"))));
+
+  o.cleanup_command = {"no-such-cleanup-program"};
+  ProcessService missing("missing", o);
+  EXPECT_THAT(missing.Start(Context::Background()),
+              StatusIs(absl::StatusCode::kNotFound,
+                       AllOf(HasSubstr("its cleanup_command"),
+                             HasSubstr("no-such-cleanup-program"))));
+}
+
 constexpr char kOrphanDir[] = "LIFECYCLE_ORPHAN_DIR";
 
 // Run again by the test below, in a child process: starts three servers, each
@@ -687,14 +751,17 @@ TEST(OrphanChild, StartsThreeServersAndWaits) {
   std::vector<std::unique_ptr<ProcessService>> servers;
   for (int i = 0; i < 3; ++i) {
     std::string worker = absl::StrCat(dir, "/worker", i);
-    servers.push_back(std::make_unique<ProcessService>(
-        absl::StrCat("server", i),
+    ProcessOptions o =
         Fake({absl::StrCat("--pid-file=", dir, "/server", i),
               absl::StrCat("--fork-worker=", worker),
               absl::StrCat("--fork-escapee=", dir, "/escapee", i),
               "--notify=READY=1", "--wait"},
              {Readiness::Notification(),
-              Readiness::CommandSucceeds({"test", "-s", worker})})));
+              Readiness::CommandSucceeds({"test", "-s", worker})});
+    // The guard runs it once the killed test's program is gone.
+    o.cleanup_command = {"touch", absl::StrCat(dir, "/cleaned", i)};
+    servers.push_back(
+        std::make_unique<ProcessService>(absl::StrCat("server", i), o));
     ASSERT_TRUE(servers.back()->Start(Context::Background()).ok());
   }
   for (auto& server : servers) {
@@ -740,6 +807,16 @@ TEST(ProcessServiceTest, ATestKilledWithSigkillLeavesNoProcessBehind) {
       ASSERT_GT(pid, 0);
       EXPECT_TRUE(EndsSoon(pid)) << "round " << round << ": process " << pid
                                  << " outlived the killed test";
+    }
+    // Each guard ran its program's cleanup command.
+    for (int i = 0; i < 3; ++i) {
+      const std::string cleaned = absl::StrCat(dir, "/cleaned", i);
+      absl::Time until = absl::Now() + WaitTimeout();
+      while (stat(cleaned.c_str(), &st) != 0 && absl::Now() < until) {
+        Signal().WaitFor(absl::Milliseconds(2));  // another process: no signal
+      }
+      EXPECT_EQ(stat(cleaned.c_str(), &st), 0)
+          << "round " << round << ": server" << i << "'s cleanup did not run";
     }
     if (HasFailure()) break;
   }
