@@ -141,6 +141,7 @@ class GuardCommand {
 // is held by the parent only, so EOF means the parent died), then ends the
 // program's process group `pgid` and the processes that carry `mark` —
 // SIGTERM first, SIGKILL a second later — and then runs `cleanup` (bounded).
+// `pgid` 0: no program, only the cleanup (a container network's removal).
 // Returns the guard's pid, or -1. Async-signal-safe after the fork.
 pid_t ForkGuard(pid_t pgid, int read_end, const std::string& mark,
                 const GuardCommand& cleanup);

@@ -257,14 +257,16 @@ pid_t ForkGuard(pid_t pgid, int read_end, const std::string& mark,
   // SIGTERM; SIGKILL would leave it in /dev/shm), then whatever is left goes.
   // Once the program itself has ended, the rest of its group goes at once,
   // as in a stop.
-  kill(-pgid, SIGTERM);
-  SignalMarked(mark_text, mark_size, SIGTERM);
-  for (int waited_ms = 0; waited_ms < kGuardGraceMs && !Ended(pgid);
-       waited_ms += 5) {
-    usleep(5000);
+  if (pgid > 0) {
+    kill(-pgid, SIGTERM);
+    SignalMarked(mark_text, mark_size, SIGTERM);
+    for (int waited_ms = 0; waited_ms < kGuardGraceMs && !Ended(pgid);
+         waited_ms += 5) {
+      usleep(5000);
+    }
+    kill(-pgid, SIGKILL);
+    SignalMarked(mark_text, mark_size, SIGKILL);
   }
-  kill(-pgid, SIGKILL);
-  SignalMarked(mark_text, mark_size, SIGKILL);
   // What is not a process of this tree: a container the engine keeps.
   cleanup.RunAndWait(kGuardCleanupMs);
   _exit(0);
