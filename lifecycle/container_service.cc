@@ -123,14 +123,18 @@ std::vector<std::string> RemoveCommand(const ContainerEngine& engine,
 }
 
 // The command that removes the container whose id the engine wrote to
-// `cidfile` (`run --cidfile`): that container only, never another one that
+// "<files>.cid" (`run --cidfile`): that container only, never another one that
 // has the same name, and nothing when the run made none.
+// Then it removes the service's files ("<files>.cid", "<files>.notify"),
+// which a killed test would leave otherwise.
 std::vector<std::string> RemoveByIdCommand(const ContainerEngine& engine,
-                                           const std::string& cidfile) {
+                                           const std::string& files) {
   std::vector<std::string> argv = {
       "sh", "-c",
-      "f=$1; shift; [ ! -s \"$f\" ] || \"$@\" \"$(cat \"$f\")\" >/dev/null",
-      "sh", cidfile};
+      "f=$1; shift; s=0; [ ! -s \"$f.cid\" ] || "
+      "\"$@\" \"$(cat \"$f.cid\")\" >/dev/null || s=$?; "
+      "rm -f \"$f.cid\" \"$f.notify\"; exit $s",
+      "sh", files};
   std::vector<std::string> remove =
       engine.is_docker()
           ? EngineCommand(engine, {"rm", "-f"})
@@ -415,7 +419,7 @@ ContainerService::Plan ContainerService::Plan::Make(std::string name,
   p.start_timeout = options.start_timeout;
   p.stop_grace = options.stop_grace;
   p.log_path = options.log_path;
-  p.cleanup_command = RemoveByIdCommand(engine, plan.cidfile);
+  p.cleanup_command = RemoveByIdCommand(engine, plan.files);
   if (notify) {
     // A path: an abstract socket does not cross into the container's
     // network namespace.

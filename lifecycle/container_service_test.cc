@@ -5,6 +5,7 @@
 #include "lifecycle/container_service.h"
 
 #include <arpa/inet.h>
+#include <glob.h>
 #include <netinet/in.h>
 #include <postgresql/libpq-fe.h>
 #include <signal.h>
@@ -399,6 +400,18 @@ TEST(ContainerOrphanChild, StartsThreeContainersAndWaits) {
   Signal().Wait();  // until killed
 }
 
+std::vector<std::string> FilesMatching(const std::string& pattern) {
+  std::vector<std::string> files;
+  glob_t found;
+  if (glob(pattern.c_str(), 0, nullptr, &found) == 0) {
+    for (size_t i = 0; i < found.gl_pathc; ++i) {
+      files.push_back(found.gl_pathv[i]);
+    }
+  }
+  globfree(&found);
+  return files;
+}
+
 // How many containers carry the label lifecycle.test_round=`round`.
 int ContainersOfRound(const std::string& round) {
   std::string listed =
@@ -457,6 +470,11 @@ TEST(ContainerServiceTest, ATestKilledWithSigkillLeavesNoContainerBehind) {
       if (reaped == 0) Signal().WaitFor(absl::Milliseconds(5));
     }
     EXPECT_EQ(ContainersOfRound(dir), 0) << "round " << round;
+    // Nor the files of its containers (the id files, the notify sockets).
+    EXPECT_THAT(FilesMatching(absl::StrCat("/tmp/lifecycle-container-", child,
+                                           "-*")),
+                ::testing::IsEmpty())
+        << "round " << round;
     EXPECT_FALSE(Engine({"network", "exists", network_name}).second)
         << "round " << round;
     if (HasFailure()) break;
