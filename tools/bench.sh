@@ -5,6 +5,7 @@
 #   bash tools/bench.sh [extra Google Benchmark flags, e.g. --benchmark_filter=Wake]
 #   bash tools/bench.sh --process [flags]   the real servers (process_benchmark.cc)
 #   bash tools/bench.sh --servers [flags]   testing/servers/ (servers_benchmark.cc)
+#   bash tools/bench.sh --containers [flags] containers (container_benchmark.cc)
 #   bash tools/bench.sh --headline          the headline table, ratios from one run
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,9 @@ if [ "${1:-}" = --process ]; then  # the real-server benchmarks
   shift
 elif [ "${1:-}" = --servers ]; then  # the ready-made servers of testing/servers/
   binary=servers_benchmark
+  shift
+elif [ "${1:-}" = --containers ]; then  # containers through podman
+  binary=container_benchmark
   shift
 elif [ "${1:-}" = --headline ]; then  # docs/PERFORMANCE.md's headline table
   headline=1
