@@ -50,7 +50,8 @@ constexpr char kImage[] = "localhost/lifecycle-test/servers:1";
 // Runs `argv` to its end; whether it exited 0.
 bool Run(const std::vector<std::string>& argv) {
   std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = fork();
   if (pid == 0) {
@@ -80,8 +81,9 @@ bool HaveEngineAndImage(benchmark::State& state) {
                 engine.global_args.end());
   exists.insert(exists.end(), {"image", "exists", kImage});
   if (!Run(exists)) {
-    state.SkipWithError("podman or the test image is missing: bash "
-                        "tools/setup.sh --containers");
+    state.SkipWithError(
+        "podman or the test image is missing: bash "
+        "tools/setup.sh --containers");
     return false;
   }
   return true;
@@ -90,8 +92,8 @@ bool HaveEngineAndImage(benchmark::State& state) {
 ContainerOptions Redis(bool notify) {
   ContainerOptions o;
   o.image = kImage;
-  o.command = {"redis-server", "--save", "", "--appendonly", "no",
-               "--protected-mode", "no"};
+  o.command = {"redis-server", "--save",           "",  "--appendonly",
+               "no",           "--protected-mode", "no"};
   o.ports = {6379};
   if (notify) {
     o.command.insert(o.command.end(), {"--supervised", "systemd"});
@@ -144,8 +146,8 @@ void ContainerReady(benchmark::State& state, Way way) {
       case kNativeProcess: {
         ProcessOptions o;
         o.executable = "redis-server";
-        o.args = {"--port", "0", "--save", "", "--appendonly", "no",
-                  "--supervised", "systemd"};
+        o.args = {"--port",       "0",  "--save",       "",
+                  "--appendonly", "no", "--supervised", "systemd"};
         o.ready_when = {Readiness::Notification()};
         ProcessService redis("redis", o);
         if (!redis.Start(Context::Background()).ok()) {

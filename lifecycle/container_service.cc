@@ -21,8 +21,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/cleanup/cleanup.h"
-#include "absl/strings/match.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -129,17 +129,21 @@ std::vector<std::string> RemoveCommand(const ContainerEngine& engine,
 // which a killed test would leave otherwise.
 std::vector<std::string> RemoveByIdCommand(const ContainerEngine& engine,
                                            const std::string& files) {
+  // $1: the files' prefix; the rest: the engine and its global arguments.
+  const char* remove =
+      engine.is_docker()
+          // Docker's `rm -f` fails for a container that is gone: check instead.
+          ? "id=$(cat \"$f.cid\"); \"$@\" rm -f \"$id\" >/dev/null 2>&1; "
+            "! \"$@\" container inspect \"$id\" >/dev/null 2>&1 || s=1"
+          : "\"$@\" rm -f -t 0 --ignore \"$(cat \"$f.cid\")\" >/dev/null || "
+            "s=$?";
   std::vector<std::string> argv = {
       "sh", "-c",
-      "f=$1; shift; s=0; [ ! -s \"$f.cid\" ] || "
-      "\"$@\" \"$(cat \"$f.cid\")\" >/dev/null || s=$?; "
-      "rm -f \"$f.cid\" \"$f.notify\"; exit $s",
+      absl::StrCat("f=$1; shift; s=0; if [ -s \"$f.cid\" ]; then ", remove,
+                   "; fi; rm -f \"$f.cid\" \"$f.notify\"; exit $s"),
       "sh", files};
-  std::vector<std::string> remove =
-      engine.is_docker()
-          ? EngineCommand(engine, {"rm", "-f"})
-          : EngineCommand(engine, {"rm", "-f", "-t", "0", "--ignore"});
-  argv.insert(argv.end(), remove.begin(), remove.end());
+  std::vector<std::string> engine_argv = EngineCommand(engine, {});
+  argv.insert(argv.end(), engine_argv.begin(), engine_argv.end());
   return argv;
 }
 
@@ -147,9 +151,9 @@ std::vector<std::string> RemoveByIdCommand(const ContainerEngine& engine,
 // higher, which a host without CAP_SYS_RESOURCE refuses.
 std::vector<std::string> OwnLimits() {
   std::vector<std::string> args;
-  for (auto [name, resource] : {std::pair<const char*, int>{"nofile",
-                                                            RLIMIT_NOFILE},
-                                {"nproc", RLIMIT_NPROC}}) {
+  for (auto [name, resource] :
+       {std::pair<const char*, int>{"nofile", RLIMIT_NOFILE},
+        {"nproc", RLIMIT_NPROC}}) {
     rlimit limit;
     if (getrlimit(resource, &limit) != 0) continue;
     if (resource == RLIMIT_NPROC) {
@@ -166,8 +170,8 @@ std::vector<std::string> OwnLimits() {
       return value == RLIM_INFINITY ? std::string("-1") : absl::StrCat(value);
     };
     args.push_back("--ulimit");
-    args.push_back(
-        absl::StrCat(name, "=", text(limit.rlim_cur), ":", text(limit.rlim_max)));
+    args.push_back(absl::StrCat(name, "=", text(limit.rlim_cur), ":",
+                                text(limit.rlim_max)));
   }
   return args;
 }
@@ -183,8 +187,8 @@ void SweepLeftovers(const ContainerEngine& engine) {
   for (bool network : {false, true}) {
     std::string format =
         engine.is_docker()
-            ? absl::StrCat(network ? "{{.Name}}" : "{{.Names}}",
-                           " {{.Label \"", kOwnerLabel, "\"}}")
+            ? absl::StrCat(network ? "{{.Name}}" : "{{.Names}}", " {{.Label \"",
+                           kOwnerLabel, "\"}}")
             : absl::StrCat(network ? "{{.Name}}" : "{{.Names}}",
                            " {{index .Labels \"", kOwnerLabel, "\"}}");
     std::vector<std::string> list =
@@ -192,8 +196,8 @@ void SweepLeftovers(const ContainerEngine& engine) {
                 : std::vector<std::string>{"ps", "-a"};
     list.insert(list.end(), {"--filter", absl::StrCat("label=", kOwnerLabel),
                              "--format", format});
-    CommandResult listed = RunCommand(EngineCommand(engine, list),
-                                      kEngineTimeout);
+    CommandResult listed =
+        RunCommand(EngineCommand(engine, list), kEngineTimeout);
     if (!listed.succeeded()) continue;
     for (absl::string_view line :
          absl::StrSplit(listed.output, '\n', absl::SkipEmpty())) {
@@ -256,9 +260,8 @@ ContainerService::Plan ContainerService::Plan::Make(std::string name,
   Plan plan;
   plan.name = std::move(name);
   const ContainerEngine& engine = options.engine;
-  plan.container_name = options.container_name.empty()
-                            ? UniqueName(plan.name)
-                            : options.container_name;
+  plan.container_name = options.container_name.empty() ? UniqueName(plan.name)
+                                                       : options.container_name;
   auto invalid = [&](std::string why) {
     if (plan.invalid.ok()) plan.invalid = absl::InvalidArgumentError(why);
   };
@@ -313,10 +316,9 @@ ContainerService::Plan ContainerService::Plan::Make(std::string name,
                                ", which is not published: add it to `ports`"));
           break;
         }
-        ready_when.push_back(
-            r.kind() == Readiness::Kind::kTcpPort
-                ? Readiness::TcpPort(host)
-                : Readiness::HttpGet(host, r.path_));
+        ready_when.push_back(r.kind() == Readiness::Kind::kTcpPort
+                                 ? Readiness::TcpPort(host)
+                                 : Readiness::HttpGet(host, r.path_));
         break;
       }
       case Readiness::Kind::kCommand: {
@@ -324,9 +326,9 @@ ContainerService::Plan ContainerService::Plan::Make(std::string name,
         exec.insert(exec.end(), r.argv_.begin(), r.argv_.end());
         Readiness inside =
             Readiness::CommandSucceeds(EngineCommand(engine, exec));
-        inside.description_ = absl::StrCat(
-            "the command '", absl::StrJoin(r.argv_, " "),
-            "' succeeding inside the container");
+        inside.description_ =
+            absl::StrCat("the command '", absl::StrJoin(r.argv_, " "),
+                         "' succeeding inside the container");
         ready_when.push_back(std::move(inside));
         break;
       }
@@ -360,12 +362,12 @@ ContainerService::Plan ContainerService::Plan::Make(std::string name,
   plan.files = absl::StrCat("/tmp/lifecycle-container-", getpid(), "-", next++);
   plan.cidfile = absl::StrCat(plan.files, ".cid");
   std::vector<std::string> args = engine.global_args;
-  args.insert(args.end(),
-              {"run", "--rm", "--cidfile", plan.cidfile, "--name",
-               plan.container_name, "--label",
-               absl::StrCat(kOwnerLabel, "=", ThisOwner()), "--label",
-               absl::StrCat("lifecycle.service=", plan.name), "--pull",
-               options.pull ? "missing" : "never"});
+  args.insert(
+      args.end(),
+      {"run", "--rm", "--cidfile", plan.cidfile, "--name", plan.container_name,
+       "--label", absl::StrCat(kOwnerLabel, "=", ThisOwner()), "--label",
+       absl::StrCat("lifecycle.service=", plan.name), "--pull",
+       options.pull ? "missing" : "never"});
   if (notify) args.push_back("--sdnotify=container");
   std::vector<std::string> limits = OwnLimits();
   args.insert(args.end(), limits.begin(), limits.end());
@@ -398,9 +400,9 @@ ContainerService::Plan ContainerService::Plan::Make(std::string name,
     for (const std::string& a : options.health_command) {
       quoted.push_back(absl::StrCat("\"", absl::CHexEscape(a), "\""));
     }
-    args.insert(args.end(),
-                {"--health-cmd",
-                 absl::StrCat("[", absl::StrJoin(quoted, ","), "]")});
+    args.insert(
+        args.end(),
+        {"--health-cmd", absl::StrCat("[", absl::StrJoin(quoted, ","), "]")});
   }
   // The health check runs when a readiness probe asks, not on a timer (which
   // podman would hand to systemd).
@@ -455,9 +457,9 @@ int ContainerService::MappedPort(int container_port) const {
 absl::Status ContainerService::OnStart(const Context& ctx) {
   const ContainerEngine& engine = options_.engine;
   auto fail = [&](absl::StatusCode code, absl::string_view why) {
-    return absl::Status(code,
-                        absl::StrCat("container '", container_name_,
-                                     "' of image '", options_.image, "': ", why));
+    return absl::Status(
+        code, absl::StrCat("container '", container_name_, "' of image '",
+                           options_.image, "': ", why));
   };
   if (!invalid_.ok()) return fail(invalid_.code(), invalid_.message());
   if (!process_internal::Resolve(engine.executable, "", std::getenv("PATH"))
@@ -508,10 +510,10 @@ absl::Status ContainerService::Run(const Context& ctx,
                  "nothing is pulled unless `pull` is set (this project's test "
                  "images: tools/setup.sh --containers); ";
   } else if (absl::StrContains(said, "already in use")) {
-    hint = absl::StrCat("the name is taken by a container that is not a "
-                        "leftover of a finished test (remove it: ",
-                        options_.engine.executable, " rm -f ", container_name_,
-                        "); ");
+    hint = absl::StrCat(
+        "the name is taken by a container that is not a "
+        "leftover of a finished test (remove it: ",
+        options_.engine.executable, " rm -f ", container_name_, "); ");
   } else if (absl::StrContains(said, "address already in use")) {
     hint = "a published host port was taken after it was chosen; ";
   }
@@ -519,9 +521,9 @@ absl::Status ContainerService::Run(const Context& ctx,
   if (absl::StartsWith(hint, "the image is not")) {
     code = absl::StatusCode::kNotFound;
   }
-  return absl::Status(code, absl::StrCat("container '", container_name_,
-                                         "' of image '", options_.image, "': ",
-                                         hint, s.message()));
+  return absl::Status(
+      code, absl::StrCat("container '", container_name_, "' of image '",
+                         options_.image, "': ", hint, s.message()));
 }
 
 // --- ContainerNetwork ----------------------------------------------------------
@@ -530,7 +532,7 @@ ContainerNetwork::ContainerNetwork(std::string name, std::string network_name,
                                    ContainerEngine engine)
     : BaseService(std::move(name)),
       engine_(std::move(engine)),
-      network_name_(network_name.empty() ? UniqueName(Name())
+      network_name_(network_name.empty() ? UniqueName(std::string(Name()))
                                          : std::move(network_name)) {}
 
 ContainerNetwork::~ContainerNetwork() { StopForDestruction(); }
@@ -538,10 +540,10 @@ ContainerNetwork::~ContainerNetwork() { StopForDestruction(); }
 absl::Status ContainerNetwork::OnStart(const Context&) {
   if (!process_internal::Resolve(engine_.executable, "", std::getenv("PATH"))
            .ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "network '", network_name_, "': the container engine '",
-        engine_.executable, "' is not installed (Debian package ",
-        engine_.is_docker() ? "docker.io" : "podman", ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("network '", network_name_, "': the container engine '",
+                     engine_.executable, "' is not installed (Debian package ",
+                     engine_.is_docker() ? "docker.io" : "podman", ")"));
   }
   SweepLeftovers(engine_);
   SetDetail("network", network_name_);
@@ -563,8 +565,7 @@ absl::Status ContainerNetwork::Run(const Context& ctx,
       process_internal::Resolve(remove[0], "", std::getenv("PATH"));
   if (remover.ok()) remove[0] = *remover;
   const process_internal::GuardCommand guard_cleanup(remove);
-  pid_t guard_pid =
-      process_internal::ForkGuard(0, guard[0], "", guard_cleanup);
+  pid_t guard_pid = process_internal::ForkGuard(0, guard[0], "", guard_cleanup);
   close(guard[0]);
   absl::Cleanup reap_guard = [&] {
     if (guard_pid > 0) {
@@ -590,9 +591,9 @@ absl::Status ContainerNetwork::Run(const Context& ctx,
   ctx.Done().Wait();
   CommandResult removed = RunCommand(remove, kEngineTimeout);
   if (!removed.succeeded()) {
-    return absl::UnavailableError(absl::StrCat(
-        "network '", network_name_, "' could not be removed: ",
-        absl::StripAsciiWhitespace(removed.output)));
+    return absl::UnavailableError(
+        absl::StrCat("network '", network_name_, "' could not be removed: ",
+                     absl::StripAsciiWhitespace(removed.output)));
   }
   return ctx.Cause();
 }

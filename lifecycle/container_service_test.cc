@@ -68,7 +68,8 @@ MATCHER_P2(StatusIs, code, message, "") {
 std::pair<std::string, bool> Engine(std::vector<std::string> args) {
   ContainerEngine engine = ContainerEngine::FromEnvironment();
   std::string command = engine.executable;
-  for (const std::string& a : engine.global_args) absl::StrAppend(&command, " ", a);
+  for (const std::string& a : engine.global_args)
+    absl::StrAppend(&command, " ", a);
   for (const std::string& a : args) absl::StrAppend(&command, " '", a, "'");
   absl::StrAppend(&command, " 2>&1");
   std::string output;
@@ -88,16 +89,16 @@ bool ContainerExists(const std::string& name) {
 }
 
 // Skips the test when the engine or the image is missing, naming the fix.
-#define SKIP_WITHOUT_ENGINE_AND_IMAGE()                                      \
-  do {                                                                       \
-    if (system("command -v podman >/dev/null 2>&1") != 0) {                  \
-      GTEST_SKIP() << "podman is not installed (Debian package podman): "    \
-                      "bash tools/setup.sh --containers";                    \
-    }                                                                        \
-    if (!Engine({"image", "exists", kImage}).second) {                       \
-      GTEST_SKIP() << "the image " << kImage                                 \
-                   << " is not built (tools/setup.sh --containers)";         \
-    }                                                                        \
+#define SKIP_WITHOUT_ENGINE_AND_IMAGE()                                   \
+  do {                                                                    \
+    if (system("command -v podman >/dev/null 2>&1") != 0) {               \
+      GTEST_SKIP() << "podman is not installed (Debian package podman): " \
+                      "bash tools/setup.sh --containers";                 \
+    }                                                                     \
+    if (!Engine({"image", "exists", kImage}).second) {                    \
+      GTEST_SKIP() << "the image " << kImage                              \
+                   << " is not built (tools/setup.sh --containers)";      \
+    }                                                                     \
   } while (0)
 
 std::string Detail(const ServiceSnapshot& s, const std::string& key) {
@@ -128,8 +129,8 @@ std::string Ask(int port, const std::string& request) {
 ContainerOptions Redis() {
   ContainerOptions o;
   o.image = kImage;
-  o.command = {"redis-server", "--supervised", "systemd", "--save", "",
-               "--appendonly", "no", "--protected-mode", "no"};
+  o.command = {"redis-server", "--supervised", "systemd",          "--save", "",
+               "--appendonly", "no",           "--protected-mode", "no"};
   o.ports = {6379};
   o.ready_when = {Readiness::Notification()};
   o.start_timeout = ContainerWait();
@@ -137,7 +138,8 @@ ContainerOptions Redis() {
   return o;
 }
 
-TEST(ContainerServiceTest, RedisIsReadyByItsOwnNotificationAndAnswersOnItsPort) {
+TEST(ContainerServiceTest,
+     RedisIsReadyByItsOwnNotificationAndAnswersOnItsPort) {
   SKIP_WITHOUT_ENGINE_AND_IMAGE();
   // Its socket, in a folder of this machine mounted into the container.
   const std::string sockets = ShortTempDir();
@@ -178,13 +180,35 @@ TEST(ContainerServiceTest, RedisIsReadyByItsOwnNotificationAndAnswersOnItsPort) 
   EXPECT_FALSE(ContainerExists(redis.container_name()));
 }
 
-TEST(ContainerServiceTest, PostgresIsReadyByItsOwnNotificationAndAnswersAQuery) {
+// container_service.h's example, as it reads there (tools/check_examples.py).
+TEST(ContainerServiceTest, TheHeaderExampleRuns) {
+  SKIP_WITHOUT_ENGINE_AND_IMAGE();
+  const Context ctx = Context::Background();
+  // clang-format off
+  lifecycle::ContainerOptions redis;
+  redis.image = "localhost/lifecycle-test/servers:1";
+  redis.command = {"redis-server", "--supervised", "systemd", "--save", "",
+                   "--protected-mode", "no"};
+  redis.ports = {6379};  // published on 127.0.0.1, on a free host port
+  redis.ready_when = {lifecycle::Readiness::Notification()};
+  lifecycle::ContainerService server("redis", redis);
+  absl::Status s = server.Start(ctx);
+  server.Started().Wait();              // the server said READY=1
+  int port = server.MappedPort(6379);   // connect to 127.0.0.1:port
+  // clang-format on
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(Ask(port, "PING\r\n"), "+PONG\r\n");
+  EXPECT_TRUE(server.StopFor(ContainerWait()).ok());
+}
+
+TEST(ContainerServiceTest,
+     PostgresIsReadyByItsOwnNotificationAndAnswersAQuery) {
   SKIP_WITHOUT_ENGINE_AND_IMAGE();
   ContainerOptions o;
   o.image = kImage;
   o.user = "postgres";
   // The image's cluster (tools/test_images.sh), on the container's network.
-  o.command = {"postgres", "-D", "/var/lib/lifecycle/pg", "-c",
+  o.command = {"postgres",           "-D", "/var/lib/lifecycle/pg",       "-c",
                "listen_addresses=*", "-c", "unix_socket_directories=/tmp"};
   o.ports = {5432};
   o.ready_when = {Readiness::Notification()};
@@ -193,9 +217,9 @@ TEST(ContainerServiceTest, PostgresIsReadyByItsOwnNotificationAndAnswersAQuery) 
   ContainerService postgres("postgres", o);
   ASSERT_TRUE(postgres.Start(Context::Background()).ok());
   ASSERT_TRUE(WaitOrTimeout(postgres.Started(), {&postgres}, ContainerWait()));
-  std::string uri =
-      absl::StrCat("postgresql://postgres@127.0.0.1:", postgres.MappedPort(5432),
-                   "/postgres?connect_timeout=10");
+  std::string uri = absl::StrCat(
+      "postgresql://postgres@127.0.0.1:", postgres.MappedPort(5432),
+      "/postgres?connect_timeout=10");
   PGconn* connection = PQconnectdb(uri.c_str());
   ASSERT_EQ(PQstatus(connection), CONNECTION_OK) << PQerrorMessage(connection);
   PGresult* result = PQexec(connection, "SELECT 20 + 22");
@@ -215,10 +239,12 @@ TEST(ContainerServiceTest, EveryReadinessRuleWorksAgainstAContainer) {
   ContainerOptions o;
   o.image = kImage;
   o.mounts = {{www, "/www", /*read_only=*/true}};
-  o.command = {"sh", "-c", "echo serving; exec busybox httpd -f -p 8080 -h /www"};
+  o.command = {"sh", "-c",
+               "echo serving; exec busybox httpd -f -p 8080 -h /www"};
   o.ports = {8080};
-  o.health_command = {"busybox", "wget", "-q", "-O", "/dev/null",
-                      "http://127.0.0.1:8080/index.html"};
+  o.health_command = {"busybox",   "wget",
+                      "-q",        "-O",
+                      "/dev/null", "http://127.0.0.1:8080/index.html"};
   o.ready_when_healthy = true;
   bool probed = false;
   o.ready_when = {
@@ -273,9 +299,9 @@ TEST(ContainerServiceTest, BadInputFailsTheStartNamingTheContainer) {
     o = Redis();
     o.image = "";
     ContainerService no_image("no_image", o);
-    EXPECT_THAT(no_image.Start(Context::Background()),
-                StatusIs(absl::StatusCode::kInvalidArgument,
-                         HasSubstr("no image")));
+    EXPECT_THAT(
+        no_image.Start(Context::Background()),
+        StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no image")));
   }
   {
     ContainerOptions o = Redis();
@@ -283,12 +309,12 @@ TEST(ContainerServiceTest, BadInputFailsTheStartNamingTheContainer) {
     ContainerService exits("exits", o);
     ASSERT_TRUE(exits.Start(Context::Background()).ok());
     ASSERT_TRUE(WaitOrTimeout(exits.Stopped(), {&exits}, ContainerWait()));
-    EXPECT_THAT(exits.Snapshot().status,
-                StatusIs(absl::StatusCode::kUnavailable,
-                         AllOf(HasSubstr("exited with status 3 before it was "
-                                         "ready"),
-                               HasSubstr("fatal: bad config"),
-                               HasSubstr(kImage))));
+    EXPECT_THAT(
+        exits.Snapshot().status,
+        StatusIs(absl::StatusCode::kUnavailable,
+                 AllOf(HasSubstr("exited with status 3 before it was "
+                                 "ready"),
+                       HasSubstr("fatal: bad config"), HasSubstr(kImage))));
     EXPECT_FALSE(ContainerExists(exits.container_name()));
   }
   {
@@ -471,9 +497,9 @@ TEST(ContainerServiceTest, ATestKilledWithSigkillLeavesNoContainerBehind) {
     }
     EXPECT_EQ(ContainersOfRound(dir), 0) << "round " << round;
     // Nor the files of its containers (the id files, the notify sockets).
-    EXPECT_THAT(FilesMatching(absl::StrCat("/tmp/lifecycle-container-", child,
-                                           "-*")),
-                ::testing::IsEmpty())
+    EXPECT_THAT(
+        FilesMatching(absl::StrCat("/tmp/lifecycle-container-", child, "-*")),
+        ::testing::IsEmpty())
         << "round " << round;
     EXPECT_FALSE(Engine({"network", "exists", network_name}).second)
         << "round " << round;

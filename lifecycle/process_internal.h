@@ -50,7 +50,6 @@ class Fd {
   int fd_ = -1;
 };
 
-
 // strerror(3) of `error`.
 std::string ErrnoText(int error);
 

@@ -171,7 +171,6 @@ bool CommandExitsZero(const std::vector<std::string>& argv,
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-
 bool CommandResult::succeeded() const {
   return !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }

@@ -408,9 +408,8 @@ absl::Status ProcessService::Run(const Context& ctx,
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
     std::memcpy(a.sun_path + (abstract ? 1 : 0), name.data(), name.size());
-    socklen_t size =
-        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
-                               (abstract ? 1 : 0) + name.size());
+    socklen_t size = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
+                                            (abstract ? 1 : 0) + name.size());
     if (!abstract) unlink(name.c_str());  // a socket an earlier run left
     if (!fds.notify.valid() ||
         bind(fds.notify.get(), reinterpret_cast<sockaddr*>(&a), size) != 0) {

@@ -687,8 +687,8 @@ TEST(ProcessServiceTest, AProgramStartedInVirtualTimeKeepsTheProcessCpus) {
 TEST(ProcessServiceTest, ANotifySocketPathIsMadeForTheRunAndRemovedAfter) {
   const std::string dir = ShortTempDir();
   const std::string socket_path = dir + "/notify.sock";
-  ProcessOptions o = Fake({"--notify=READY=1", "--wait"},
-                          {Readiness::Notification()});
+  ProcessOptions o =
+      Fake({"--notify=READY=1", "--wait"}, {Readiness::Notification()});
   o.notify_socket_path = socket_path;
   ProcessService server("server", o);
   ASSERT_TRUE(server.Start(Context::Background()).ok());
@@ -708,8 +708,8 @@ TEST(ProcessServiceTest, ANotifySocketPathIsMadeForTheRunAndRemovedAfter) {
 
 TEST(ProcessServiceTest, TheCleanupCommandRunsAfterEachRun) {
   const std::string dir = ShortTempDir();
-  ProcessOptions o = Fake({"--notify=READY=1", "--wait"},
-                          {Readiness::Notification()});
+  ProcessOptions o =
+      Fake({"--notify=READY=1", "--wait"}, {Readiness::Notification()});
   o.cleanup_command = {"sh", "-c", absl::StrCat("echo x >> ", dir, "/runs")};
   ProcessService server("server", o);
   ASSERT_TRUE(server.Start(Context::Background()).ok());

@@ -145,7 +145,6 @@ bool Ended(pid_t pid) {
   return false;
 }
 
-
 // Sends `sig` to every process whose environment holds `mark` (the whole
 // "NAME=VALUE" entry), but this one; returns how many. Async-signal-safe (no
 // allocation: the guard calls it after a fork), so it reads /proc with raw

@@ -28,7 +28,8 @@ COMPILED = ["testing/header_examples_test.cc", "examples/client_test.cc",
             "lifecycle/real_servers_test.cc", "examples/redis_store_test.cc",
             "testing/servers/postgres_test.cc", "testing/servers/redis_test.cc",
             "testing/servers/memcached_test.cc", "testing/servers/mariadb_test.cc",
-            "testing/servers/etcd_test.cc", "testing/servers/nginx_test.cc"]
+            "testing/servers/etcd_test.cc", "testing/servers/nginx_test.cc",
+            "lifecycle/container_service_test.cc"]
 
 # (file, the first line of the example, as the file shows it after "//   ")
 HEADER_EXAMPLES = [
@@ -39,6 +40,7 @@ HEADER_EXAMPLES = [
     ("lifecycle/composite_service.h", 'lifecycle::CompositeService app("app");'),
     ("lifecycle/context.h", "absl::Time deadline = lifecycle::Now() + absl::Seconds(5);"),
     ("lifecycle/process_service.h", "lifecycle::ProcessOptions redis;"),
+    ("lifecycle/container_service.h", "lifecycle::ContainerOptions redis;"),
     ("examples/redis_store.h", "examples::RedisStore store(lifecycle_testing::ShortTempDir());"),
     ("lifecycle/service.h", "std::vector<lifecycle::Service*> services = {&notifier, &producer};"),
     ("lifecycle/start_graph.h", "lifecycle::Dependency deps[] = {{&producer, &elector}};"),

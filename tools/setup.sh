@@ -12,6 +12,10 @@
 #     tests run servers of their own, on sockets in temporary folders and ports on
 #     127.0.0.1: they never use an instance the system may have started.
 #
+# With --containers, also what lifecycle/container_service.h's tests need: podman, runc and
+# mmdebstrap, and the test images tools/test_images.sh builds from Debian's archive (about
+# 45 s the first time; rebuilt only when their recipe changes).
+#
 # The abseil source lands in a stable folder under the user's home ($LIFECYCLE_DEPS, default
 # ~/.cache/lifecycle/deps), where `lifecycle_offline_deps()` (tools/bazel/deps.bzl) finds it,
 # for this repository and for any workspace that uses the library. Nothing is downloaded
@@ -33,6 +37,18 @@ readonly PACKAGES=(bazel-bootstrap bazel-platforms bazel-skylib nlohmann-json3-d
   # core library).
   redis-server memcached postgresql-15 postgresql-client-15 mariadb-server etcd-server
   nginx-core libpq-dev libhiredis-dev libmariadb-dev)
+
+containers=0
+for arg in "$@"; do
+  case "$arg" in
+    --containers) containers=1 ;;
+    *) echo "usage: $0 [--containers]" >&2; exit 2 ;;
+  esac
+done
+packages=("${PACKAGES[@]}")
+# The container engine, its runtime (runc: crun refuses some hosts' cgroup layout) and
+# what builds the test images.
+[ "$containers" = 1 ] && packages+=(podman runc mmdebstrap)
 
 deps=${LIFECYCLE_DEPS:-$HOME/.cache/lifecycle/deps}
 
@@ -56,7 +72,7 @@ as_root() {
 
 # --- Debian packages ------------------------------------------------------------------
 missing=()
-for p in "${PACKAGES[@]}"; do
+for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
     missing+=("$p")
 done
@@ -137,4 +153,11 @@ fi
   die "Debian's bazel-platforms or bazel-skylib is incomplete" \
     "apt-get install --reinstall bazel-platforms bazel-skylib"
 
-say "ready: bazel $bazel_version, abseil $ABSL_VERSION, googletest from Debian"
+# --- the containers' test images ---------------------------------------------------------
+if [ "$containers" = 1 ]; then
+  bash "$(dirname "$0")/test_images.sh" ||
+    die "the test images could not be built" "see tools/test_images.sh's message above"
+fi
+
+say "ready: bazel $bazel_version, abseil $ABSL_VERSION, googletest from Debian$(
+  [ "$containers" = 1 ] && echo ", podman and the test images")"
