@@ -3,6 +3,7 @@
 // -----------------------------------------------------------------------------
 //
 // The parts `ProcessService` and `ContainerService` share, not for users:
+//   * output lines matched against a pattern (`OutputPattern`);
 //   * running commands and probing programs (process_probes.cc): finding an
 //     executable, describing how a process ended, TCP, Unix-socket and HTTP
 //     probes, a command's exit status and output;
@@ -14,6 +15,7 @@
 #ifndef LIFECYCLE_PROCESS_INTERNAL_H_
 #define LIFECYCLE_PROCESS_INTERNAL_H_
 
+#include <regex.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -48,6 +50,35 @@ class Fd {
 
  private:
   int fd_ = -1;
+};
+
+// A POSIX extended regular expression, searched anywhere in a line.
+class OutputPattern {
+ public:
+  explicit OutputPattern(const std::string& pattern)
+      : status_(
+            regcomp(&compiled_, pattern.c_str(), REG_EXTENDED | REG_NOSUB)) {}
+  ~OutputPattern() {
+    if (status_ == 0) regfree(&compiled_);
+  }
+  OutputPattern(const OutputPattern&) = delete;
+  OutputPattern& operator=(const OutputPattern&) = delete;
+
+  // Why the pattern does not compile, or empty.
+  std::string error() const {
+    if (status_ == 0) return "";
+    char text[256];
+    regerror(status_, &compiled_, text, sizeof(text));
+    return text;
+  }
+  bool Matches(const std::string& line) const {
+    return status_ == 0 &&
+           regexec(&compiled_, line.c_str(), 0, nullptr, 0) == 0;
+  }
+
+ private:
+  regex_t compiled_;
+  const int status_;
 };
 
 // strerror(3) of `error`.
