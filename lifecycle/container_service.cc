@@ -185,17 +185,15 @@ void SweepLeftovers(const ContainerEngine& engine) {
   absl::MutexLock lock(&mu);
   if (!swept->insert(engine.executable).second) return;
   for (bool network : {false, true}) {
-    std::string format =
-        engine.is_docker()
-            ? absl::StrCat(network ? "{{.Name}}" : "{{.Names}}", " {{.Label \"",
-                           kOwnerLabel, "\"}}")
-            : absl::StrCat(network ? "{{.Name}}" : "{{.Names}}",
-                           " {{index .Labels \"", kOwnerLabel, "\"}}");
+    // Labels as the engine prints them: "map[k:v k2:v2]" (podman's
+    // containers), "k=v,k2=v2" (podman's networks, Docker): found by their
+    // key either way. The engines' label filters differ too, so every
+    // container and network is listed.
     std::vector<std::string> list =
         network ? std::vector<std::string>{"network", "ls"}
                 : std::vector<std::string>{"ps", "-a"};
-    list.insert(list.end(), {"--filter", absl::StrCat("label=", kOwnerLabel),
-                             "--format", format});
+    list.insert(list.end(), {"--format", network ? "{{.Name}} {{.Labels}}"
+                                                 : "{{.Names}} {{.Labels}}"});
     CommandResult listed =
         RunCommand(EngineCommand(engine, list), kEngineTimeout);
     if (!listed.succeeded()) continue;
@@ -203,7 +201,12 @@ void SweepLeftovers(const ContainerEngine& engine) {
          absl::StrSplit(listed.output, '\n', absl::SkipEmpty())) {
       std::pair<std::string, std::string> entry =
           absl::StrSplit(line, absl::MaxSplits(' ', 1));
-      if (entry.first.empty() || OwnerRuns(entry.second)) continue;
+      size_t at = entry.second.find(kOwnerLabel);
+      if (entry.first.empty() || at == std::string::npos) continue;
+      at += sizeof(kOwnerLabel);  // the key and its '=' or ':'
+      std::string owner = entry.second.substr(
+          at, entry.second.find_first_of(" ,]", at) - at);
+      if (OwnerRuns(owner)) continue;
       RunCommand(RemoveCommand(engine, network, entry.first), kEngineTimeout);
     }
   }

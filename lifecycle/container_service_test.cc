@@ -399,6 +399,77 @@ TEST(ContainerServiceTest, ContainersOnANetworkReachOneAnotherByName) {
   EXPECT_FALSE(ContainerExists(client.container_name()));
 }
 
+constexpr char kSweepChild[] = "LIFECYCLE_CONTAINER_SWEEP_CHILD";
+
+// Run by the test below, in a process of its own (the sweep runs once per
+// process): its first start sweeps.
+TEST(ContainerSweepChild, StartsOneContainer) {
+  if (std::getenv(kSweepChild) == nullptr) {
+    GTEST_SKIP() << "run by the test below only";
+  }
+  ContainerService redis("redis", Redis());
+  ASSERT_TRUE(redis.Start(Context::Background()).ok());
+  ASSERT_TRUE(WaitOrTimeout(redis.Started(), {&redis}, ContainerWait()));
+  ASSERT_TRUE(redis.StopFor(ContainerWait()).ok());
+}
+
+TEST(ContainerServiceTest, TheFirstStartRemovesWhatDeadTestsLeft) {
+  SKIP_WITHOUT_ENGINE_AND_IMAGE();
+  // Left by a test that no longer runs (no process has pid 0), and by one
+  // that does (this one): only the first goes.
+  const std::string suffix = absl::StrCat(getpid());
+  const std::string dead = "lifecycle.owner=0:1";
+  const std::string alive =
+      absl::StrCat("lifecycle.owner=", getpid(), ":", "not-its-start-time");
+  ASSERT_TRUE(Engine({"create", "--label", dead, "--name",
+                      "lc-left-dead-" + suffix, kImage, "true"})
+                  .second);
+  ASSERT_TRUE(
+      Engine({"network", "create", "--label", dead, "lc-left-net-" + suffix})
+          .second);
+  const std::string own = absl::StrCat("lifecycle.owner=", getpid(), ":", [] {
+    std::ifstream in("/proc/self/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+    std::string rest = stat.substr(stat.rfind(')') + 2);
+    std::istringstream fields(rest);
+    std::string field;
+    for (int i = 0; i < 20; ++i) {
+      fields >> field;
+    }
+    return field;
+  }());
+  ASSERT_TRUE(Engine({"create", "--label", own, "--name",
+                      "lc-left-alive-" + suffix, kImage, "true"})
+                  .second);
+  ASSERT_TRUE(Engine({"create", "--label", alive, "--name",
+                      "lc-left-reused-" + suffix, kImage, "true"})
+                  .second);
+
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  ASSERT_GT(n, 0);
+  self[n] = '\0';
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    setenv(kSweepChild, "1", 1);
+    execl(self, self, "--gtest_filter=ContainerSweepChild.*", nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+
+  EXPECT_FALSE(ContainerExists("lc-left-dead-" + suffix));
+  EXPECT_FALSE(Engine({"network", "exists", "lc-left-net-" + suffix}).second);
+  // A pid that runs, but started at another time: another process, gone.
+  EXPECT_FALSE(ContainerExists("lc-left-reused-" + suffix));
+  // This process runs: its container stays.
+  EXPECT_TRUE(ContainerExists("lc-left-alive-" + suffix));
+  Engine({"rm", "-f", "lc-left-alive-" + suffix});
+}
+
 constexpr char kOrphanDir[] = "LIFECYCLE_CONTAINER_ORPHAN_DIR";
 
 // Run by the test below, in a child process: a network and three containers
