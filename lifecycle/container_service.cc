@@ -512,13 +512,13 @@ absl::Status ContainerService::Run(const Context& ctx,
                : "the image is not among the engine's local images, and "
                  "nothing is pulled unless `pull` is set (this project's test "
                  "images: tools/setup.sh --containers); ";
+  } else if (absl::StrContains(said, "address already in use")) {
+    hint = "a published host port was taken after it was chosen; ";
   } else if (absl::StrContains(said, "already in use")) {
     hint = absl::StrCat(
         "the name is taken by a container that is not a "
         "leftover of a finished test (remove it: ",
         options_.engine.executable, " rm -f ", container_name_, "); ");
-  } else if (absl::StrContains(said, "address already in use")) {
-    hint = "a published host port was taken after it was chosen; ";
   }
   absl::StatusCode code = s.code();
   if (absl::StartsWith(hint, "the image is not")) {

@@ -140,7 +140,8 @@ struct ContainerOptions {
   std::vector<std::string> health_command;
   // Pull the image when it is not local. Off: nothing is pulled unless asked.
   bool pull = false;
-  // More arguments for the engine's `run`, before the image.
+  // More arguments for the engine's `run`, before the image. Not one that
+  // detaches (`-d`): the client must stay attached to the container.
   std::vector<std::string> run_args;
   // How long it may take to become ready, the engine's own start included.
   absl::Duration start_timeout = absl::Seconds(60);
