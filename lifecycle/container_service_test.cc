@@ -37,6 +37,7 @@
 #include "lifecycle/health.h"
 #include "lifecycle/process_service.h"
 #include "lifecycle/signal.h"
+#include "lifecycle/testing/hang_watchdog.h"
 #include "lifecycle/testing/temp_dir.h"
 #include "lifecycle/testing/wait.h"
 
@@ -471,6 +472,7 @@ TEST(ContainerServiceTest, TheFirstStartRemovesWhatDeadTestsLeft) {
 }
 
 constexpr char kOrphanDir[] = "LIFECYCLE_CONTAINER_ORPHAN_DIR";
+constexpr char kOrphanHangs[] = "LIFECYCLE_CONTAINER_ORPHAN_HANGS";
 
 // Run by the test below, in a child process: a network and three containers
 // on it, then it says so and waits to be killed.
@@ -493,6 +495,10 @@ TEST(ContainerOrphanChild, StartsThreeContainersAndWaits) {
     ASSERT_TRUE(WaitOrTimeout(c->Started(), {c.get()}, ContainerWait()));
   }
   std::ofstream(absl::StrCat(dir, "/network")) << network.network_name();
+  if (std::getenv(kOrphanHangs) != nullptr) {
+    // Ended by the hang watchdog (this binary's main) instead of a SIGKILL.
+    lifecycle_testing::SetTestBudget(absl::Milliseconds(200));
+  }
   std::ofstream(absl::StrCat(dir, "/ready")) << "ready";
   Signal().Wait();  // until killed
 }
@@ -520,6 +526,8 @@ int ContainersOfRound(const std::string& round) {
   return count;
 }
 
+// A killed test (SIGKILL, every round but the last) or one the hang watchdog
+// ends (the last) leaves nothing.
 TEST(ContainerServiceTest, ATestKilledWithSigkillLeavesNoContainerBehind) {
   SKIP_WITHOUT_ENGINE_AND_IMAGE();
   int rounds = 3;
@@ -537,8 +545,12 @@ TEST(ContainerServiceTest, ATestKilledWithSigkillLeavesNoContainerBehind) {
     std::string dir = ShortTempDir();
     pid_t child = fork();
     ASSERT_GE(child, 0);
+    // The last round is ended by the hang watchdog, which kills the test's
+    // child processes but must leave the guards to remove the containers.
+    const bool hangs = round == rounds - 1;
     if (child == 0) {
       setenv(kOrphanDir, dir.c_str(), 1);
+      if (hangs) setenv(kOrphanHangs, "1", 1);
       execl(self, self, "--gtest_filter=ContainerOrphanChild.*", nullptr);
       _exit(127);
     }
@@ -555,7 +567,16 @@ TEST(ContainerServiceTest, ATestKilledWithSigkillLeavesNoContainerBehind) {
     ASSERT_EQ(ContainersOfRound(dir), 3) << "round " << round;
     ASSERT_TRUE(Engine({"network", "exists", network_name}).second);
 
-    kill(child, SIGKILL);
+    if (hangs) {
+      int status = 0;
+      ASSERT_EQ(waitpid(child, &status, 0), child);
+      ASSERT_TRUE(WIFEXITED(status) &&
+                  WEXITSTATUS(status) == lifecycle_testing::kHangExitCode)
+          << "round " << round
+          << ": not ended by the hang watchdog: " << status;
+    } else {
+      kill(child, SIGKILL);
+    }
     // Every process of the killed test's tree ends: the engine's clients,
     // their monitors (conmon), the guards and what the guards ran.
     deadline = absl::Now() + 2 * ContainerWait();

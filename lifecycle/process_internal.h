@@ -167,6 +167,9 @@ class GuardCommand {
   std::vector<char*> c_argv_, c_env_;
 };
 
+// The process name of every guard (`/proc/PID/comm`).
+inline constexpr char kGuardName[] = "lifecycle-guard";
+
 // Forks the guard of a program: it waits for EOF on `read_end` (the write end
 // is held by the parent only, so EOF means the parent died), then ends the
 // program's process group `pgid` and the processes that carry `mark` —

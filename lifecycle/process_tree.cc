@@ -1,6 +1,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -246,6 +247,10 @@ pid_t ForkGuard(pid_t pgid, int read_end, const std::string& mark,
   pid_t pid = fork();
   if (pid != 0) return pid;
   setpgid(0, 0);  // away from the terminal's signals
+  // Its name, which the hang watchdog reads: it kills the test's children,
+  // but leaves the guards to end their programs (and remove their
+  // containers) once the test process has exited.
+  prctl(PR_SET_NAME, kGuardName);
   for (int fd = 0; fd < 1024; ++fd) {
     if (fd != read_end) close(fd);
   }

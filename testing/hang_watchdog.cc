@@ -117,6 +117,11 @@ void WriteAll(int fd, std::string_view text) {
 // destructors (threads are hung), and not through `_exit()`, which sanitizers
 // intercept to run their own checks and change the status (ThreadSanitizer
 // reports the hung threads as leaked and exits 66).
+// The process name of a program's guard (kGuardName in
+// lifecycle/process_internal.h; ContainerServiceTest's hang round checks that
+// the two agree).
+constexpr char kProgramGuardName[] = "lifecycle-guard";
+
 [[noreturn]] void EndTheProcess() {
   syscall(SYS_exit_group, kHangExitCode);
   _exit(kHangExitCode);  // not reached
@@ -381,22 +386,32 @@ class Watchdog {
     }
   }
 
-  // Kills this process's child processes and theirs (a death test's child,
-  // a program a test started): none may outlive the test. Returns a line
-  // naming them, or "".
-  std::string KillChildProcesses() {
-    std::vector<std::string> killed;
+  // Sends `sig` to this process's child processes and theirs (a death test's
+  // child, a program a test started), but not to the guards of programs
+  // (lifecycle/process_service.h): once this process has exited, they end
+  // their programs and run their clean-up (a container's removal), which a
+  // SIGKILL would skip. Returns them, "PID 'NAME'".
+  static std::vector<std::string> SignalChildProcesses(int sig) {
+    std::vector<std::string> signalled;
     std::vector<pid_t> todo = {getpid()};
     while (!todo.empty()) {
       pid_t parent = todo.back();
       todo.pop_back();
       for (const auto& [pid, name] : ChildProcessesOf(parent)) {
-        kill(pid, SIGKILL);
-        killed.push_back(absl::StrCat(pid, " '", name, "'"));
+        if (name == kProgramGuardName) continue;
+        kill(pid, sig);
+        signalled.push_back(absl::StrCat(pid, " '", name, "'"));
         todo.push_back(pid);  // orphans are adopted by init, not by us: the
                               // list was read before the kill
       }
     }
+    return signalled;
+  }
+
+  // Kills the child processes (see above): none may outlive the test.
+  // Returns a line naming them, or "".
+  std::string KillChildProcesses() {
+    std::vector<std::string> killed = SignalChildProcesses(SIGKILL);
     if (killed.empty()) return "";
     return absl::StrCat("[ HANGING  ] killed ", killed.size(),
                         " child process(es), so that none outlives the test: ",
@@ -462,6 +477,11 @@ class Watchdog {
   [[noreturn]] void Report(absl::Time now, absl::Time deadline,
                            const Watched& w) {
     GuardTheReport(absl::Nanoseconds(report_limit_nanos_.load()));
+    // The child processes stand still while the report is written, so that it
+    // describes one moment: a death test's child, with a watchdog of its own
+    // started a little later, cannot end itself (and be reaped) in between,
+    // and is still there to be named and killed at the end.
+    SignalChildProcesses(SIGSTOP);
     auto [name, file_name] = NameOf(w, death_test_child_);
     absl::Time started = absl::FromUnixNanos(w.started_nanos.load());
     absl::Time budget_from = absl::FromUnixNanos(w.budget_from_nanos.load());

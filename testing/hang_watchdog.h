@@ -56,7 +56,11 @@
 // test's child that hangs — in the "fast" style it has no watchdog of its own
 // — never outlives the test. A "threadsafe" child runs `main` again, so its
 // own watchdog watches it too, named "SUITE.TEST (in a death test's child
-// process)".
+// process)". The child processes are stopped (SIGSTOP) while the report is
+// written, so that none ends itself in between. The guards of programs
+// (`ProcessService`, `ContainerService`) are neither stopped nor killed: once
+// the process has ended they end their programs, SIGTERM first, and remove
+// their containers.
 //
 // The budget. Each test gets `TestBudget()`: 60 seconds, doubled under a
 // sanitizer (as `WaitTimeout()` is), or `LIFECYCLE_TEST_BUDGET` (an
