@@ -204,8 +204,8 @@ void SweepLeftovers(const ContainerEngine& engine) {
       size_t at = entry.second.find(kOwnerLabel);
       if (entry.first.empty() || at == std::string::npos) continue;
       at += sizeof(kOwnerLabel);  // the key and its '=' or ':'
-      std::string owner = entry.second.substr(
-          at, entry.second.find_first_of(" ,]", at) - at);
+      std::string owner =
+          entry.second.substr(at, entry.second.find_first_of(" ,]", at) - at);
       if (OwnerRuns(owner)) continue;
       RunCommand(RemoveCommand(engine, network, entry.first), kEngineTimeout);
     }
