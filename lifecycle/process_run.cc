@@ -278,13 +278,16 @@ absl::Status ProcessService::Run(const Context& ctx,
   // Beside "pid": what a leftover check that passes over a server kept for the
   // whole test binary needs (testing/leftover_threads.h).
   if (guard_pid > 0) SetDetail("guard", absl::StrCat(guard_pid));
+  // Killed before its pipe is closed: EOF would set it off, ending a group
+  // that is gone (its id free for reuse) and running the cleanup command a
+  // second time.
   absl::Cleanup reap_guard = [guard_pid, &fds] {
-    fds.guard.Reset();
     if (guard_pid > 0) {
       int status;
       kill(guard_pid, SIGKILL);
       waitpid(guard_pid, &status, 0);
     }
+    fds.guard.Reset();
   };
 
   fds.exited.Reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
