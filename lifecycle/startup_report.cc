@@ -253,27 +253,47 @@ std::string ToTraceEventJson(const std::vector<ServiceSnapshot>& roots) {
                       absl::StrJoin(events, ",\n"), "\n]}\n");
 }
 
+namespace {
+
+// A start that failed before it signalled started: drawn in the waterfall
+// (grey) to when it failed, since that is what a failed test wants to see.
+bool FailedStart(const ServiceSnapshot& s) {
+  return s.state == ServiceState::kFailed && !s.startup_completed &&
+         s.start_began != absl::InfinitePast() &&
+         s.last_failure_at >= s.start_began;
+}
+
+}  // namespace
+
 std::string ToStartupSvg(const std::vector<ServiceSnapshot>& roots) {
   std::vector<const ServiceSnapshot*> spans;
   absl::flat_hash_set<std::string> critical;
   for (const ServiceSnapshot& root : roots) {
-    Collect(root, spans);
+    for (const ServiceSnapshot* node : root.Flatten()) {
+      if (HasSpan(*node) || FailedStart(*node)) spans.push_back(node);
+    }
     for (const StartupHop& hop : CriticalPath(root)) critical.insert(hop.path);
   }
+  auto end_of = [](const ServiceSnapshot& s) {
+    return FailedStart(s) ? s.last_failure_at : EndOf(s);
+  };
+  bool completed = false, any_failed = false;
   absl::Time origin = absl::InfiniteFuture();
   absl::Time end = absl::InfinitePast();
   size_t label_chars = 10;
   for (const ServiceSnapshot* s : spans) {
     origin = std::min(origin, s->start_began);
-    end = std::max(end, EndOf(*s));
+    end = std::max(end, end_of(*s));
     label_chars = std::max(label_chars, s->path.size());
+    completed = completed || HasSpan(*s);
+    any_failed = any_failed || FailedStart(*s);
   }
+  if (spans.empty()) origin = end = absl::UnixEpoch();  // ticks of 0
   const double total_us =
-      spans.empty() ? 1
-                    : std::max(1.0, absl::ToDoubleMicroseconds(end - origin));
+      std::max(1.0, absl::ToDoubleMicroseconds(end - origin));
   const int kRow = 22, kTop = 48, kBarsWidth = 640;
   const int label_width = static_cast<int>(label_chars) * 8 + 20;
-  const int width = label_width + kBarsWidth + 110;
+  const int width = label_width + kBarsWidth + 130;
   const int height = kTop + kRow * static_cast<int>(spans.size()) + 16;
   auto x_of = [&](absl::Time t) {
     return label_width +
@@ -284,10 +304,10 @@ std::string ToStartupSvg(const std::vector<ServiceSnapshot>& roots) {
       "viewBox=\"0 0 %d %d\" font-family=\"monospace\" font-size=\"12\">\n"
       "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n"
       "<text x=\"10\" y=\"20\" font-weight=\"bold\">Start-up: %s "
-      "(the critical path in red)</text>\n",
+      "(the critical path in red%s)</text>\n",
       width, height, width, height,
-      spans.empty() ? "no completed start-up"
-                    : XmlText(Ms(end - origin)).c_str());
+      completed ? XmlText(Ms(end - origin)).c_str() : "no completed start-up",
+      any_failed ? ", failed starts in grey" : "");
   // A tick every quarter of the whole.
   for (int q = 0; q <= 4; ++q) {
     double x = label_width + kBarsWidth * q / 4.0;
@@ -299,18 +319,25 @@ std::string ToStartupSvg(const std::vector<ServiceSnapshot>& roots) {
   }
   for (size_t i = 0; i < spans.size(); ++i) {
     const ServiceSnapshot& s = *spans[i];
+    const bool failed = FailedStart(s);
     const int y = kTop + kRow * static_cast<int>(i);
     const double x = x_of(s.start_began);
-    const double w = std::max(2.0, x_of(EndOf(s)) - x);
+    const double w = std::max(2.0, x_of(end_of(s)) - x);
+    const std::string took =
+        failed ? absl::StrCat("failed after ",
+                              Ms(s.last_failure_at - s.start_began))
+               : Ms(s.startup_duration);
     out += absl::StrFormat(
         "<text x=\"10\" y=\"%d\">%s</text>"
         "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"16\" fill=\"%s\">"
-        "<title>%s: began @%s, took %s</title></rect>"
+        "<title>%s: began @%s, %s%s</title></rect>"
         "<text x=\"%.1f\" y=\"%d\">%s</text>\n",
         y + 13, XmlText(s.path), x, y, w,
-        critical.contains(s.path) ? "#d0342c" : "#3b7dd8", XmlText(s.path),
-        XmlText(Ms(s.start_began - origin)), XmlText(Ms(s.startup_duration)),
-        x + w + 4, y + 13, XmlText(Ms(s.startup_duration)));
+        failed                      ? "#8a8f98"
+        : critical.contains(s.path) ? "#d0342c"
+                                    : "#3b7dd8",
+        XmlText(s.path), XmlText(Ms(s.start_began - origin)),
+        failed ? "" : "took ", XmlText(took), x + w + 4, y + 13, XmlText(took));
   }
   return out + "</svg>\n";
 }

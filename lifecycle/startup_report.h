@@ -24,7 +24,9 @@
 //     (no script, no external resource), the critical path in red.
 //
 // The test harness writes the last two for every start (harness.h); the demo
-// with `--trace=FILE`. Services that never completed a start are left out.
+// with `--trace=FILE`. Services that never completed a start are left out,
+// except in the SVG, where a start that failed is a grey bar to when it failed
+// (a failed test's waterfall shows what failed, and when).
 //
 // Opt-in: its own target, `//lifecycle:startup_report` (CMake: part of
 // `lifecycle::snapshot_format`). Thread safety: pure functions of their

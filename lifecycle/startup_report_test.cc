@@ -179,5 +179,29 @@ TEST(StartupSvgTest, ABarPerServiceTheCriticalOnesInRed) {
   EXPECT_THAT(svg, ::testing::EndsWith("</svg>\n"));
 }
 
+// A flake report shows the waterfall of a start that failed: the service that
+// failed is drawn in grey to when it failed, and a waterfall with no span at
+// all has ticks of 0, not of an infinite span.
+TEST(StartupSvgTest, AFailedStartIsAGreyBarToWhenItFailed) {
+  ServiceSnapshot db = Span("db", absl::ZeroDuration(), absl::Milliseconds(4));
+  ServiceSnapshot cache;
+  cache.path = cache.name = "cache";
+  cache.state = ServiceState::kFailed;
+  cache.start_began = kT0 + absl::Milliseconds(1);
+  cache.last_failure_at = kT0 + absl::Milliseconds(9);
+  std::string svg = ToStartupSvg({db, cache});
+  EXPECT_THAT(svg, HasSubstr("fill=\"#8a8f98\"><title>cache: began @1ms, "
+                             "failed after 8ms</title>"));
+  EXPECT_THAT(svg, HasSubstr("failed starts in grey"));
+  EXPECT_THAT(svg, HasSubstr(">9ms</text>"));  // the last tick: the whole
+
+  ServiceSnapshot never;
+  never.path = never.name = "never";
+  std::string empty = ToStartupSvg({never});
+  EXPECT_THAT(empty, HasSubstr("no completed start-up"));
+  EXPECT_THAT(empty, ::testing::Not(HasSubstr("inf")));
+  EXPECT_THAT(empty, ::testing::Not(HasSubstr("<rect x=")));
+}
+
 }  // namespace
 }  // namespace lifecycle

@@ -19,6 +19,18 @@ check() {
   fi
 }
 
+# expect NAME STATUS: prints ok/FAIL for a status already known (0 is ok), counts; returns it.
+expect() {
+  if [ "$2" = 0 ]; then
+    echo "ok $1"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $1"
+    failed=$((failed + 1))
+  fi
+  return "$2"
+}
+
 # make_release REPO: tools/release.sh of the checkout as it stands (git stash create records
 # its tracked files, changes included, without touching anything; HEAD when nothing
 # changed) into $work/dist, as a check; sets $release_archive and $release_sha256, and

@@ -14,6 +14,25 @@ out=$(python3 tools/matrix.py --runs=0 2>&1); rc=$?
 out=$(python3 tools/matrix.py --configs=fastbuild,bogus 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -q "unknown configuration(s) bogus" <<<"$out"; expect "rejects an unknown config" $?
 
+out=$(python3 tools/matrix.py --machine=4/3 --out=/tmp/x 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q -- "--machine must be K/N with 1 <= K <= N, got '4/3'" <<<"$out"
+expect "rejects --machine=4/3" $?
+out=$(python3 tools/matrix.py --machine=1/3 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q -- "--machine needs --out=DIR" <<<"$out"; expect "--machine needs --out" $?
+out=$(python3 tools/matrix.py --machine=1/3 --out=/tmp/x --budget=5 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q -- "--budget cannot be used with --machine" <<<"$out"
+expect "rejects --budget with --machine (runs would go missing)" $?
+
+out=$(python3 tools/matrix.py --configs=fastbuild,opt --runs=2 --machine=2/3 --plan \
+  //tools/matrix_fixtures/... //tools/matrix_fixtures:passing //lifecycle:signal_test 2>&1)
+# Plan: fastbuild then opt; //lifecycle:signal_test before ...:passing; runs 1, 2.
+# Machine 2 of 3 takes the plan's runs 1, 4 and 7 (from 0).
+[ "$out" = "fastbuild //lifecycle:signal_test run 2
+opt //lifecycle:signal_test run 1
+opt //tools/matrix_fixtures:passing run 2
+machine 2 of 3: 3 of the plan's 8 runs" ]
+expect "the plan leaves out a wildcard's manual tests, keeps named ones, and is split" $?
+
 out=$(python3 tools/matrix.py --configs=tsan --dry-run --remote_executor=grpcs://cluster.invalid \
   --remote_cache=grpcs://cluster.invalid --remote_header=x-key=k --jobs=64 //x:y -- --keep_going 2>&1)
 grep -qE -- "^=== bazel test .*--config=tsan --remote_executor=grpcs://cluster.invalid --remote_cache=grpcs://cluster.invalid --remote_header=x-key=k --jobs=64 --keep_going -- //x:y$" <<<"$out"
