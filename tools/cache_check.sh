@@ -8,8 +8,8 @@
 #   2. the cache going away in the middle of a matrix run, a cache that answers
 #      every request with an error (500, and 507 for "full"), and one that is
 #      down: Bazel builds locally, the matrix says so, and no run fails for it.
-#   3. the tool itself: bad flags, a taken port, and a SIGKILL that leaves no
-#      nginx behind.
+#   3. the tool itself: bad flags, a taken port, a SIGKILL that leaves no nginx
+#      behind, and --max_size_mb.
 # Prints one "ok"/"FAIL" line per check and "N passed, N failed".
 #
 #   bash tools/cache_check.sh [URL]
@@ -114,6 +114,7 @@ expect "a taken port fails the start with nginx's own message (exit 1)" $?
 state=$(pgrep -a -f "nginx: master process" | grep -oE '/tmp/lifecycle-cache-[A-Za-z0-9]+' |
   while read -r s; do grep -q "$held_port" "$s/nginx.conf" 2>/dev/null && echo "$s"; done | head -n 1)
 kill -KILL "$cache_pid"
+wait "$cache_pid" 2>/dev/null
 gone=1
 for _ in $(seq 200); do
   if ! pgrep -f "nginx.*$state" >/dev/null 2>&1 && [ ! -e "$state" ]; then
@@ -124,5 +125,24 @@ for _ in $(seq 200); do
 done
 [ -n "$state" ] && [ $gone -eq 0 ]
 expect "a SIGKILLed cache leaves no nginx and no state folder" $?
+
+# --max_size_mb: the entries read longest ago go first, down to nine tenths.
+mkdir -p "$work/full/cas" "$work/full/ac"
+for name in cas/oldest ac/older cas/newest; do
+  head -c 409600 /dev/zero >"$work/full/$name"  # 400 KiB each: 1.2 MiB in all
+done
+touch -d '3 days ago' "$work/full/cas/oldest"
+touch -d '2 days ago' "$work/full/ac/older"
+"$work/cache" --dir="$work/full" --max_size_mb=1 --port_file="$work/full.port" \
+  >"$work/full.out" 2>&1 &
+full_pid=$!
+pids+=("$full_pid")
+for _ in $(seq 200); do [ -s "$work/full.port" ] && break; sleep 0.05; done
+[ ! -e "$work/full/cas/oldest" ] && [ -e "$work/full/ac/older" ] &&
+  [ -e "$work/full/cas/newest" ] &&
+  grep -q "removed 1 entries (400 KiB) read longest ago" "$work/full.out"
+expect "--max_size_mb=1 removes the entry read longest ago, and only it" $?
+kill "$full_pid"
+wait "$full_pid" 2>/dev/null
 
 finish

@@ -157,9 +157,9 @@ void Prune(const std::string& root, int64_t max_bytes) {
     }
   }
   std::fprintf(stderr,
-               "remote cache: removed %d entries (%lld MB) read "
+               "remote cache: removed %d entries (%lld KiB) read "
                "longest ago, over --max_size_mb\n",
-               count, static_cast<long long>(removed >> 20));
+               count, static_cast<long long>(removed >> 10));
 }
 
 int Run(const std::string& dir_flag) {
