@@ -234,7 +234,8 @@ def git_commit():
     head = git("rev-parse", "HEAD")
     if head.returncode != 0:
         return "unknown", False
-    return head.stdout.strip(), bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())
+    changed = git("status", "--porcelain", "--untracked-files=no").stdout
+    return head.stdout.strip(), bool(changed.strip())
 
 
 def main(argv):
@@ -242,10 +243,6 @@ def main(argv):
         import matrix_merge  # pylint: disable=import-outside-toplevel
         return matrix_merge.main(argv[1:])
     args = parse_args(argv)
-    # Failed runs' logs: under --out (with what the runs left in their
-    # outputs), else under --logs or a new temp dir.
-    logs = (os.path.join(args.out, "logs") if args.out else args.logs or
-            tempfile.mkdtemp(prefix="lifecycle-matrix-"))
     startup = ["--output_base=" + args.output_base] if args.output_base else []
     began = time.time()
 
@@ -277,6 +274,10 @@ def main(argv):
               % (args.machine_k, args.machine_n, len(mine), len(plan)))
         return 0
 
+    # Failed runs' logs: under --out (with what the runs left in their
+    # outputs), else under --logs or a new temp dir.
+    logs = (os.path.join(args.out, "logs") if args.out else args.logs or
+            tempfile.mkdtemp(prefix="lifecycle-matrix-"))
     rows = []  # (target, config, runs, failures, flaky)
     results = []  # this machine's runs, for matrix.json
     broken, skipped, failed_logs, caches = [], [], [], []
