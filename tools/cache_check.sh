@@ -113,8 +113,10 @@ held_port=${cache_url##*:}
 expect "a taken port fails the start with nginx's own message (exit 1)" $?
 state=$(pgrep -a -f "nginx: master process" | grep -oE '/tmp/lifecycle-cache-[A-Za-z0-9]+' |
   while read -r s; do grep -q "$held_port" "$s/nginx.conf" 2>/dev/null && echo "$s"; done | head -n 1)
-kill -KILL "$cache_pid"
-wait "$cache_pid" 2>/dev/null
+{  # the shell's "Killed" line for its own background job, not wanted here
+  kill -KILL "$cache_pid"
+  wait "$cache_pid"
+} 2>/dev/null
 gone=1
 for _ in $(seq 200); do
   if ! pgrep -f "nginx.*$state" >/dev/null 2>&1 && [ ! -e "$state" ]; then
