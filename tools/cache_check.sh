@@ -22,11 +22,7 @@ work=$(mktemp -d /tmp/cache-check.XXXXXX)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
-  for base in "$work"/base-*; do
-    [ -d "$base" ] && bazel --output_base="$base" shutdown >/dev/null 2>&1
-  done
-  chmod -R u+w "$work" 2>/dev/null
-  rm -rf "$work"
+  remove_work
 }
 trap cleanup EXIT
 . "$repo/tools/checks.sh"

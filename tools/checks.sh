@@ -19,6 +19,17 @@ check() {
   fi
 }
 
+# remove_work: shuts down the Bazel servers of the output bases under $work (base-*), then
+# removes $work (Bazel leaves its files read-only).
+remove_work() {
+  local base
+  for base in "$work"/base-*; do
+    [ -d "$base" ] && bazel --output_base="$base" shutdown >/dev/null 2>&1
+  done
+  chmod -R u+w "$work" 2>/dev/null
+  rm -rf "$work"
+}
+
 # expect NAME STATUS: prints ok/FAIL for a status already known (0 is ok), counts; returns it.
 expect() {
   if [ "$2" = 0 ]; then

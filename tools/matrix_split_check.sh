@@ -23,15 +23,8 @@ set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo" || exit 1
 work=$(mktemp -d /tmp/matrix-split.XXXXXX)
-cleanup() {
-  for k in 1 2 3; do
-    [ -d "$work/base-$k" ] && bazel --output_base="$work/base-$k" shutdown >/dev/null 2>&1
-  done
-  chmod -R u+w "$work" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
 . "$repo/tools/checks.sh"
+trap remove_work EXIT
 cache=()
 [ -n "${1:-}" ] && cache=("--remote_cache=$1")
 
